@@ -1,0 +1,55 @@
+# The project's vocabulary: install, proto, run, test, lint, bench.
+# `make run` and `make test` install whatever is missing on a fresh machine by themselves.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROTOS := $(shell find protos -name '*.proto')
+GEN := gen
+ADDRESS ?= 127.0.0.1:50051
+PYTEST_ARGS ?=
+
+.PHONY: install proto run test lint unit bench clean
+
+install: $(VENV)/.installed $(GEN)/.generated tools/node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,fast]'
+	# generated protobuf modules live in gen/ (built from protos/, never committed)
+	$(PY) -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'cqrs_grpc_gen.pth').write_text(str(pathlib.Path('$(GEN)').resolve()) + '\n')"
+	touch $@
+
+proto: $(GEN)/.generated
+
+$(GEN)/.generated: $(PROTOS) $(VENV)/.installed
+	rm -rf $(GEN) && mkdir -p $(GEN)
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(PROTOS)
+	touch $@
+
+# buf (for `buf curl`) comes from the npm registry, pinned in tools/package-lock.json.
+tools/node_modules/.installed: tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: install
+	$(PY) -m server --address $(ADDRESS)
+
+lint: install
+	$(PY) -m ruff check cqrs server clients tests
+	$(PY) -m ruff format --check cqrs server clients tests
+	$(PY) -m mypy
+
+unit: install
+	$(PY) -m pytest tests/unit -q
+
+test: lint
+	$(PY) -m pytest -q $(PYTEST_ARGS); code=$$?; \
+	  if [ $$code -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$code
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) $(GEN) tools/node_modules
