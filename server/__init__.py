@@ -1,0 +1,42 @@
+"""cqrs-grpc's server: every RPC of your protos served by a CQRS mediator.
+
+Public surface: ``App`` (bind protos to mediators, serve), ``RunningServer``,
+``StartupError``, ``ServerSettings``, ``ErrorMapper``, and the per-RPC context
+(``current_rpc``, ``maybe_current_rpc``, ``RpcContext``). Test helpers live in
+``server.testing``.
+
+Names are imported on first use so that ``import server.codec`` (or a handler module that
+only needs ``current_rpc``) does not pull in the whole server.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from server.app import App, RunningServer
+    from server.context import RpcContext, current_rpc, maybe_current_rpc
+    from server.errors import ErrorMapper
+    from server.routing import StartupError
+    from server.settings import ServerSettings
+
+_EXPORTS = {
+    "App": "server.app",
+    "RunningServer": "server.app",
+    "RpcContext": "server.context",
+    "current_rpc": "server.context",
+    "maybe_current_rpc": "server.context",
+    "ErrorMapper": "server.errors",
+    "StartupError": "server.routing",
+    "ServerSettings": "server.settings",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'server' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
