@@ -90,9 +90,14 @@ class Health:
     # -- the API the application drives -------------------------------------------------------------------
 
     @property
-    def service_names(self) -> tuple[str, ...]:
-        """Every name a ``Check`` answers for, the overall ``""`` included."""
+    def names(self) -> tuple[str, ...]:
+        """Every name a ``Check`` answers for: ``""``, the services, the named checks."""
         return tuple(self._statuses)
+
+    @staticmethod
+    def service_names_served() -> tuple[str, ...]:
+        """The gRPC services :meth:`register` adds (to list them in reflection)."""
+        return (SERVICE_NAME,)
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the Health service to ``server`` (before it starts)."""
