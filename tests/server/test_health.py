@@ -155,18 +155,25 @@ async def test_overall_check_gates_every_service(stub: Any, health: Health) -> N
     assert [await check(stub, s) for s in ("", FILES, OTHER)] == [NOT_SERVING] * 3
 
 
-async def test_concurrent_checks_share_one_evaluation(stub: Any, health: Health) -> None:
+async def test_concurrent_checks_share_one_evaluation(health: Health) -> None:
     calls = 0
+    release = asyncio.Event()
 
     async def slow() -> bool:
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0.05)
+        await release.wait()
         return True
 
     health.add_check(FILES, slow)
-    assert await asyncio.gather(*(check(stub, FILES) for _ in range(5))) == [SERVING] * 5
+    health.set_serving()
+    probes = asyncio.gather(*(health.status(FILES) for _ in range(5)))
+    await asyncio.sleep(0.01)  # every probe reaches the shared evaluation before it completes
+    release.set()
+    assert await probes == [ServingStatus.SERVING] * 5
     assert calls == 1
+    assert await health.status(FILES) == ServingStatus.SERVING
+    assert calls == 2  # shared while running, not cached afterwards
 
 
 async def test_watch_polls_dependency_checks(stub: Any, health: Health) -> None:
