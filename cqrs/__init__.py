@@ -1,0 +1,77 @@
+"""cqrs: a CQRS mediator with a streaming twin, events between yields, and middleware around both.
+
+It imports nothing from gRPC; ``server`` builds on it. Public names are listed in ``__all__``.
+"""
+
+from cqrs.container import Container, Resolver, SupportsScope
+from cqrs.errors import (
+    AlreadyExistsError,
+    DomainError,
+    FailedPreconditionError,
+    FieldViolation,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    UnavailableError,
+    ValidationError,
+)
+from cqrs.events.event import DomainEvent, Event, NotificationEvent
+from cqrs.events.event_handler import EventHandler
+from cqrs.events.map import EventMap
+from cqrs.exceptions import (
+    CqrsConfigurationError,
+    EventDepthExceededError,
+    HandlerAlreadyBoundError,
+    HandlerNotFoundError,
+    InvalidHandlerError,
+    ResolutionError,
+)
+from cqrs.mediator import RequestMediator
+from cqrs.middleware import Middleware, Next
+from cqrs.requests.bootstrap import bootstrap, bootstrap_streaming
+from cqrs.requests.map import RequestMap
+from cqrs.requests.request import Request, Response
+from cqrs.requests.request_handler import RequestHandler, StreamingRequestHandler, handler_types
+from cqrs.settings import MediatorSettings
+from cqrs.streaming import StreamingRequestMediator
+
+__all__ = [
+    "AlreadyExistsError",
+    "Container",
+    "CqrsConfigurationError",
+    "DomainError",
+    "DomainEvent",
+    "Event",
+    "EventDepthExceededError",
+    "EventHandler",
+    "EventMap",
+    "FailedPreconditionError",
+    "FieldViolation",
+    "HandlerAlreadyBoundError",
+    "HandlerNotFoundError",
+    "InvalidHandlerError",
+    "MediatorSettings",
+    "Middleware",
+    "Next",
+    "NotFoundError",
+    "NotificationEvent",
+    "PermissionDeniedError",
+    "Request",
+    "RequestHandler",
+    "RequestMap",
+    "RequestMediator",
+    "ResolutionError",
+    "Resolver",
+    "ResourceExhaustedError",
+    "Response",
+    "StreamingRequestHandler",
+    "StreamingRequestMediator",
+    "SupportsScope",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "ValidationError",
+    "bootstrap",
+    "bootstrap_streaming",
+    "handler_types",
+]

@@ -1,0 +1,101 @@
+"""The dataclass base shared by requests, responses and events.
+
+A subclass of :class:`Model` becomes a keyword-only dataclass the moment it is defined, so users write
+``class ProcessFilesCommand(cqrs.Request): file_ids: list[str]`` with no decorator, fields with defaults
+may precede fields without in subclasses, and ``dataclasses.fields()`` / ``typing.get_type_hints()`` see
+exactly what was declared (the gRPC codec relies on both).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self, dataclass_transform
+
+__all__ = ["Model"]
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+@dataclass_transform(kw_only_default=True)
+class Model:
+    """Base of every message class; subclasses are ``dataclass(kw_only=True)`` automatically.
+
+    ``__cqrs_frozen__`` (inherited) makes a whole family frozen, which is how
+    :class:`cqrs.DomainEvent` promises immutability.
+    """
+
+    __cqrs_frozen__: ClassVar[bool] = False
+
+    def __init_subclass__(cls, _abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # the library's own bases (Request, Event...) stay plain classes so a frozen family can
+        # derive from them (dataclasses forbid frozen-from-non-frozen inheritance)
+        if not _abstract:
+            dataclasses.dataclass(cls, kw_only=True, frozen=cls.__cqrs_frozen__)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain ``dict`` of the fields; nested dataclasses, lists, tuples and dicts are converted too."""
+        return {f.name: _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Build an instance from :meth:`to_dict`-shaped data, converting nested values by the type hints.
+
+        Unknown keys are ignored, so a newer producer does not break an older consumer.
+        """
+        hints = _hints(cls)
+        kwargs = {
+            f.name: _load(hints.get(f.name, Any), data[f.name])
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.init and f.name in data
+        }
+        return cls(**kwargs)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
+def _dump(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_dump(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _dump(v) for k, v in value.items()}
+    return value
+
+
+def _load(tp: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _load(options[0], value) if len(options) == 1 else value
+    if origin in (list, set, frozenset, tuple) or tp in (list, set, frozenset, tuple):
+        args = typing.get_args(tp)
+        item = args[0] if args else Any
+        container = origin or tp
+        return container(_load(item, v) for v in value)
+    if origin is dict or tp is dict:
+        args = typing.get_args(tp)
+        vtype = args[1] if len(args) == 2 else Any
+        return {k: _load(vtype, v) for k, v in value.items()}
+    if isinstance(tp, type) and isinstance(value, Mapping):
+        if issubclass(tp, Model):
+            return tp.from_dict(value)
+        if dataclasses.is_dataclass(tp):
+            hints = _hints(tp)
+            fields = {f.name for f in dataclasses.fields(tp) if f.init}
+            return tp(**{k: _load(hints.get(k, Any), v) for k, v in value.items() if k in fields})
+    if isinstance(tp, type) and issubclass(tp, enum.Enum) and not isinstance(value, tp):
+        return tp(value)
+    return value

@@ -1,0 +1,201 @@
+"""The event dispatcher: runs the handlers of a batch of events, then their follow-ups, breadth-first.
+
+One dispatcher belongs to one mediator and keeps no per-stream state: the per-stream concurrency limit
+is a worker pool sized for each dispatch (a stream's dispatches never overlap, because item k's events
+finish before item k+1 is produced), the optional global limit is one shared FIFO semaphore. Nothing
+grows with the number of items: the only mutable state is the failure counter in :class:`DispatchStats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from cqrs.container import Resolver
+from cqrs.events.event import Event
+from cqrs.events.map import EventMap
+from cqrs.exceptions import EventDepthExceededError
+from cqrs.settings import MediatorSettings
+
+__all__ = ["DispatchStats", "EventDispatcher"]
+
+logger = logging.getLogger("cqrs.events")
+
+_Chains = list[tuple[str, ...]] | None
+
+
+class DispatchStats:
+    """Counters a mediator exposes as ``mediator.stats`` (monotonic, never reset by the mediator)."""
+
+    __slots__ = ("event_handler_failures",)
+
+    def __init__(self) -> None:
+        self.event_handler_failures = 0
+
+    def __repr__(self) -> str:
+        return f"DispatchStats(event_handler_failures={self.event_handler_failures})"
+
+
+class EventDispatcher:
+    """Dispatches events to their handlers under the mediator's settings."""
+
+    def __init__(self, event_map: EventMap, settings: MediatorSettings) -> None:
+        self.event_map = event_map
+        self.settings = settings
+        self.stats = DispatchStats()
+        self._get = event_map._handlers.get
+        self._fail = settings.event_failure_policy == "fail"
+        self._concurrent = settings.concurrent_event_handle_enable
+        self._limit = settings.max_concurrent_event_handlers
+        gmax = settings.global_max_concurrent_event_handlers
+        self._global = asyncio.Semaphore(gmax) if gmax is not None else None
+
+    def wants(self, events: Sequence[Event]) -> bool:
+        """True if any of ``events`` has a handler (so a dispatch task is worth creating)."""
+        get = self._get
+        return any(get(type(e)) for e in events)
+
+    async def dispatch(self, events: Sequence[Event], resolver: Resolver, *, isolate: bool = False) -> None:
+        """Handle ``events`` and every follow-up, level by level, up to ``max_event_depth`` levels deep.
+
+        With ``isolate=True`` failures are reported even under the ``"fail"`` policy (used while a stream
+        is closing, where raising would mask the close or the cancellation).
+        """
+        fail = self._fail and not isolate
+        level: Sequence[Event] = events
+        chains: _Chains = None
+        depth = 0
+        while True:
+            if self._concurrent:
+                found = await self._run_concurrently(level, chains, resolver, fail)
+            else:
+                found = await self._run_sequentially(level, chains, resolver, fail)
+            if found is None:
+                return
+            level, chains = found
+            depth += 1
+            if depth > self.settings.max_event_depth:
+                error = EventDepthExceededError(chains[0], self.settings.max_event_depth)
+                if fail:
+                    raise error
+                self.report(error, level[0], None)
+                return
+
+    async def _run_sequentially(
+        self, level: Sequence[Event], chains: _Chains, resolver: Resolver, fail: bool
+    ) -> tuple[list[Event], list[tuple[str, ...]]] | None:
+        found: tuple[list[Event], list[tuple[str, ...]]] | None = None
+        get = self._get
+        for index, event in enumerate(level):
+            for handler_type in get(type(event), ()):
+                try:
+                    handler = await resolver.resolve(handler_type)
+                    await handler.handle(event)
+                except Exception as exc:
+                    if fail:
+                        raise
+                    self.report(exc, event, handler_type)
+                    continue
+                recorded = handler.events
+                if recorded:
+                    handler.clear_events()
+                    found = _collect(found, recorded, event, chains, index)
+        return found
+
+    async def _run_concurrently(
+        self, level: Sequence[Event], chains: _Chains, resolver: Resolver, fail: bool
+    ) -> tuple[list[Event], list[tuple[str, ...]]] | None:
+        get = self._get
+        jobs = [(h, e, i) for i, e in enumerate(level) for h in get(type(e), ())]
+        if not jobs:
+            return None
+        found: list[tuple[list[Event], list[tuple[str, ...]]] | None] = [None]
+
+        async def run(handler_type: type[Any], event: Event, index: int) -> None:
+            try:
+                if self._global is None:
+                    handler = await resolver.resolve(handler_type)
+                    await handler.handle(event)
+                else:
+                    async with self._global:
+                        handler = await resolver.resolve(handler_type)
+                        await handler.handle(event)
+            except Exception as exc:
+                if fail:
+                    raise
+                self.report(exc, event, handler_type)
+                return
+            recorded = handler.events
+            if recorded:
+                handler.clear_events()
+                found[0] = _collect(found[0], recorded, event, chains, index)
+
+        if len(jobs) == 1 and self._global is None:
+            await run(*jobs[0])
+            return found[0]
+        queue = iter(jobs)
+
+        async def worker() -> None:
+            for job in queue:
+                await run(*job)
+
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(worker()) for _ in range(min(self._limit, len(jobs)))]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            await _cancel_all(tasks)
+        return found[0]
+
+    def report(self, exc: BaseException, event: Event | None, handler_type: type[Any] | None) -> None:
+        """Count, log (logger ``cqrs.events``, with traceback) and pass an isolated failure to the hook."""
+        self.stats.event_handler_failures += 1
+        name = handler_type.__qualname__ if handler_type is not None else "event dispatch"
+        what = type(event).__qualname__ if event is not None else "a pending item's events"
+        logger.error("event handler %s failed on %s", name, what, exc_info=exc)
+        hook = self.settings.on_event_error
+        if hook is not None and event is not None:
+            try:
+                hook(event, handler_type or type(None), exc)
+            except Exception:
+                logger.exception("on_event_error hook failed")
+
+
+def _collect(
+    found: tuple[list[Event], list[tuple[str, ...]]] | None,
+    recorded: Sequence[Event],
+    parent: Event,
+    chains: _Chains,
+    index: int,
+) -> tuple[list[Event], list[tuple[str, ...]]]:
+    if found is None:
+        found = ([], [])
+    chain = chains[index] if chains is not None else (type(parent).__qualname__,)
+    for event in recorded:
+        found[0].append(event)
+        found[1].append((*chain, type(event).__qualname__))
+    return found
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the unfinished tasks and wait for them, so none outlives the dispatch."""
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    cancelled = False
+    while pending:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            cancelled = True  # keep waiting: an orphaned task is worse than a late cancellation
+        pending = [t for t in pending if not t.done()]
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # mark retrieved: the first error was raised or reported already
+    if cancelled:
+        raise asyncio.CancelledError

@@ -1,0 +1,53 @@
+"""The event map: which handler classes react to which event class (any number each)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import ItemsView, Iterator
+from typing import Any
+
+from cqrs.events.event import Event
+from cqrs.exceptions import HandlerAlreadyBoundError, InvalidHandlerError
+
+__all__ = ["EventMap"]
+
+
+class EventMap:
+    """Binds event classes to handler classes, in order; matching is by exact class.
+
+    ``get()`` returns a tuple (empty when nothing is bound) so the dispatcher does one dict lookup per
+    event and allocates nothing.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: dict[type[Event], tuple[type[Any], ...]] = {}
+
+    def bind(self, event_type: type[Event], handler_type: type[Any]) -> None:
+        """Add ``handler_type`` to the handlers of ``event_type`` (the same pair twice is an error)."""
+        if not isinstance(event_type, type):
+            raise TypeError(f"bind() expects an event class, got {event_type!r}")
+        handle = getattr(handler_type, "handle", None)
+        if not isinstance(handler_type, type) or not inspect.iscoroutinefunction(handle):
+            raise InvalidHandlerError(f"{handler_type!r} must be a class with an 'async def handle(event)'")
+        current = self._handlers.get(event_type, ())
+        if handler_type in current:
+            raise HandlerAlreadyBoundError(
+                f"{handler_type.__qualname__} is already bound to {event_type.__qualname__}"
+            )
+        self._handlers[event_type] = (*current, handler_type)
+
+    def get(self, event_type: type[Event]) -> tuple[type[Any], ...]:
+        """The handler classes of ``event_type`` (``()`` if none)."""
+        return self._handlers.get(event_type, ())
+
+    def items(self) -> ItemsView[type[Event], tuple[type[Any], ...]]:
+        return self._handlers.items()
+
+    def __contains__(self, event_type: object) -> bool:
+        return event_type in self._handlers
+
+    def __iter__(self) -> Iterator[type[Event]]:
+        return iter(self._handlers)
+
+    def __len__(self) -> int:
+        return len(self._handlers)

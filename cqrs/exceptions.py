@@ -1,0 +1,52 @@
+"""Errors that mean the mediator was wired or used wrongly (bugs), as opposed to :mod:`cqrs.errors`.
+
+Domain errors in :mod:`cqrs.errors` are outcomes meant for the caller; these are for the developer and
+name what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CqrsConfigurationError",
+    "EventDepthExceededError",
+    "HandlerAlreadyBoundError",
+    "HandlerNotFoundError",
+    "InvalidHandlerError",
+    "ResolutionError",
+]
+
+
+class CqrsConfigurationError(Exception):
+    """Base: the maps, handlers or container are wired wrongly."""
+
+
+class HandlerAlreadyBoundError(CqrsConfigurationError):
+    """A request class was bound to a second handler."""
+
+
+class InvalidHandlerError(CqrsConfigurationError, TypeError):
+    """A handler class does not fit where it is bound (wrong ``handle`` kind, missing methods)."""
+
+
+class HandlerNotFoundError(CqrsConfigurationError, LookupError):
+    """``send``/``stream`` was called with a request class that has no handler."""
+
+
+class ResolutionError(CqrsConfigurationError):
+    """The container cannot build a requested type."""
+
+
+class EventDepthExceededError(Exception):
+    """Follow-up events went deeper than ``max_event_depth``: almost always a cycle between handlers.
+
+    ``chain`` holds the event class names from the first event to the one that crossed the limit.
+    """
+
+    def __init__(self, chain: tuple[str, ...], max_depth: int) -> None:
+        self.chain = chain
+        self.max_depth = max_depth
+        super().__init__(
+            f"follow-up events exceeded max_event_depth={max_depth}: {' -> '.join(chain)}; "
+            f"a handler probably records an event that leads back to itself (raise max_event_depth "
+            f"if the chain is intended)"
+        )

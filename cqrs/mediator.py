@@ -1,0 +1,114 @@
+"""The unary mediator and what both mediators share: maps, container, middleware, dispatcher, settings.
+
+A mediator holds no per-request state: each ``send`` (or stream) opens its own container scope, resolves
+a new handler instance, and drops both when it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypeVar
+
+from cqrs.container import Container, Resolver, SupportsScope
+from cqrs.events.dispatcher import DispatchStats, EventDispatcher
+from cqrs.events.map import EventMap
+from cqrs.exceptions import HandlerNotFoundError, InvalidHandlerError
+from cqrs.middleware import Middleware, build_chain
+from cqrs.requests.map import RequestMap
+from cqrs.requests.request import Request
+from cqrs.requests.request_handler import is_streaming_handler
+from cqrs.settings import MediatorSettings
+
+__all__ = ["RequestMediator"]
+
+ResT = TypeVar("ResT")
+
+
+class _Mediator:
+    """State and checks shared by :class:`RequestMediator` and the streaming mediator."""
+
+    _streaming = False
+
+    def __init__(
+        self,
+        request_map: RequestMap,
+        *,
+        event_map: EventMap | None = None,
+        container: Resolver | None = None,
+        middlewares: Sequence[Middleware] = (),
+        settings: MediatorSettings | None = None,
+    ) -> None:
+        self.request_map = request_map
+        self.event_map = event_map if event_map is not None else EventMap()
+        self.container: Resolver = container if container is not None else Container()
+        self.middlewares: tuple[Middleware, ...] = tuple(middlewares)
+        self.settings = settings if settings is not None else MediatorSettings()
+        self._dispatcher = EventDispatcher(self.event_map, self.settings)
+        self._handlers = request_map._handlers
+        self._scoped = isinstance(self.container, SupportsScope)
+        for request_type, handler_type in request_map.items():
+            self._check(request_type, handler_type)
+
+    @property
+    def stats(self) -> DispatchStats:
+        """Counters, e.g. ``stats.event_handler_failures`` (isolated event-handler errors)."""
+        return self._dispatcher.stats
+
+    def _check(self, request_type: type[Request], handler_type: type[Any]) -> None:
+        if is_streaming_handler(handler_type) != self._streaming:
+            kind, other = ("a streaming", "StreamingRequestMediator.stream / bootstrap_streaming()")
+            if self._streaming:
+                kind, other = ("not a streaming", "RequestMediator.send / bootstrap()")
+            raise InvalidHandlerError(
+                f"{handler_type.__qualname__} (bound to {request_type.__qualname__}) is {kind} handler; "
+                f"{type(self).__name__} cannot run it: use {other}"
+            )
+
+    def _handler_type(self, request: Request) -> type[Any]:
+        handler_type = self._handlers.get(type(request))
+        if handler_type is None:
+            raise HandlerNotFoundError(
+                f"no handler is bound to {type(request).__qualname__} in this {type(self).__name__} "
+                f"(bound: {self.request_map.describe()}); bind one with commands_mapper/queries_mapper"
+            )
+        return handler_type
+
+    def _scope(self) -> contextlib.AbstractAsyncContextManager[Resolver]:
+        if self._scoped:
+            return self.container.open_scope()  # type: ignore[attr-defined, no-any-return]
+        return _no_scope(self.container)
+
+
+@contextlib.asynccontextmanager
+async def _no_scope(container: Resolver) -> AsyncIterator[Resolver]:
+    yield container
+
+
+class RequestMediator(_Mediator):
+    """Sends a request to its one handler and returns the response.
+
+    Events the handler records are dispatched after ``handle`` returns and before ``send`` returns
+    (python-cqrs behaviour), with follow-ups, under the mediator's settings. Middleware wraps the call.
+    """
+
+    async def send(self, request: Request) -> Any:
+        """Run the handler bound to ``type(request)`` and return its response."""
+        handler_type = self._handler_type(request)
+        if not self.middlewares:
+            return await self._handle(request, handler_type)
+
+        async def terminal(req: Request) -> Any:
+            return await self._handle(req, self._handler_type(req))
+
+        return await build_chain(self.middlewares, terminal)(request)
+
+    async def _handle(self, request: Request, handler_type: type[Any]) -> Any:
+        async with self._scope() as resolver:
+            handler = await resolver.resolve(handler_type)
+            response = await handler.handle(request)
+            events = handler.events
+            if events:
+                handler.clear_events()
+                await self._dispatcher.dispatch(events, resolver)
+            return response

@@ -1,0 +1,89 @@
+"""The request map: which handler class serves which request class (one each)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import ItemsView, Iterator
+from typing import Any
+
+from cqrs.exceptions import HandlerAlreadyBoundError, InvalidHandlerError
+from cqrs.requests.request import Request
+from cqrs.requests.request_handler import RequestHandler, StreamingRequestHandler, is_streaming_handler
+
+__all__ = ["RequestMap"]
+
+
+class RequestMap:
+    """Binds each request class to exactly one handler class.
+
+    Binding a request twice raises :class:`~cqrs.exceptions.HandlerAlreadyBoundError` naming both
+    handlers. A handler whose ``handle`` contradicts its base class (a ``StreamingRequestHandler``
+    that is not an async generator, a ``RequestHandler`` that is one) is rejected here, at bind time.
+    The map is inspectable: ``get()``, ``items()``, ``in``, iteration over request classes, ``len()``.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: dict[type[Request], type[Any]] = {}
+
+    def bind(self, request_type: type[Request], handler_type: type[Any]) -> None:
+        """Serve ``request_type`` with ``handler_type`` (a new instance per send/stream)."""
+        if not isinstance(request_type, type):
+            raise TypeError(f"bind() expects a request class, got {request_type!r}")
+        _check_handler(handler_type)
+        current = self._handlers.get(request_type)
+        if current is not None and current is not handler_type:
+            raise HandlerAlreadyBoundError(
+                f"{request_type.__qualname__} is already handled by {current.__qualname__}; "
+                f"cannot bind it to {handler_type.__qualname__} too (a request has exactly one handler)"
+            )
+        self._handlers[request_type] = handler_type
+
+    def get(self, request_type: type[Request]) -> type[Any] | None:
+        """The handler class bound to ``request_type``, or ``None`` (never raises KeyError)."""
+        return self._handlers.get(request_type)
+
+    def items(self) -> ItemsView[type[Request], type[Any]]:
+        """``(request class, handler class)`` pairs, in binding order."""
+        return self._handlers.items()
+
+    def describe(self) -> str:
+        """A one-line listing of what is bound, for error messages."""
+        if not self._handlers:
+            return "nothing is bound"
+        return ", ".join(f"{r.__qualname__} -> {h.__qualname__}" for r, h in self._handlers.items())
+
+    def __contains__(self, request_type: object) -> bool:
+        return request_type in self._handlers
+
+    def __iter__(self) -> Iterator[type[Request]]:
+        return iter(self._handlers)
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+    def __repr__(self) -> str:
+        return f"RequestMap({self.describe()})"
+
+
+def _check_handler(handler_type: type[Any]) -> None:
+    if not isinstance(handler_type, type) or not callable(getattr(handler_type, "handle", None)):
+        raise InvalidHandlerError(f"{handler_type!r} is not a handler class with a handle() method")
+    for attr in ("events", "clear_events"):
+        if not hasattr(handler_type, attr):
+            raise InvalidHandlerError(
+                f"{handler_type.__qualname__} has no {attr!r}: subclass RequestHandler or "
+                f"StreamingRequestHandler, or implement the events / clear_events() convention"
+            )
+    streaming = is_streaming_handler(handler_type)
+    if issubclass(handler_type, StreamingRequestHandler) and not streaming:
+        raise InvalidHandlerError(
+            f"{handler_type.__qualname__}.handle must be an async generator function "
+            f"(an 'async def' that uses 'yield') because it is a StreamingRequestHandler"
+        )
+    if issubclass(handler_type, RequestHandler) and streaming:
+        raise InvalidHandlerError(
+            f"{handler_type.__qualname__}.handle is an async generator but the class is a RequestHandler; "
+            f"subclass StreamingRequestHandler and use a StreamingRequestMediator"
+        )
+    if not streaming and not inspect.iscoroutinefunction(handler_type.handle):
+        raise InvalidHandlerError(f"{handler_type.__qualname__}.handle must be 'async def'")

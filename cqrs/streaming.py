@@ -1,0 +1,128 @@
+"""The streaming mediator: each yield of the handler is one item for the consumer, with the events the
+handler recorded before that yield dispatched between items (see :class:`~cqrs.settings.MediatorSettings`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+
+from cqrs.container import Resolver
+from cqrs.events.event import Event
+from cqrs.mediator import _Mediator
+from cqrs.middleware import build_chain, drive_stream, emit
+from cqrs.requests.request import Request
+
+__all__ = ["StreamingRequestMediator"]
+
+
+class StreamingRequestMediator(_Mediator):
+    """Streams the responses of a :class:`~cqrs.StreamingRequestHandler`.
+
+    Promises, for one stream:
+
+    * item k's events are finished before the handler is resumed to produce item k+1; events recorded
+      after the last yield (or by a handler that never yields) are dispatched when it returns;
+    * closing the stream (``aclose()``, ``break`` under ``contextlib.aclosing``, cancelling the consumer)
+      closes the handler's generator in the consumer's task before ``aclose()`` returns, settles pending
+      events per ``on_close``, then closes the container scope;
+    * middleware wraps the whole stream, in the consumer's task (see :mod:`cqrs.middleware`).
+    """
+
+    _streaming = True
+
+    def stream(self, request: Request) -> AsyncGenerator[Any, None]:
+        """Start streaming ``request`` (do not await; iterate with ``async for``).
+
+        Raises :class:`~cqrs.exceptions.HandlerNotFoundError` at once if nothing handles the request.
+        """
+        handler_type = self._handler_type(request)
+        if not self.middlewares:
+            return self._run(request, handler_type)
+        return drive_stream(build_chain(self.middlewares, self._terminal), request)
+
+    async def _terminal(self, request: Request) -> int:
+        count = 0
+        async with contextlib.aclosing(self._run(request, self._handler_type(request))) as items:
+            async for item in items:
+                count += 1
+                await emit(item)
+        return count
+
+    async def _run(self, request: Request, handler_type: type[Any]) -> AsyncGenerator[Any, None]:
+        dispatcher = self._dispatcher
+        dispatch = dispatcher.dispatch
+        before_send = self.settings.event_timing == "before_send"
+        concurrent = self.settings.concurrent_event_handle_enable
+        async with self._scope() as resolver:
+            handler = await resolver.resolve(handler_type)
+            agen = handler.handle(request)
+            task: asyncio.Task[None] | None = None
+            pending: Sequence[Event] | None = None
+            try:
+                async for item in agen:
+                    events = handler.events
+                    if not events:
+                        yield item
+                        continue
+                    handler.clear_events()
+                    if before_send:
+                        await dispatch(events, resolver)
+                        yield item
+                    elif concurrent:
+                        if not dispatcher.wants(events):
+                            yield item
+                            continue
+                        task = asyncio.get_running_loop().create_task(dispatch(events, resolver))
+                        yield item
+                        try:
+                            await self._join(task)
+                        finally:
+                            if task.done():
+                                task = None
+                    else:
+                        pending = events
+                        yield item
+                        pending = None
+                        await dispatch(events, resolver)
+                events = handler.events
+                if events:
+                    handler.clear_events()
+                    await dispatch(events, resolver)
+            finally:
+                try:
+                    await agen.aclose()
+                finally:
+                    if task is not None or pending:
+                        await self._settle(task, pending, resolver)
+
+    async def _join(self, task: asyncio.Task[None]) -> None:
+        """Wait for an item's dispatch task; a cancellation of the consumer spares it under "complete"."""
+        if self.settings.on_close == "complete":
+            await asyncio.shield(task)
+        else:
+            await task
+
+    async def _settle(
+        self, task: asyncio.Task[None] | None, pending: Sequence[Event] | None, resolver: Resolver
+    ) -> None:
+        """Finish (``on_close="complete"``) or cancel the events of the item the consumer stopped at."""
+        complete = self.settings.on_close == "complete"
+        if task is not None:
+            if not complete:
+                task.cancel()
+            cancelled = False
+            while not task.done():
+                try:
+                    await asyncio.wait((task,))
+                except asyncio.CancelledError:
+                    cancelled = True
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                self._dispatcher.report(error, None, None)
+            if cancelled:
+                raise asyncio.CancelledError
+        elif pending and complete:
+            await self._dispatcher.dispatch(pending, resolver, isolate=True)
