@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PROTOS := $(shell find protos -name '*.proto')
+TEST_PROTOS := $(shell find tests/protos -name '*.proto')
 GEN := gen
 ADDRESS ?= 127.0.0.1:50051
 PYTEST_ARGS ?=
@@ -23,9 +24,11 @@ $(VENV)/.installed: pyproject.toml
 
 proto: $(GEN)/.generated
 
-$(GEN)/.generated: $(PROTOS) $(VENV)/.installed
+$(GEN)/.generated: $(PROTOS) $(TEST_PROTOS) $(VENV)/.installed
 	rm -rf $(GEN) && mkdir -p $(GEN)
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(PROTOS)
+	# messages used only by the codec tests
+	$(PY) -m grpc_tools.protoc -Iprotos -Itests/protos --python_out=$(GEN) --pyi_out=$(GEN) $(TEST_PROTOS)
 	touch $@
 
 # buf (for `buf curl`) comes from the npm registry, pinned in tools/package-lock.json.

@@ -32,7 +32,16 @@ _EXPORTS = {
     "ServerSettings": "server.settings",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "App",
+    "ErrorMapper",
+    "RpcContext",
+    "RunningServer",
+    "ServerSettings",
+    "StartupError",
+    "current_rpc",
+    "maybe_current_rpc",
+]
 
 
 def __getattr__(name: str) -> Any:

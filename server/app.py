@@ -1,0 +1,166 @@
+"""The App: protos in, a running grpc.aio server out, with no servicer written by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import grpc
+
+from cqrs import Request, RequestMediator, StreamingRequestMediator
+from server.errors import ErrorMapper
+from server.health import Health
+from server.observability import RpcLog
+from server.reflection import Reflection
+from server.routing import Route, ServiceSource, build_routes, service_descriptors
+from server.rpc import RpcAdapter
+from server.settings import ServerSettings
+
+logger = logging.getLogger("server")
+
+
+class App:
+    """Serves the RPCs of the added services through the given mediators.
+
+    Server-streaming RPCs go to ``streaming_mediator.stream`` (each yield of the handler is
+    one message), unary RPCs to ``mediator.send``. Wiring is checked in ``add_services``:
+    a problem there raises ``StartupError`` naming every RPC, class and field at fault.
+    """
+
+    def __init__(
+        self,
+        *,
+        streaming_mediator: StreamingRequestMediator | None = None,
+        mediator: RequestMediator | None = None,
+        settings: ServerSettings | None = None,
+        error_domain: str = "cqrs-grpc",
+    ) -> None:
+        if streaming_mediator is None and mediator is None:
+            raise ValueError("App needs a streaming_mediator, a mediator, or both")
+        self.streaming_mediator = streaming_mediator
+        self.mediator = mediator
+        self.settings = settings or ServerSettings()
+        self.errors = ErrorMapper(error_domain)
+        self.routes: list[Route] = []
+
+    def add_services(
+        self, *sources: ServiceSource, bindings: Mapping[str, type[Request]] | None = None
+    ) -> None:
+        """Bind every RPC of the services in ``sources`` (generated modules or descriptors).
+
+        ``bindings`` overrides the name-based routing: ``{"pkg.Service/Method": RequestClass}``.
+        """
+        services = [service for source in sources for service in service_descriptors(source)]
+        taken = {route.service for route in self.routes}
+        duplicated = sorted(taken & {service.full_name for service in services})
+        if duplicated:
+            raise ValueError(f"services added twice: {', '.join(duplicated)}")
+        self.routes += build_routes(
+            services,
+            streaming_mediator=self.streaming_mediator,
+            mediator=self.mediator,
+            bindings=dict(bindings or {}),
+        )
+
+    def map_error(self, exc_type: type[BaseException], code: grpc.StatusCode) -> None:
+        """Send ``code`` when a handler raises ``exc_type`` (or a subclass)."""
+        self.errors.register(exc_type, code)
+
+    @property
+    def service_names(self) -> list[str]:
+        return sorted({route.service for route in self.routes})
+
+    @contextlib.asynccontextmanager
+    async def serve(self, address: str = "127.0.0.1:0") -> AsyncIterator[RunningServer]:
+        """Start serving on ``address`` (port 0 picks a free one: read ``running.port``).
+
+        On exit the server shuts down gracefully with ``settings.grace``.
+        """
+        running = await self.start(address)
+        try:
+            yield running
+        finally:
+            await running.stop()
+
+    async def start(self, address: str = "127.0.0.1:0") -> RunningServer:
+        """Start serving and return the handle; the caller must ``await running.stop()``."""
+        if not self.routes:
+            raise ValueError("no services to serve: call app.add_services(your_pb2) first")
+        draining = asyncio.Event()
+        server = grpc.aio.server(options=self.settings.grpc_options())
+        adapter = RpcAdapter(
+            streaming_mediator=self.streaming_mediator,
+            mediator=self.mediator,
+            errors=self.errors,
+            log=RpcLog(),
+            draining=draining,
+        )
+        by_service: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = {}
+        for route in self.routes:
+            by_service.setdefault(route.service, {})[route.method] = adapter.method_handler(route)
+        for service, handlers in by_service.items():
+            server.add_registered_method_handlers(service, handlers)  # type: ignore[attr-defined]
+            server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, handlers)])
+        health = Health(self.service_names)
+        health.register(server)
+        reflection = Reflection([*self.service_names, *health.service_names_served()])
+        reflection.register(server)
+        port = server.add_insecure_port(address)
+        if port == 0 and not address.endswith(":0"):
+            raise OSError(f"could not bind {address}: is another process listening there?")
+        await server.start()
+        health.set_serving()
+        host = address.rsplit(":", 1)[0]
+        running = RunningServer(server, health, draining, host=host, port=port, grace=self.settings.grace)
+        logger.info("serving address=%s:%d services=%s", host, port, ",".join(self.service_names))
+        return running
+
+
+class RunningServer:
+    """A started server: its port, and a graceful ``stop``.
+
+    ``stop`` marks health NOT_SERVING at once, sets the drain signal that endless streams
+    watch, refuses new RPCs, lets in-flight ones run for ``grace`` seconds, then cancels them
+    (their handlers' ``finally`` blocks run).
+    """
+
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        health: Health,
+        draining: asyncio.Event,
+        *,
+        host: str,
+        port: int,
+        grace: float,
+    ) -> None:
+        self.server = server
+        self.health = health
+        self.draining = draining
+        self.host = host
+        self.port = port
+        self.grace = grace
+        self._stopping: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Shut down gracefully; safe to call more than once (later calls wait for the first)."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(self.grace if grace is None else grace))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, grace: float) -> None:
+        logger.info("draining address=%s grace=%.1fs", self.address, grace)
+        self.health.set_not_serving()
+        self.draining.set()
+        await self.server.stop(grace)
+        logger.info("stopped address=%s", self.address)
+
+    async def wait_for_termination(self) -> None:
+        await self.server.wait_for_termination()

@@ -1,0 +1,97 @@
+"""The per-RPC context a handler can read without knowing it is served over gRPC.
+
+Handlers live in the `cqrs` world and receive only their Request. What the transport knows
+about the call (who called, with which metadata, how long is left) is published in a
+context variable for the duration of the RPC. The RPC adapter runs the whole mediator
+pipeline — middleware, handler generator, inline event handlers — in the RPC's own task, and
+event-handler tasks copy the context when they are created, so ``current_rpc()`` works
+everywhere a handler's code runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+
+_current: contextvars.ContextVar[RpcContext] = contextvars.ContextVar("cqrs_grpc_rpc")
+
+
+class RpcContext:
+    """What a handler may know about the RPC it serves.
+
+    ``method`` is the full gRPC method path (``/demo.files.v1.FileService/ProcessFiles``).
+    ``metadata`` holds the invocation metadata, keys lower-cased, the last value winning
+    (``metadata_all`` keeps every value). ``draining`` is set when the server starts a
+    graceful shutdown: endless streams should wind down when they see it. Metadata and peer
+    are read from grpc on first use only, so RPCs that never look pay nothing.
+    """
+
+    __slots__ = ("_metadata", "draining", "grpc_context", "method", "started_at")
+
+    def __init__(
+        self, method: str, grpc_context: grpc.aio.ServicerContext[Any, Any], draining: asyncio.Event
+    ) -> None:
+        self.method = method
+        self.grpc_context = grpc_context
+        self.draining = draining
+        self.started_at = time.monotonic()
+        self._metadata: dict[str, str | bytes] | None = None
+
+    @property
+    def peer(self) -> str:
+        """The caller's address as grpc reports it (``ipv4:127.0.0.1:53211``)."""
+        return str(self.grpc_context.peer())
+
+    @property
+    def metadata_all(self) -> tuple[tuple[str, str | bytes], ...]:
+        """Every invocation metadata pair, in the order the client sent them."""
+        return tuple((str(key), value) for key, value in (self.grpc_context.invocation_metadata() or ()))
+
+    @property
+    def metadata(self) -> Mapping[str, str | bytes]:
+        """Invocation metadata as a mapping; for a repeated key the last value wins."""
+        if self._metadata is None:
+            self._metadata = {key.lower(): value for key, value in self.metadata_all}
+        return self._metadata
+
+    def time_remaining(self) -> float | None:
+        """Seconds left before the client's deadline, or None when the client set none."""
+        remaining = self.grpc_context.time_remaining()
+        return None if remaining is None else float(remaining)
+
+    def set_trailing_metadata(self, *pairs: tuple[str, str | bytes]) -> None:
+        """Trailers to send when the RPC ends (replaces earlier ones)."""
+        self.grpc_context.set_trailing_metadata(pairs)
+
+
+def current_rpc() -> RpcContext:
+    """The context of the RPC being served in this task.
+
+    Raises LookupError outside an RPC (e.g. when a handler runs in a plain unit test);
+    use ``maybe_current_rpc()`` for code that also runs without a server.
+    """
+    try:
+        return _current.get()
+    except LookupError:
+        raise LookupError(
+            "current_rpc() was called outside an RPC served by server.App; "
+            "use maybe_current_rpc() in code that also runs without a server"
+        ) from None
+
+
+def maybe_current_rpc() -> RpcContext | None:
+    """The context of the RPC being served in this task, or None outside one."""
+    return _current.get(None)
+
+
+def _enter(context: RpcContext) -> contextvars.Token[RpcContext]:
+    return _current.set(context)
+
+
+def _leave(token: contextvars.Token[RpcContext]) -> None:
+    _current.reset(token)

@@ -1,0 +1,167 @@
+"""Exceptions → gRPC statuses with rich details, and nothing internal on the wire.
+
+Domain errors (``cqrs.errors``) carry a message meant for the caller; they end the RPC with
+their mapped code, the message, and ``grpc-status-details-bin`` holding a
+``google.rpc.Status`` with an ``ErrorInfo`` (reason, domain, metadata) and, for validation
+errors, a ``BadRequest`` with one field violation per bad field.
+
+Anything else is a bug: it is logged with its traceback and an error id, and the caller gets
+INTERNAL with a generic message and the same id (in the message, in an ``ErrorInfo`` and in
+the ``error-id`` trailer) so the two can be matched — never the exception's text, which may
+hold paths, SQL or secrets (grpc's own default would send ``Unexpected <class>: text``).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from cqrs import errors as domain
+
+logger = logging.getLogger("server.errors")
+
+ERROR_ID_TRAILER = "error-id"
+STATUS_DETAILS_TRAILER = "grpc-status-details-bin"
+
+DEFAULT_ERROR_CODES: Mapping[type[BaseException], grpc.StatusCode] = {
+    domain.ValidationError: grpc.StatusCode.INVALID_ARGUMENT,
+    domain.NotFoundError: grpc.StatusCode.NOT_FOUND,
+    domain.AlreadyExistsError: grpc.StatusCode.ALREADY_EXISTS,
+    domain.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+    domain.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    domain.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+    domain.ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    domain.UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    domain.DomainError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+class RpcError(Exception):
+    """An outcome computed by the server itself (bad request bytes, load shedding...).
+
+    Raised inside the RPC adapter and turned into a status like a domain error.
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        reason: str,
+        violations: Iterable[domain.FieldViolation] = (),
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reason = reason
+        self.violations = tuple(violations)
+
+
+class Outcome:
+    """The status an RPC ends with: code, caller-safe message and trailers."""
+
+    __slots__ = ("code", "message", "trailers")
+
+    def __init__(
+        self, code: grpc.StatusCode, message: str, trailers: tuple[tuple[str, str | bytes], ...]
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.trailers = trailers
+
+
+class ErrorMapper:
+    """Maps exception classes to status codes by walking the exception's MRO.
+
+    The table starts from ``DEFAULT_ERROR_CODES``; ``register()`` extends or overrides it
+    (e.g. ``mapper.register(PaymentDeclined, grpc.StatusCode.FAILED_PRECONDITION)``). Only
+    ``DomainError``s and ``RpcError``s keep their message on the wire; a registered
+    non-domain exception is sent with its class's docstring summary, never its text.
+    """
+
+    def __init__(self, domain_name: str = "cqrs-grpc") -> None:
+        self.domain_name = domain_name
+        self._codes: dict[type[BaseException], grpc.StatusCode] = dict(DEFAULT_ERROR_CODES)
+
+    def register(self, exc_type: type[BaseException], code: grpc.StatusCode) -> None:
+        if code is grpc.StatusCode.OK:
+            raise ValueError(f"{exc_type.__qualname__} cannot map to OK: an error must end the RPC as one")
+        self._codes[exc_type] = code
+
+    def code_for(self, exc: BaseException) -> grpc.StatusCode | None:
+        for klass in type(exc).__mro__:
+            code = self._codes.get(klass)
+            if code is not None:
+                return code
+        return None
+
+    def outcome(self, exc: BaseException, *, method: str) -> Outcome:
+        """The status for ``exc`` raised while serving ``method``; logs unexpected ones."""
+        if isinstance(exc, RpcError):
+            return self._rich(exc.code, exc.message, exc.reason, {}, exc.violations)
+        code = self.code_for(exc)
+        if isinstance(exc, domain.DomainError) and code is not None:
+            violations = exc.violations if isinstance(exc, domain.ValidationError) else ()
+            return self._rich(code, exc.message, exc.reason, exc.metadata, violations)
+        if code is not None:
+            summary = (type(exc).__doc__ or type(exc).__name__).strip().splitlines()[0]
+            return self._rich(code, summary, _upper_snake(type(exc).__name__), {}, ())
+        return self.internal(exc, method=method)
+
+    def internal(self, exc: BaseException, *, method: str) -> Outcome:
+        error_id = uuid.uuid4().hex
+        logger.error(
+            "unexpected error in %s (error id %s)",
+            method,
+            error_id,
+            exc_info=exc,
+            extra={"error_id": error_id, "method": method},
+        )
+        outcome = self._rich(
+            grpc.StatusCode.INTERNAL,
+            f"internal error (error id {error_id})",
+            "INTERNAL",
+            {"error_id": error_id},
+            (),
+        )
+        outcome.trailers += ((ERROR_ID_TRAILER, error_id),)
+        return outcome
+
+    def _rich(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        reason: str,
+        metadata: Mapping[str, str],
+        violations: Iterable[domain.FieldViolation],
+    ) -> Outcome:
+        status = status_pb2.Status(code=code.value[0], message=message)
+        info = error_details_pb2.ErrorInfo(reason=reason, domain=self.domain_name, metadata=dict(metadata))
+        status.details.append(_pack(info))
+        field_violations = [
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in violations
+        ]
+        if field_violations:
+            status.details.append(_pack(error_details_pb2.BadRequest(field_violations=field_violations)))
+        return Outcome(code, message, ((STATUS_DETAILS_TRAILER, status.SerializeToString()),))
+
+
+def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def _upper_snake(name: str) -> str:
+    out: list[str] = []
+    for index, char in enumerate(name):
+        if char.isupper() and index and not name[index - 1].isupper():
+            out.append("_")
+        out.append(char.upper())
+    return "".join(out)

@@ -1,0 +1,70 @@
+"""``python -m server`` as a process, called with buf curl by reflection, stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from demo.files.v1 import files_pb2, files_pb2_grpc
+from tests.e2e.conftest import ServerProcess, buf_curl, start_server
+
+
+async def test_buf_curl_lists_calls_streams_and_checks_health(server_process: ServerProcess) -> None:
+    url = f"http://{server_process.address}"
+    code, out, err = await buf_curl("--list-methods", url)
+    assert code == 0, err
+    assert "demo.files.v1.FileService/ProcessFiles" in out.split()
+    assert "grpc.health.v1.Health/Check" in out.split()
+
+    code, out, err = await buf_curl(
+        "-d", json.dumps({"fileIds": ["a", "b", "c"]}), f"{url}/demo.files.v1.FileService/ProcessFiles"
+    )
+    assert code == 0, err
+    decoder = json.JSONDecoder()
+    results, text = [], out.strip()
+    while text:
+        obj, end = decoder.raw_decode(text)
+        results.append(obj)
+        text = text[end:].strip()
+    assert [r["fileId"] for r in results] == ["a", "b", "c"]
+    assert [r["index"] for r in results] == [1, 2, 3]
+
+    code, out, err = await buf_curl("-d", "{}", f"{url}/grpc.health.v1.Health/Check")
+    assert code == 0, err
+    assert json.loads(out) == {"status": "SERVING"}
+
+    code, out, err = await buf_curl(
+        "-d", json.dumps({"fileIds": []}), f"{url}/demo.files.v1.FileService/ProcessFiles"
+    )
+    assert code != 0 and "invalid_argument" in (out + err).lower()
+
+    assert await server_process.terminate(timeout=2 + 2) == 0
+    log = "".join(server_process.log)
+    assert "status=OK messages=3" in log
+    assert "Traceback" not in log
+
+
+async def test_sigterm_drains_an_in_flight_stream_and_exits_zero_within_grace() -> None:
+    server = await start_server("--grace", "1")
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            watch = health.Watch(health_pb2.HealthCheckRequest())
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+            stub = files_pb2_grpc.FileServiceStub(channel)
+            results = [r async for r in stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=["x"]))]
+            assert len(results) == 1
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            server.process.send_signal(15)
+            update = await asyncio.wait_for(watch.read(), 2)
+            assert update.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert await asyncio.wait_for(server.process.wait(), 1 + 2) == 0
+            assert loop.time() - began < 1 + 2
+    finally:
+        if server.process.returncode is None:
+            server.process.kill()
+            await server.process.wait()

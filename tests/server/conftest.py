@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from demo.files.v1 import files_pb2_grpc
+from server.demo import create_app
+from server.demo.handlers import FileStatusStore
+from server.testing import ServedApp, serve_for_test
+
+
+@pytest.fixture
+def store() -> FileStatusStore:
+    return FileStatusStore()
+
+
+@pytest.fixture
+async def demo(store: FileStatusStore) -> AsyncIterator[ServedApp]:
+    async with serve_for_test(create_app(store)) as served:
+        yield served
+
+
+@pytest.fixture
+def demo_stub(demo: ServedApp) -> files_pb2_grpc.FileServiceStub:
+    return demo.stub(files_pb2_grpc.FileServiceStub)

@@ -1,0 +1,78 @@
+"""Builders of small apps around one test handler, and readers of rich error details."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+import cqrs
+from cqrs.requests import bootstrap
+from demo.files.v1 import files_pb2
+from server import App
+from server.demo.domain import GetFileStatusQuery, ProcessFilesCommand
+from server.demo.handlers import GetFileStatusQueryHandler
+
+
+def app_with(
+    stream_handler: type[Any],
+    *,
+    unary_handler: type[Any] = GetFileStatusQueryHandler,
+    events: Iterable[tuple[type[Any], type[Any]]] = (),
+    container: cqrs.Container | None = None,
+    **stream_settings: Any,
+) -> App:
+    """An App serving demo.files.v1 with ``stream_handler`` behind ProcessFiles."""
+    container = container or cqrs.Container()
+    event_bindings = list(events)
+
+    def bind_events(mapper: Any) -> None:
+        for event_type, handler in event_bindings:
+            mapper.bind(event_type, handler)
+
+    stream_mediator = bootstrap.bootstrap_streaming(
+        di_container=container,
+        commands_mapper=lambda m: m.bind(ProcessFilesCommand, stream_handler),
+        domain_events_mapper=bind_events,
+        **stream_settings,
+    )
+    mediator = bootstrap.bootstrap(
+        di_container=container,
+        queries_mapper=lambda m: m.bind(GetFileStatusQuery, unary_handler),
+    )
+    app = App(streaming_mediator=stream_mediator, mediator=mediator)
+    app.add_services(files_pb2)
+    return app
+
+
+def rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
+    """The google.rpc.Status sent in grpc-status-details-bin (fails the test if absent)."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            return status_pb2.Status.FromString(value)
+    raise AssertionError(f"no grpc-status-details-bin trailer in {error.trailing_metadata()!r}")
+
+
+def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo:
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info
+    raise AssertionError("no ErrorInfo in the status details")
+
+
+def bad_request(status: status_pb2.Status) -> error_details_pb2.BadRequest:
+    for detail in status.details:
+        request = error_details_pb2.BadRequest()
+        if detail.Unpack(request):
+            return request
+    raise AssertionError("no BadRequest in the status details")
+
+
+def trailer(error: grpc.aio.AioRpcError, key: str) -> str | bytes | None:
+    for name, value in error.trailing_metadata() or ():
+        if name == key:
+            return value
+    return None

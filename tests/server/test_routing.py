@@ -1,0 +1,138 @@
+"""Start-up validation: the server refuses to start and names the RPC, the class and the field."""
+
+from __future__ import annotations
+
+import typing
+from datetime import datetime
+
+import pytest
+
+import cqrs
+from cqrs.requests import bootstrap
+from cqrs.requests.request_handler import StreamingRequestHandler
+from demo.files.v1 import files_pb2
+from server import App, StartupError
+from server.demo.domain import FileProcessedResult, GetFileStatusQuery, ProcessFilesCommand
+from server.demo.handlers import GetFileStatusQueryHandler, ProcessFilesCommandHandler
+
+PROCESS = "demo.files.v1.FileService/ProcessFiles"
+
+
+def _unary() -> cqrs.RequestMediator:
+    return bootstrap.bootstrap(queries_mapper=lambda m: m.bind(GetFileStatusQuery, GetFileStatusQueryHandler))
+
+
+def _streaming(request_type: type[typing.Any], handler: type[typing.Any]) -> cqrs.StreamingRequestMediator:
+    return bootstrap.bootstrap_streaming(commands_mapper=lambda m: m.bind(request_type, handler))
+
+
+def test_rpcs_route_by_input_message_name_to_the_right_mediator() -> None:
+    app = App(
+        streaming_mediator=_streaming(ProcessFilesCommand, ProcessFilesCommandHandler), mediator=_unary()
+    )
+    app.add_services(files_pb2)
+    routes = {route.key: route for route in app.routes}
+    assert routes[PROCESS].streaming and routes[PROCESS].request_type is ProcessFilesCommand
+    assert routes[PROCESS].response_type is FileProcessedResult
+    status = routes["demo.files.v1.FileService/GetFileStatus"]
+    assert not status.streaming and status.request_type is GetFileStatusQuery
+
+
+def test_an_rpc_without_a_handler_refuses_to_start() -> None:
+    app = App(streaming_mediator=_streaming(ProcessFilesCommand, ProcessFilesCommandHandler))
+    with pytest.raises(StartupError) as refused:
+        app.add_services(files_pb2)
+    [problem] = refused.value.problems
+    assert "rpc demo.files.v1.FileService/GetFileStatus" in problem
+    assert "App has no mediator" in problem
+
+
+def test_a_request_class_bound_to_the_wrong_mediator_is_named() -> None:
+    unary = bootstrap.bootstrap(
+        queries_mapper=lambda m: m.bind(GetFileStatusQuery, GetFileStatusQueryHandler),
+    )
+    other = _streaming(GetFileStatusQuery, _StreamingStatus)
+    app = App(streaming_mediator=other, mediator=unary)
+    with pytest.raises(StartupError) as refused:
+        app.add_services(files_pb2)
+    [problem] = refused.value.problems
+    assert f"rpc {PROCESS} has no handler" in problem and "ProcessFilesCommand" in problem
+
+
+class _StreamingStatus(StreamingRequestHandler[GetFileStatusQuery, FileProcessedResult]):
+    async def handle(self, request: GetFileStatusQuery) -> typing.AsyncIterator[FileProcessedResult]:
+        if False:
+            yield
+
+
+class RenamedCommand(cqrs.Request):
+    file_ids: list[str]
+
+
+class RenamedHandler(StreamingRequestHandler[RenamedCommand, FileProcessedResult]):
+    async def handle(self, request: RenamedCommand) -> typing.AsyncIterator[FileProcessedResult]:
+        if False:
+            yield
+
+
+def test_bindings_override_name_based_routing_and_unknown_keys_are_refused() -> None:
+    app = App(streaming_mediator=_streaming(RenamedCommand, RenamedHandler), mediator=_unary())
+    app.add_services(files_pb2, bindings={PROCESS: RenamedCommand})
+    assert {r.key: r.request_type for r in app.routes}[PROCESS] is RenamedCommand
+    app = App(streaming_mediator=_streaming(RenamedCommand, RenamedHandler), mediator=_unary())
+    with pytest.raises(StartupError) as refused:
+        app.add_services(
+            files_pb2, bindings={PROCESS: RenamedCommand, "demo.files.v1.FileService/Nope": RenamedCommand}
+        )
+    assert any("'demo.files.v1.FileService/Nope', which is not an RPC" in p for p in refused.value.problems)
+
+
+class MissingFieldCommand(cqrs.Request):
+    ids: list[str]
+
+
+class MissingFieldHandler(StreamingRequestHandler[MissingFieldCommand, FileProcessedResult]):
+    async def handle(self, request: MissingFieldCommand) -> typing.AsyncIterator[FileProcessedResult]:
+        if False:
+            yield
+
+
+class ShortResult(cqrs.Response):
+    file_id: str
+    status: str
+    processed_at: datetime
+    index: int
+    total: int
+    checksum: str
+
+
+class ExtraFieldHandler(StreamingRequestHandler[ProcessFilesCommand, ShortResult]):
+    async def handle(self, request: ProcessFilesCommand) -> typing.AsyncIterator[ShortResult]:
+        if False:
+            yield
+
+
+def test_field_mismatch_on_either_side_names_rpc_class_and_field() -> None:
+    app = App(streaming_mediator=_streaming(MissingFieldCommand, MissingFieldHandler), mediator=_unary())
+    with pytest.raises(StartupError) as refused:
+        app.add_services(files_pb2, bindings={PROCESS: MissingFieldCommand})
+    text = str(refused.value)
+    assert f"rpc {PROCESS} request" in text and "MissingFieldCommand" in text and "file_ids" in text
+
+    app = App(streaming_mediator=_streaming(ProcessFilesCommand, ExtraFieldHandler), mediator=_unary())
+    with pytest.raises(StartupError) as refused:
+        app.add_services(files_pb2)
+    text = str(refused.value)
+    assert f"rpc {PROCESS} response" in text and "ShortResult" in text and "checksum" in text
+
+
+def test_a_streaming_rpc_whose_handler_is_not_an_async_generator_is_refused() -> None:
+    class NotAGenerator(StreamingRequestHandler[ProcessFilesCommand, FileProcessedResult]):
+        async def handle(self, request: ProcessFilesCommand) -> typing.Any:  # forgot to yield
+            return None
+
+    with pytest.raises(Exception) as refused:  # refused by cqrs at bind time, or by the server at start-up
+        App(
+            streaming_mediator=_streaming(ProcessFilesCommand, NotAGenerator), mediator=_unary()
+        ).add_services(files_pb2)
+    assert "NotAGenerator" in str(refused.value) and "async generator" in str(refused.value)
