@@ -21,12 +21,15 @@ class Element(NamedTuple):
 
     ``to_py``: proto value → Python (None: as is). ``to_pb``: Python → proto scalar (None: as
     is). ``fill``: writes a Python value into a sub-message protobuf hands us, which avoids
-    building a message and copying it; set only for message kinds.
+    building a message and copying it; set only for message kinds. ``marks_present``: ``fill``
+    always assigns a scalar of the sub-message, which already makes it present (saves a
+    ``SetInParent`` per value).
     """
 
     to_py: ToPy | None = None
     to_pb: ToPb | None = None
     fill: Fill | None = None
+    marks_present: bool = False
 
 
 AS_IS = Element()

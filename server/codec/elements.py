@@ -109,15 +109,15 @@ def _message_element(field: FieldDescriptor, hint: Any, nested: Nested) -> Eleme
     full_name = message_of(field).full_name
     if full_name == "google.protobuf.Timestamp":
         if hint is datetime:
-            return Element(to_py=timestamp_to_datetime, fill=fill_timestamp)
+            return Element(to_py=timestamp_to_datetime, fill=fill_timestamp, marks_present=True)
         return Mismatch("a Timestamp maps to datetime")
     if full_name == "google.protobuf.Duration":
         if hint is timedelta:
-            return Element(to_py=duration_to_timedelta, fill=fill_duration)
+            return Element(to_py=duration_to_timedelta, fill=fill_duration, marks_present=True)
         return Mismatch("a Duration maps to timedelta")
     if full_name in _WRAPPERS:
         if hint is _WRAPPERS[full_name]:
-            return Element(to_py=attrgetter("value"), fill=_fill_wrapper)
+            return Element(to_py=attrgetter("value"), fill=_fill_wrapper, marks_present=True)
         return Mismatch(f"a {message_of(field).name} maps to {_WRAPPERS[full_name].__name__} | None")
     if full_name == "google.protobuf.Struct":
         key_value = mapping_of(hint)

@@ -79,7 +79,7 @@ def enum_element(descriptor: EnumDescriptor, hint: Any, *, optional: bool) -> El
         to_member[0] = None
         to_number[None] = 0
     return Element(
-        to_py=_lookup(to_member, DecodeError, f"of enum {full} has no member in {hint.__name__}"),
+        to_py=_to_member(to_member, by_number, full, hint.__name__),
         to_pb=_lookup(to_number, EncodeError, f"is not a member of {hint.__name__}"),
     )
 
@@ -90,5 +90,20 @@ def _lookup(table: dict[Any, Any], error: type[DecodeError] | type[EncodeError],
             return table[value]
         except (KeyError, TypeError):
             raise error(f"{value!r} {what}") from None
+
+    return convert
+
+
+def _to_member(table: dict[int, Any], names: dict[int, str], full: str, python_name: str) -> ToPy:
+    def convert(number: int) -> Any:
+        try:
+            return table[number]
+        except KeyError:
+            if number == 0:  # unset, or sent as the zero value: the field is required
+                raise DecodeError(
+                    f"the field is required: enum {full} value {names.get(0, 0)} (0) has no member "
+                    f"in {python_name}"
+                ) from None
+            raise DecodeError(f"{number} is not a value of enum {full} that {python_name} has") from None
 
     return convert

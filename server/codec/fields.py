@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -22,11 +22,22 @@ from server.codec.hints import is_map, mapping_of, message_of, sequence_of, spli
 
 Reader = Callable[[Message], Any]
 Writer = Callable[[Message, Any], None]
+
+
+class FieldCode(NamedTuple):
+    """A field's compiled reader and writer. ``plain``: a scalar copied as is (no presence,
+    no conversion), which the message plan moves in bulk without calling ``read``/``write``."""
+
+    read: Reader
+    write: Writer
+    plain: bool = False
+
+
 # Raised by protobuf when a value does not fit (wrong type, out of range, bad UTF-8...).
 VALUE_ERRORS = (TypeError, ValueError, OverflowError, AttributeError, KeyError)
 
 
-def compile_field(field: FieldDescriptor, hint: Any, nested: Nested) -> tuple[Reader, Writer] | Mismatch:
+def compile_field(field: FieldDescriptor, hint: Any, nested: Nested) -> FieldCode | Mismatch:
     inner, optional = split_optional(hint)
     if is_map(field):
         return _map(field, inner, optional, nested)
@@ -55,7 +66,7 @@ def compile_field(field: FieldDescriptor, hint: Any, nested: Nested) -> tuple[Re
     return _singular_scalar(field.name, converted, optional and field.has_presence)
 
 
-def _singular_scalar(name: str, converted: Element, presence: bool) -> tuple[Reader, Writer]:
+def _singular_scalar(name: str, converted: Element, presence: bool) -> FieldCode:
     to_py, to_pb = converted.to_py, converted.to_pb
     read: Reader
     if presence:
@@ -70,7 +81,7 @@ def _singular_scalar(name: str, converted: Element, presence: bool) -> tuple[Rea
             if value is not None:
                 setattr(message, name, value if to_pb is None else to_pb(value))
 
-        return read, write
+        return FieldCode(read, write)
 
     if to_py is None:
         read = attrgetter(name)
@@ -89,11 +100,11 @@ def _singular_scalar(name: str, converted: Element, presence: bool) -> tuple[Rea
         def write(message: Message, value: Any) -> None:
             setattr(message, name, to_pb(value))
 
-    return read, write
+    return FieldCode(read, write, plain=to_py is None and to_pb is None)
 
 
-def _singular_message(name: str, converted: Element, optional: bool) -> tuple[Reader, Writer]:
-    to_py, fill = converted.to_py, converted.fill
+def _singular_message(name: str, converted: Element, optional: bool) -> FieldCode:
+    to_py, fill, marks_present = converted.to_py, converted.fill, converted.marks_present
     assert to_py is not None and fill is not None
 
     def read(message: Message) -> Any:
@@ -105,10 +116,11 @@ def _singular_message(name: str, converted: Element, optional: bool) -> tuple[Re
         if value is None and optional:
             return
         sub = getattr(message, name)
-        sub.SetInParent()  # present even when every field of the value is a zero
+        if not marks_present:
+            sub.SetInParent()  # present even if filling it assigns nothing (no fields, empty lists)
         fill(sub, value)
 
-    return read, write
+    return FieldCode(read, write)
 
 
 def _check_sequence(value: Any) -> Iterable[Any]:
@@ -117,8 +129,8 @@ def _check_sequence(value: Any) -> Iterable[Any]:
     return value
 
 
-def _repeated(name: str, converted: Element, container: type) -> tuple[Reader, Writer]:
-    to_py, to_pb, fill = converted
+def _repeated(name: str, converted: Element, container: type) -> FieldCode:
+    to_py, to_pb, fill, _ = converted
 
     def read(message: Message) -> Any:
         items = getattr(message, name)
@@ -154,12 +166,10 @@ def _repeated(name: str, converted: Element, container: type) -> tuple[Reader, W
                 )
                 raise
 
-    return read, write
+    return FieldCode(read, write)
 
 
-def _map(
-    field: FieldDescriptor, hint: Any, optional: bool, nested: Nested
-) -> tuple[Reader, Writer] | Mismatch:
+def _map(field: FieldDescriptor, hint: Any, optional: bool, nested: Nested) -> FieldCode | Mismatch:
     if optional:
         return Mismatch("a map field is never None (unset is an empty dict)")
     key_value = mapping_of(hint)
@@ -175,8 +185,8 @@ def _map(
     return _map_closures(field.name, value)
 
 
-def _map_closures(name: str, converted: Element) -> tuple[Reader, Writer]:
-    to_py, to_pb, fill = converted
+def _map_closures(name: str, converted: Element) -> FieldCode:
+    to_py, to_pb, fill, _ = converted
 
     def read(message: Message) -> Any:
         items = getattr(message, name)
@@ -211,7 +221,7 @@ def _map_closures(name: str, converted: Element) -> tuple[Reader, Writer]:
             )
             raise
 
-    return read, write
+    return FieldCode(read, write)
 
 
 def _locate(

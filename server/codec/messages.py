@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -23,24 +25,39 @@ from server.codec.fields import VALUE_ERRORS, Reader, Writer, compile_field
 from server.codec.hints import hint_name, proto_type_name, split_optional, suggest_hint
 
 
+def _get_nothing(message: Message) -> tuple[Any, ...]:
+    return ()
+
+
 class MessagePlan:
     """The compiled conversion for one (message descriptor, dataclass) pair.
 
-    ``from_message`` and ``fill`` are plain loops over closures built at compile time;
-    nested messages call the nested plan's bound methods directly.
+    Plain scalars (same name, no presence, no conversion) move in bulk: one ``attrgetter``
+    on decode, a ``setattr`` loop on encode. Every other field runs its closure. Nested
+    messages call the nested plan's bound methods directly.
     """
 
-    __slots__ = ("cls", "descriptor", "oneofs", "readers", "writers")
+    __slots__ = ("cls", "descriptor", "get_plain", "oneofs", "plain", "readers", "writers")
 
     def __init__(self, descriptor: Descriptor, cls: type) -> None:
         self.descriptor = descriptor
         self.cls = cls
+        self.plain: tuple[str, ...] = ()
+        self.get_plain: Callable[[Message], tuple[Any, ...]] = _get_nothing
         self.readers: tuple[tuple[str, Reader], ...] = ()
         self.writers: tuple[tuple[str, Writer, str], ...] = ()
         self.oneofs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
+    def set_fields(self, plain: list[str], readers: list[tuple[str, Reader]], writers: list[Any]) -> None:
+        self.plain, self.readers, self.writers = tuple(plain), tuple(readers), tuple(writers)
+        if len(plain) == 1:
+            only = plain[0]
+            self.get_plain = lambda message: (getattr(message, only),)
+        elif plain:
+            self.get_plain = attrgetter(*plain)
+
     def from_message(self, message: Message) -> Any:
-        kwargs = {}
+        kwargs = dict(zip(self.plain, self.get_plain(message), strict=True))
         name = ""
         try:
             for name, read in self.readers:
@@ -63,18 +80,24 @@ class MessagePlan:
             )
         if self.oneofs:
             self._check_oneofs(obj)
-        name = proto_field = ""
+        name = ""
+        proto_field = None
         try:
+            for name in self.plain:
+                setattr(message, name, getattr(obj, name))
             for name, write, proto_field in self.writers:  # noqa: B007 - read in except
                 write(message, getattr(obj, name))
         except EncodeError as error:
             error.path = (name, *error.path)
             error.class_name = self.cls.__name__
-            error.proto_field = error.proto_field or proto_field
+            error.proto_field = error.proto_field or proto_field or f"{self.descriptor.full_name}.{name}"
             raise
         except VALUE_ERRORS as error:
             raise EncodeError(
-                str(error), class_name=self.cls.__name__, path=(name,), proto_field=proto_field
+                str(error),
+                class_name=self.cls.__name__,
+                path=(name,),
+                proto_field=proto_field or f"{self.descriptor.full_name}.{name}",
             ) from error
 
     def _check_oneofs(self, obj: Any) -> None:
@@ -128,7 +151,7 @@ class PlanBuilder:
     def _compile(self, plan: MessagePlan, hints: dict[str, Any]) -> None:
         cls, descriptor = plan.cls, plan.descriptor
         attributes = {f.name: f for f in dataclasses.fields(cls) if f.init}
-        readers, writers, matched = [], [], set()
+        plain, readers, writers, matched = [], [], [], set()
         for field in descriptor.fields:
             name = field.name if field.name in attributes else field.name + "_"
             if name not in attributes:
@@ -143,8 +166,11 @@ class PlanBuilder:
             if isinstance(compiled, Mismatch):
                 self.problems.append(self._mismatch(field, cls, name, hints[name], compiled))
                 continue
-            readers.append((name, compiled[0]))
-            writers.append((name, compiled[1], field.full_name))
+            if compiled.plain and name == field.name:
+                plain.append(name)
+            else:
+                readers.append((name, compiled.read))
+                writers.append((name, compiled.write, field.full_name))
         for name, attribute in attributes.items():
             no_default = attribute.default is dataclasses.MISSING
             if name not in matched and no_default and attribute.default_factory is dataclasses.MISSING:
@@ -153,7 +179,7 @@ class PlanBuilder:
                     f"default) has no counterpart in proto message {descriptor.full_name}; add the field "
                     f"to the .proto message or give {cls.__name__}.{name} a default"
                 )
-        plan.readers, plan.writers = tuple(readers), tuple(writers)
+        plan.set_fields(plain, readers, writers)
         plan.oneofs = self._oneofs(descriptor, cls, hints)
 
     def _mismatch(self, field: FieldDescriptor, cls: type, name: str, hint: Any, mismatch: Mismatch) -> str:
