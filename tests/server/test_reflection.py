@@ -11,11 +11,11 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
-from demo.files.v1 import files_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
+from demo.files.v1 import files_pb2
 from server.health import Health
 from server.reflection import V1, V1ALPHA, Reflection, enable_reflection
 
