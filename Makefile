@@ -40,8 +40,8 @@ run: install
 	$(PY) -m server --address $(ADDRESS)
 
 lint: install
-	$(PY) -m ruff check cqrs server clients tests
-	$(PY) -m ruff format --check cqrs server clients tests
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 unit: install
