@@ -57,10 +57,40 @@ class Model:
 
 
 def _hints(cls: type) -> dict[str, Any]:
+    """Type hints with type variables bound by generic bases substituted (``NotificationEvent[P]``)."""
     hints = _HINTS.get(cls)
     if hints is None:
-        hints = _HINTS[cls] = typing.get_type_hints(cls)
+        bound = _bound_typevars(cls)
+        raw = typing.get_type_hints(cls)
+        hints = _HINTS[cls] = {k: _substitute(v, bound) for k, v in raw.items()} if bound else raw
     return hints
+
+
+def _bound_typevars(cls: type) -> dict[Any, Any]:
+    bound: dict[Any, Any] = {}
+    for klass in reversed(cls.__mro__):
+        for base in getattr(klass, "__orig_bases__", ()):
+            origin = typing.get_origin(base)
+            params = getattr(origin, "__parameters__", ())
+            for param, arg in zip(params, typing.get_args(base), strict=False):
+                bound[param] = _substitute(arg, bound)
+    return bound
+
+
+def _substitute(tp: Any, bound: dict[Any, Any]) -> Any:
+    if isinstance(tp, typing.TypeVar):
+        return bound.get(tp, Any)
+    args = typing.get_args(tp)
+    if not args:
+        return tp
+    new = tuple(_substitute(a, bound) for a in args)
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        return typing.Union[new]  # noqa: UP007 - built from a runtime tuple
+    try:
+        return origin[new] if origin is not None else tp
+    except TypeError:
+        return tp
 
 
 def _dump(value: Any) -> Any:

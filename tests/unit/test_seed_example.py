@@ -1,6 +1,6 @@
 """The seed's streaming example (ARCHITECTURE.md, last section), verbatim, wired with bootstrap_streaming."""
 
-# ruff: noqa: I001, E501
+# ruff: noqa: I001
 # --- verbatim from the seed -------------------------------------------------------------------------
 # fmt: off
 import typing

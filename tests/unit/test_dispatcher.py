@@ -1,0 +1,317 @@
+"""Event dispatch: follow-ups breadth-first with a depth limit, concurrency limits, failure policy."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import pytest
+
+import cqrs
+
+from ._support import Log, Numbers, Produced, RecordProduced, spin, streaming, wait_for
+
+
+class Level1(cqrs.DomainEvent):
+    tag: str
+
+
+class Level2(cqrs.DomainEvent):
+    tag: str
+
+
+class FanOut(cqrs.EventHandler[Produced]):
+    async def handle(self, event: Produced) -> None:
+        Log.current.add(("produced", event.value))
+        self.add_event(Level1(tag=f"{event.value}a"))
+        self.add_event(Level1(tag=f"{event.value}b"))
+
+
+class OnLevel1(cqrs.EventHandler[Level1]):
+    async def handle(self, event: Level1) -> None:
+        Log.current.add(("level1", event.tag))
+        self.add_event(Level2(tag=event.tag))
+
+
+class OnLevel2(cqrs.EventHandler[Level2]):
+    async def handle(self, event: Level2) -> None:
+        Log.current.add(("level2", event.tag))
+
+
+async def test_follow_up_events_are_dispatched_breadth_first() -> None:
+    log = Log()
+    mediator = cqrs.bootstrap_streaming(
+        commands_mapper=lambda m: m.bind(Numbers, _numbers_handler()),
+        domain_events_mapper=lambda m: (
+            m.bind(Produced, FanOut),
+            m.bind(Level1, OnLevel1),
+            m.bind(Level2, OnLevel2),
+        ),
+    )
+    assert [n.value async for n in mediator.stream(Numbers(count=1))] == [0]
+    assert [e for e in log.entries if e[0] != "produce" and e[0] != "handler-finally"] == [
+        ("produced", 0),
+        ("level1", "0a"),
+        ("level1", "0b"),
+        ("level2", "0a"),
+        ("level2", "0b"),
+    ]
+
+
+def _numbers_handler() -> type[Any]:
+    from ._support import NumbersHandler
+
+    return NumbersHandler
+
+
+class Ping(cqrs.DomainEvent):
+    pass
+
+
+class Pong(cqrs.DomainEvent):
+    pass
+
+
+class StartPing(cqrs.EventHandler[Produced]):
+    async def handle(self, event: Produced) -> None:
+        self.add_event(Ping())
+
+
+class PingHandler(cqrs.EventHandler[Ping]):
+    async def handle(self, event: Ping) -> None:
+        self.add_event(Pong())
+
+
+class PongHandler(cqrs.EventHandler[Pong]):
+    async def handle(self, event: Pong) -> None:
+        self.add_event(Ping())
+
+
+def _cycle(**settings: Any) -> cqrs.StreamingRequestMediator:
+    return cqrs.bootstrap_streaming(
+        commands_mapper=lambda m: m.bind(Numbers, _numbers_handler()),
+        domain_events_mapper=lambda m: (
+            m.bind(Produced, StartPing),
+            m.bind(Ping, PingHandler),
+            m.bind(Pong, PongHandler),
+        ),
+        max_event_depth=4,
+        **settings,
+    )
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+async def test_a_cycle_fails_with_the_event_chain_under_fail(concurrent: bool) -> None:
+    Log()
+    mediator = _cycle(event_failure_policy="fail", concurrent_event_handle_enable=concurrent)
+    with pytest.raises(cqrs.EventDepthExceededError) as caught:
+        async for _ in mediator.stream(Numbers(count=2)):
+            pass
+    assert caught.value.chain == ("Produced", "Ping", "Pong", "Ping", "Pong", "Ping")
+    assert "max_event_depth=4: Produced -> Ping -> Pong -> Ping -> Pong -> Ping" in str(caught.value)
+
+
+async def test_a_cycle_is_reported_and_the_stream_goes_on_under_isolate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    Log()
+    errors: list[tuple[Any, Any, BaseException]] = []
+    mediator = _cycle(on_event_error=lambda e, h, exc: errors.append((e, h, exc)))
+    with caplog.at_level(logging.ERROR, logger="cqrs.events"):
+        assert [n.value async for n in mediator.stream(Numbers(count=2))] == [0, 1]
+    assert mediator.stats.event_handler_failures == 2
+    assert all(isinstance(exc, cqrs.EventDepthExceededError) for _, _, exc in errors)
+    assert any(r.name == "cqrs.events" for r in caplog.records)
+
+
+# --- concurrency ------------------------------------------------------------------------------------
+
+
+class Probe:
+    running = 0
+    peak = 0
+    release: asyncio.Event
+    tasks: set[asyncio.Task[Any] | None]
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.running = cls.peak = 0
+        cls.release = asyncio.Event()
+        cls.tasks = set()
+
+
+def _probe_handler(name: str) -> type[Any]:
+    class Handler(cqrs.EventHandler[Produced]):
+        async def handle(self, event: Produced) -> None:
+            Probe.tasks.add(asyncio.current_task())
+            Probe.running += 1
+            Probe.peak = max(Probe.peak, Probe.running)
+            try:
+                await Probe.release.wait()
+            finally:
+                Probe.running -= 1
+
+    Handler.__qualname__ = name
+    return Handler
+
+
+PROBES = tuple(_probe_handler(f"Probe{i}") for i in range(5))
+
+
+async def test_sequential_handlers_run_inline_in_the_consumer_task() -> None:
+    Probe.reset()
+    Probe.release.set()
+    Log()
+    mediator = streaming(events=PROBES)
+    assert [n.value async for n in mediator.stream(Numbers(count=2))] == [0, 1]
+    assert Probe.tasks == {asyncio.current_task()}
+    assert Probe.peak == 1
+
+
+@pytest.mark.parametrize("timing", ["with_send", "before_send"])
+async def test_concurrent_handlers_are_bounded_per_stream(timing: str) -> None:
+    Probe.reset()
+    Log()
+    mediator = streaming(
+        events=PROBES,
+        concurrent_event_handle_enable=True,
+        max_concurrent_event_handlers=2,
+        event_timing=timing,
+    )
+    consumer = asyncio.create_task(_drain(mediator.stream(Numbers(count=1))))
+    await wait_for(lambda: Probe.running == 2)
+    await spin()
+    assert Probe.running == 2
+    Probe.release.set()
+    assert await consumer == [0]
+    assert Probe.peak == 2
+
+
+async def _drain(stream: Any) -> list[int]:
+    async with contextlib.aclosing(stream):
+        return [n.value async for n in stream]
+
+
+async def test_global_limit_is_shared_by_the_streams_of_a_mediator() -> None:
+    Probe.reset()
+    Log()
+    mediator = streaming(
+        events=PROBES,
+        concurrent_event_handle_enable=True,
+        max_concurrent_event_handlers=2,
+        global_max_concurrent_event_handlers=3,
+    )
+    first = asyncio.create_task(_drain(mediator.stream(Numbers(count=1))))
+    second = asyncio.create_task(_drain(mediator.stream(Numbers(count=1))))
+    await wait_for(lambda: Probe.running == 3)  # 2 + 1: the second stream got a slot too
+    await spin()
+    assert Probe.running == 3
+    Probe.release.set()
+    assert await first == [0] and await second == [0]
+    assert Probe.peak == 3
+
+
+class BlockFirstCall(cqrs.EventHandler[Produced]):
+    calls = 0
+
+    async def handle(self, event: Produced) -> None:
+        BlockFirstCall.calls += 1
+        if BlockFirstCall.calls == 1:
+            Probe.running += 1
+            await Probe.release.wait()
+        Log.current.add(("event", event.value))
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+async def test_a_stream_whose_event_handlers_block_does_not_delay_another_streams_events(
+    concurrent: bool,
+) -> None:
+    Probe.reset()
+    BlockFirstCall.calls = 0
+    log = Log()
+    mediator = streaming(
+        events=(BlockFirstCall,), concurrent_event_handle_enable=concurrent, max_concurrent_event_handlers=1
+    )
+    blocked = asyncio.create_task(_drain(mediator.stream(Numbers(count=2))))
+    await wait_for(lambda: Probe.running == 1)
+    other = [n.value async for n in mediator.stream(Numbers(count=3))]
+    assert other == [0, 1, 2]
+    assert [e for e in log.entries if e[0] == "event"] == [("event", 0), ("event", 1), ("event", 2)]
+    assert not blocked.done()
+    Probe.release.set()
+    assert await blocked == [0, 1]
+
+
+# --- failure policy ---------------------------------------------------------------------------------
+
+
+class Boom(cqrs.EventHandler[Produced]):
+    async def handle(self, event: Produced) -> None:
+        raise RuntimeError(f"boom {event.value}")
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+async def test_isolate_logs_counts_calls_the_hook_and_goes_on(
+    concurrent: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = Log()
+    hooked: list[tuple[Any, Any, str]] = []
+    mediator = streaming(
+        events=(Boom, RecordProduced),
+        concurrent_event_handle_enable=concurrent,
+        on_event_error=lambda event, handler, exc: hooked.append((event, handler, str(exc))),
+    )
+    with caplog.at_level(logging.ERROR, logger="cqrs.events"):
+        assert [n.value async for n in mediator.stream(Numbers(count=3))] == [0, 1, 2]
+    assert mediator.stats.event_handler_failures == 3
+    assert hooked == [(Produced(value=i), Boom, f"boom {i}") for i in range(3)]
+    assert sorted(e[1] for e in log.entries if e[0] == "event") == [0, 1, 2]
+    records = [r for r in caplog.records if r.name == "cqrs.events"]
+    assert len(records) == 3 and records[0].exc_info is not None and "Boom" in records[0].getMessage()
+
+
+@pytest.mark.parametrize("timing", ["with_send", "before_send"])
+async def test_fail_raises_from_the_stream_and_cancels_sibling_event_tasks(timing: str) -> None:
+    Probe.reset()
+    Log()
+    cancelled: list[str] = []
+
+    class Sibling(cqrs.EventHandler[Produced]):
+        async def handle(self, event: Produced) -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled.append("sibling")
+                raise
+
+    class LateBoom(cqrs.EventHandler[Produced]):
+        async def handle(self, event: Produced) -> None:
+            await spin(3)
+            raise RuntimeError("late boom")
+
+    mediator = streaming(
+        events=(Sibling, LateBoom),
+        concurrent_event_handle_enable=True,
+        event_failure_policy="fail",
+        event_timing=timing,
+    )
+    with pytest.raises(RuntimeError, match="late boom"):
+        async with contextlib.aclosing(mediator.stream(Numbers(count=3))) as stream:
+            async for _ in stream:
+                pass
+    assert cancelled == ["sibling"]
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_fail_in_sequential_mode_raises_and_stops_the_handler() -> None:
+    log = Log()
+    mediator = streaming(events=(Boom,), event_failure_policy="fail")
+    got: list[int] = []
+    with pytest.raises(RuntimeError, match="boom 0"):
+        async for n in mediator.stream(Numbers(count=3)):
+            got.append(n.value)
+    assert got == [0]  # with_send: item 0 was out before its event failed
+    assert ("produce", 1) not in log.entries
+    assert mediator.stats.event_handler_failures == 0
