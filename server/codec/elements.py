@@ -139,4 +139,4 @@ def element(field: FieldDescriptor, hint: Any, *, optional: bool, nested: Nested
     expected = python_scalar(field)
     if hint is expected:
         return AS_IS
-    return Mismatch(f"its values are {expected.__name__ if expected else '?'}")
+    return Mismatch(f"the proto field holds {expected.__name__ if expected else '?'} values")

@@ -146,8 +146,10 @@ def proto_type_name(field: FieldDescriptor) -> str:
     name = _element_name(field)
     if field.is_repeated:
         return f"repeated {name}"
-    if field.has_presence and field.type not in (_T.TYPE_MESSAGE, _T.TYPE_GROUP):
-        return f"optional {name}"
+    oneof = field.containing_oneof
+    if oneof is not None:
+        synthetic = oneof.name == "_" + field.name and len(oneof.fields) == 1  # proto3 `optional`
+        return f"optional {name}" if synthetic else f"{name} in oneof {oneof.name}"
     return name
 
 
@@ -193,6 +195,6 @@ def suggest_hint(field: FieldDescriptor) -> str:
         and message_of(field).full_name not in _WELL_KNOWN_HINTS
     ):
         return f"{message_of(field).name} | None (a dataclass)"
-    if field.has_presence and field.type != _T.TYPE_MESSAGE:
-        return f"{element} | None"
+    if field.has_presence and (field.type != _T.TYPE_MESSAGE or field.containing_oneof is not None):
+        return element if element.endswith(" | None") else f"{element} | None"
     return element
