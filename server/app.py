@@ -13,6 +13,7 @@ import grpc
 from cqrs import Request, RequestMediator, StreamingRequestMediator
 from server.errors import ErrorMapper
 from server.health import Health
+from server.limits import StreamLimit
 from server.observability import RpcLog
 from server.reflection import Reflection
 from server.routing import Route, ServiceSource, build_routes, service_descriptors
@@ -91,12 +92,14 @@ class App:
             raise ValueError("no services to serve: call app.add_services(your_pb2) first")
         draining = asyncio.Event()
         server = grpc.aio.server(options=self.settings.grpc_options())
+        stream_limit = StreamLimit(self.settings.max_concurrent_streams)
         adapter = RpcAdapter(
             streaming_mediator=self.streaming_mediator,
             mediator=self.mediator,
             errors=self.errors,
             log=RpcLog(),
             draining=draining,
+            stream_limit=stream_limit,
         )
         by_service: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = {}
         for route in self.routes:
@@ -114,7 +117,9 @@ class App:
         await server.start()
         health.set_serving()
         host = address.rsplit(":", 1)[0]
-        running = RunningServer(server, health, draining, host=host, port=port, grace=self.settings.grace)
+        running = RunningServer(
+            server, health, draining, stream_limit, host=host, port=port, grace=self.settings.grace
+        )
         logger.info("serving address=%s:%d services=%s", host, port, ",".join(self.service_names))
         return running
 
@@ -132,6 +137,7 @@ class RunningServer:
         server: grpc.aio.Server,
         health: Health,
         draining: asyncio.Event,
+        stream_limit: StreamLimit,
         *,
         host: str,
         port: int,
@@ -140,6 +146,7 @@ class RunningServer:
         self.server = server
         self.health = health
         self.draining = draining
+        self.stream_limit = stream_limit
         self.host = host
         self.port = port
         self.grace = grace

@@ -51,12 +51,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=_env("ADDRESS", "127.0.0.1:50051"),
         help=f"host:port to listen on (port 0: any free one) [env {ENV_PREFIX}ADDRESS; default %(default)s]",
     )
-    parser.add_argument(
-        "--grace",
-        type=float,
-        default=float(_env("GRACE", "10")),
-        help=f"seconds in-flight RPCs may run on after SIGTERM [env {ENV_PREFIX}GRACE; default 10]",
+    _setting(parser, "--grace", float, "seconds in-flight RPCs may run on after SIGTERM/SIGINT (default 10)")
+    _setting(
+        parser,
+        "--max-concurrent-streams",
+        int,
+        "application streams served at once; more get RESOURCE_EXHAUSTED at once (default: no limit)",
     )
+    _setting(
+        parser, "--keepalive-time", float, "seconds between keepalive pings on a connection (default 60)"
+    )
+    _setting(
+        parser, "--keepalive-timeout", float, "seconds to wait for a ping answer before dropping (default 20)"
+    )
+    _setting(parser, "--max-receive-bytes", int, "largest request message accepted (default 4 MiB)")
+    _setting(parser, "--max-send-bytes", int, "largest response message sent (default 16 MiB)")
     parser.add_argument(
         "--log-level",
         default=_env("LOG_LEVEL", "info"),
@@ -70,6 +79,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"text for people, json for log pipelines [env {ENV_PREFIX}LOG_FORMAT; default text]",
     )
     return parser.parse_args(argv)
+
+
+# Flags that override a field of the App's ServerSettings, and the field each one sets.
+_SETTINGS_FLAGS = {
+    "grace": "grace",
+    "max_concurrent_streams": "max_concurrent_streams",
+    "keepalive_time": "keepalive_time",
+    "keepalive_timeout": "keepalive_timeout",
+    "max_receive_bytes": "max_receive_message_bytes",
+    "max_send_bytes": "max_send_message_bytes",
+}
+
+
+def _setting(parser: argparse.ArgumentParser, flag: str, kind: type, help_text: str) -> None:
+    """A flag for a ServerSettings field: unset (and no env) keeps what the App configured."""
+    env = ENV_PREFIX + flag.removeprefix("--").replace("-", "_").upper()
+    raw = os.environ.get(env)
+    parser.add_argument(
+        flag, type=kind, default=None if raw is None else kind(raw), help=f"{help_text} [env {env}]"
+    )
+
+
+def apply_settings(settings: ServerSettings, args: argparse.Namespace) -> ServerSettings:
+    """``settings`` with every settings flag that was given (or set by env) applied."""
+    changes = {
+        field: getattr(args, flag)
+        for flag, field in _SETTINGS_FLAGS.items()
+        if getattr(args, flag) is not None
+    }
+    return dataclasses.replace(settings, **changes)
 
 
 async def load_app(target: str) -> App:
@@ -93,7 +132,7 @@ async def load_app(target: str) -> App:
 
 async def serve(args: argparse.Namespace) -> None:
     app = await load_app(args.app)
-    app.settings = _with_grace(app, args.grace)
+    app.settings = apply_settings(app.settings, args)
     running = await app.start(args.address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -105,10 +144,6 @@ async def serve(args: argparse.Namespace) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await running.stop()
-
-
-def _with_grace(app: App, grace: float) -> ServerSettings:
-    return dataclasses.replace(app.settings, grace=grace)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from cqrs.errors import FieldViolation
 from server.codec import DecodeError
 from server.context import RpcContext, _enter, _leave
 from server.errors import ErrorMapper, RpcError
+from server.limits import StreamLimit
 from server.observability import RpcLog
 from server.routing import Route
 
@@ -43,12 +44,14 @@ class RpcAdapter:
         errors: ErrorMapper,
         log: RpcLog,
         draining: asyncio.Event,
+        stream_limit: StreamLimit,
     ) -> None:
         self._streaming_mediator = streaming_mediator
         self._mediator = mediator
         self._errors = errors
         self._log = log
         self._draining = draining
+        self._stream_limit = stream_limit
 
     def method_handler(self, route: Route) -> grpc.RpcMethodHandler[Any, Any]:
         # Serializers are left out on purpose: the adapter decodes and encodes itself, so a
@@ -63,30 +66,46 @@ class RpcAdapter:
         assert mediator is not None, "routing binds streaming RPCs only with a streaming mediator"
         stream = mediator.stream
         decode, encode, path = route.decode, route.encode, route.path
-        errors, log, draining = self._errors, self._log, self._draining
+        errors, log, draining, limit = self._errors, self._log, self._draining, self._stream_limit
 
         async def serve_stream(request_bytes: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             rpc = RpcContext(path, context, draining)
             token = _enter(rpc)
+            write = context.write
             sent = 0
             code = _OK
+            admitted = limit.try_enter()
             try:
+                if not admitted:
+                    raise _too_many_streams(limit)
                 request = _decode(decode, request_bytes)
                 responses = stream(request)
                 try:
                     async for response in responses:
-                        await context.write(encode(response))
+                        message = encode(response)
+                        try:
+                            await write(message)
+                        except (grpc.aio.AbortError, asyncio.CancelledError):
+                            raise
+                        except Exception as exc:
+                            # grpc fails the pending write when the call ends under it
+                            # (client cancel, deadline, dropped connection): not a bug.
+                            raise _CallEnded from exc
                         sent += 1
                 finally:
                     await responses.aclose()
             except asyncio.CancelledError:
                 code = _cancel_code(rpc)
                 raise
+            except _CallEnded:
+                code = _cancel_code(rpc)
             except Exception as exc:
                 outcome = errors.outcome(exc, method=path)
                 code = outcome.code
                 await context.abort(outcome.code, outcome.message, outcome.trailers)
             finally:
+                if admitted:
+                    limit.leave()
                 _leave(token)
                 log.finished(rpc, code, sent)
 
@@ -131,6 +150,18 @@ def _decode(decode: Callable[[bytes], Any], request_bytes: bytes) -> Any:
             reason="MALFORMED_REQUEST",
             violations=violations,
         ) from exc
+
+
+class _CallEnded(Exception):
+    """The call ended under a pending write; the stream stops and nothing more can be sent."""
+
+
+def _too_many_streams(limit: StreamLimit) -> RpcError:
+    return RpcError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"the server is serving its limit of {limit.limit} concurrent streams; retry later or elsewhere",
+        reason="TOO_MANY_STREAMS",
+    )
 
 
 def _cancel_code(rpc: RpcContext) -> grpc.StatusCode:

@@ -12,16 +12,42 @@ MiB = 1024 * 1024
 class ServerSettings:
     """Transport settings of one server.
 
-    ``grace`` is how long in-flight RPCs may run after a shutdown starts before they are
-    cancelled. Message size limits protect memory from a single oversized request; a larger
-    request is refused with RESOURCE_EXHAUSTED by grpc before our code sees it.
+    ``grace``: seconds in-flight RPCs may run after a shutdown starts before they are cancelled.
+
+    ``max_concurrent_streams``: application streams served at once; one more is refused at once
+    with RESOURCE_EXHAUSTED, while health checks and reflection keep answering (grpc's own
+    ``maximum_concurrent_rpcs`` counts those too, so an overloaded server would look dead to
+    its orchestrator). ``None`` means no limit.
+
+    Message size limits protect memory from one oversized request; grpc refuses a larger one
+    with RESOURCE_EXHAUSTED before our code sees it.
+
+    Keepalive: the server pings an idle connection every ``keepalive_time`` seconds and drops
+    it when no answer comes within ``keepalive_timeout``; streams of a client that vanished
+    without closing its socket (a frozen process, a dead NAT entry) are then cancelled and
+    their handlers closed. ``min_client_ping_interval`` is how often clients may ping us.
+
+    ``stream_window_bytes``: the HTTP/2 flow-control window the server offers per stream for
+    request data. The response side is bounded by the client's window; see README for the
+    figure of how much a stream can buffer ahead of a slow reader.
     """
 
     grace: float = 10.0
+    max_concurrent_streams: int | None = None
     max_receive_message_bytes: int = 4 * MiB
     max_send_message_bytes: int = 16 * MiB
     max_metadata_bytes: int = 16 * 1024
+    keepalive_time: float = 60.0
+    keepalive_timeout: float = 20.0
+    min_client_ping_interval: float = 10.0
     extra_options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent_streams is not None and self.max_concurrent_streams < 1:
+            raise ValueError("max_concurrent_streams must be at least 1 (or None for no limit)")
+        for name in ("grace", "keepalive_time", "keepalive_timeout", "min_client_ping_interval"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
 
     def grpc_options(self) -> list[tuple[str, Any]]:
         """The grpc channel arguments these settings stand for."""
@@ -29,6 +55,11 @@ class ServerSettings:
             ("grpc.max_receive_message_length", self.max_receive_message_bytes),
             ("grpc.max_send_message_length", self.max_send_message_bytes),
             ("grpc.max_metadata_size", self.max_metadata_bytes),
+            ("grpc.keepalive_time_ms", int(self.keepalive_time * 1000)),
+            ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.http2.min_ping_interval_without_data_ms", int(self.min_client_ping_interval * 1000)),
             # One process owns the port unless --workers asks for sharing explicitly.
             ("grpc.so_reuseport", 0),
             *self.extra_options,
