@@ -27,8 +27,8 @@ proto: $(GEN)/.generated
 $(GEN)/.generated: $(PROTOS) $(TEST_PROTOS) $(VENV)/.installed
 	rm -rf $(GEN) && mkdir -p $(GEN)
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(PROTOS)
-	# messages used only by the codec tests
-	$(PY) -m grpc_tools.protoc -Iprotos -Itests/protos --python_out=$(GEN) --pyi_out=$(GEN) $(TEST_PROTOS)
+	# services and messages used only by the tests
+	$(PY) -m grpc_tools.protoc -Iprotos -Itests/protos --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(TEST_PROTOS)
 	touch $@
 
 # buf (for `buf curl`) comes from the npm registry, pinned in tools/package-lock.json.

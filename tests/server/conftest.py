@@ -3,11 +3,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from sample.files.v1 import files_pb2_grpc
 
-from demo.files.v1 import files_pb2_grpc
-from server.demo import create_app
-from server.demo.handlers import FileStatusStore
 from server.testing import ServedApp, serve_for_test
+from tests.server.sample import FileStatusStore, create_app
 
 
 @pytest.fixture

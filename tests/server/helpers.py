@@ -7,13 +7,12 @@ from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
+from sample.files.v1 import files_pb2
 
 import cqrs
 from cqrs.requests import bootstrap
-from demo.files.v1 import files_pb2
 from server import App
-from server.demo.domain import GetFileStatusQuery, ProcessFilesCommand
-from server.demo.handlers import GetFileStatusQueryHandler
+from tests.server.sample import GetFileStatusQuery, GetFileStatusQueryHandler, ProcessFilesCommand
 
 
 def app_with(
@@ -24,7 +23,7 @@ def app_with(
     container: cqrs.Container | None = None,
     **stream_settings: Any,
 ) -> App:
-    """An App serving demo.files.v1 with ``stream_handler`` behind ProcessFiles."""
+    """An App serving sample.files.v1 (the test-only seed service) with ``stream_handler`` behind ProcessFiles."""
     container = container or cqrs.Container()
     event_bindings = list(events)
 

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
+from sample.files.v1 import files_pb2, files_pb2_grpc
 
 import cqrs
 from cqrs.requests.request_handler import StreamingRequestHandler
-from demo.files.v1 import files_pb2, files_pb2_grpc
-from server.demo.domain import FileProcessedResult, ProcessFilesCommand
 from server.testing import serve_for_test
 from tests.server.helpers import app_with, bad_request, error_info, rich_status, trailer
+from tests.server.sample import FileProcessedResult, ProcessFilesCommand
 
 
 async def test_validation_error_before_the_first_message_is_invalid_argument_with_field_violations(
@@ -125,7 +125,7 @@ async def test_registered_exception_maps_to_its_code_without_its_text() -> None:
 async def test_undecodable_request_is_invalid_argument_and_the_server_keeps_serving(
     body: bytes, demo: typing.Any
 ) -> None:
-    raw = demo.channel.unary_stream("/demo.files.v1.FileService/ProcessFiles")
+    raw = demo.channel.unary_stream("/sample.files.v1.FileService/ProcessFiles")
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         [m async for m in raw(body)]
     assert failed.value.code() is grpc.StatusCode.INVALID_ARGUMENT
@@ -146,7 +146,7 @@ async def test_unknown_file_status_is_not_found_with_error_info(
 
 
 async def test_unknown_method_is_unimplemented(demo: typing.Any) -> None:
-    raw = demo.channel.unary_unary("/demo.files.v1.FileService/NoSuchMethod")
+    raw = demo.channel.unary_unary("/sample.files.v1.FileService/NoSuchMethod")
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         await raw(b"")
     assert failed.value.code() is grpc.StatusCode.UNIMPLEMENTED

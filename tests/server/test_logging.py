@@ -7,8 +7,8 @@ import logging
 
 import grpc
 import pytest
+from sample.files.v1 import files_pb2, files_pb2_grpc
 
-from demo.files.v1 import files_pb2, files_pb2_grpc
 from server.observability import JsonFormatter
 
 
@@ -22,8 +22,8 @@ async def test_one_line_per_rpc_with_method_status_count_and_duration(
         await demo_stub.GetFileStatus(files_pb2.GetFileStatusQuery(file_id=secret + "-missing"))
     records = [r for r in caplog.records if r.name == "server.rpc"]
     assert [(r.rpc_method, r.rpc_status, r.rpc_messages) for r in records] == [  # type: ignore[attr-defined]
-        ("/demo.files.v1.FileService/ProcessFiles", "OK", 2),
-        ("/demo.files.v1.FileService/GetFileStatus", "NOT_FOUND", 0),
+        ("/sample.files.v1.FileService/ProcessFiles", "OK", 2),
+        ("/sample.files.v1.FileService/GetFileStatus", "NOT_FOUND", 0),
     ]
     assert all(r.rpc_duration_ms >= 0 for r in records)  # type: ignore[attr-defined]
     for record in records:

@@ -6,16 +6,21 @@ import typing
 from datetime import datetime
 
 import pytest
+from sample.files.v1 import files_pb2
 
 import cqrs
 from cqrs.requests import bootstrap
 from cqrs.requests.request_handler import StreamingRequestHandler
-from demo.files.v1 import files_pb2
 from server import App, StartupError
-from server.demo.domain import FileProcessedResult, GetFileStatusQuery, ProcessFilesCommand
-from server.demo.handlers import GetFileStatusQueryHandler, ProcessFilesCommandHandler
+from tests.server.sample import (
+    FileProcessedResult,
+    GetFileStatusQuery,
+    GetFileStatusQueryHandler,
+    ProcessFilesCommand,
+    ProcessFilesCommandHandler,
+)
 
-PROCESS = "demo.files.v1.FileService/ProcessFiles"
+PROCESS = "sample.files.v1.FileService/ProcessFiles"
 
 
 def _unary() -> cqrs.RequestMediator:
@@ -34,7 +39,7 @@ def test_rpcs_route_by_input_message_name_to_the_right_mediator() -> None:
     routes = {route.key: route for route in app.routes}
     assert routes[PROCESS].streaming and routes[PROCESS].request_type is ProcessFilesCommand
     assert routes[PROCESS].response_type is FileProcessedResult
-    status = routes["demo.files.v1.FileService/GetFileStatus"]
+    status = routes["sample.files.v1.FileService/GetFileStatus"]
     assert not status.streaming and status.request_type is GetFileStatusQuery
 
 
@@ -43,7 +48,7 @@ def test_an_rpc_without_a_handler_refuses_to_start() -> None:
     with pytest.raises(StartupError) as refused:
         app.add_services(files_pb2)
     [problem] = refused.value.problems
-    assert "rpc demo.files.v1.FileService/GetFileStatus" in problem
+    assert "rpc sample.files.v1.FileService/GetFileStatus" in problem
     assert "App has no mediator" in problem
 
 
@@ -82,9 +87,9 @@ def test_bindings_override_name_based_routing_and_unknown_keys_are_refused() -> 
     app = App(streaming_mediator=_streaming(RenamedCommand, RenamedHandler), mediator=_unary())
     with pytest.raises(StartupError) as refused:
         app.add_services(
-            files_pb2, bindings={PROCESS: RenamedCommand, "demo.files.v1.FileService/Nope": RenamedCommand}
+            files_pb2, bindings={PROCESS: RenamedCommand, "sample.files.v1.FileService/Nope": RenamedCommand}
         )
-    assert any("'demo.files.v1.FileService/Nope', which is not an RPC" in p for p in refused.value.problems)
+    assert any("'sample.files.v1.FileService/Nope', which is not an RPC" in p for p in refused.value.problems)
 
 
 class MissingFieldCommand(cqrs.Request):

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sample.files.v1 import files_pb2, files_pb2_grpc
 
 import cqrs
 from cqrs.requests.request_handler import StreamingRequestHandler
-from demo.files.v1 import files_pb2, files_pb2_grpc
-from server.demo.domain import FileProcessedResult, ProcessFilesCommand
 from server.settings import ServerSettings
 from tests.server.helpers import app_with
+from tests.server.sample import FileProcessedResult, ProcessFilesCommand
 
 
 class Gate:

@@ -8,16 +8,15 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
+from sample.files.v1 import files_pb2, files_pb2_grpc
 
 import cqrs
 from cqrs.events.event import Event
 from cqrs.requests.request_handler import StreamingRequestHandler
-from demo.files.v1 import files_pb2, files_pb2_grpc
 from server import current_rpc, maybe_current_rpc
-from server.demo.domain import FileProcessedEvent, FileProcessedResult, ProcessFilesCommand
-from server.demo.handlers import FileStatusStore
 from server.testing import ServedApp, serve_for_test
 from tests.server.helpers import app_with
+from tests.server.sample import FileProcessedEvent, FileProcessedResult, FileStatusStore, ProcessFilesCommand
 
 
 async def test_each_yield_is_one_message_in_order(demo_stub: files_pb2_grpc.FileServiceStub) -> None:
@@ -194,6 +193,6 @@ async def test_handler_reads_metadata_method_and_deadline_from_the_rpc_context()
             r async for r in stub.ProcessFiles(command, metadata=(("x-tenant", "acme"),), timeout=30)
         ]
         [without] = [r async for r in stub.ProcessFiles(command)]
-    assert with_meta.file_id == "/demo.files.v1.FileService/ProcessFiles"
+    assert with_meta.file_id == "/sample.files.v1.FileService/ProcessFiles"
     assert with_meta.status == "acme/set"
     assert without.status == "none/none"
