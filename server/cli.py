@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from server.app import App
 from server.observability import configure_logging
@@ -67,6 +67,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     _setting(parser, "--max-receive-bytes", int, "largest request message accepted (default 4 MiB)")
     _setting(parser, "--max-send-bytes", int, "largest response message sent (default 16 MiB)")
     parser.add_argument(
+        "--data-dir",
+        default=_env("DATA_DIR", "data"),
+        help="directory the app keeps its data in, created on start; given to an app factory that "
+        f"takes a data_dir parameter [env {ENV_PREFIX}DATA_DIR; default ./data]",
+    )
+    raw_upload = os.environ.get(ENV_PREFIX + "MAX_UPLOAD_BYTES")
+    parser.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=None if raw_upload is None else int(raw_upload),
+        help="largest upload the app accepts; given to an app factory that takes a max_upload_bytes "
+        f"parameter (the demo: default 64 MiB) [env {ENV_PREFIX}MAX_UPLOAD_BYTES]",
+    )
+    parser.add_argument(
         "--log-level",
         default=_env("LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
@@ -111,8 +125,31 @@ def apply_settings(settings: ServerSettings, args: argparse.Namespace) -> Server
     return dataclasses.replace(settings, **changes)
 
 
-async def load_app(target: str) -> App:
-    """Import ``module:attribute``; call it if it is a factory, await it if it is async."""
+# Flags handed to an app factory as keyword arguments, when its signature takes them.
+_FACTORY_FLAGS = ("data_dir", "max_upload_bytes")
+
+
+def factory_options(args: argparse.Namespace) -> dict[str, object]:
+    """The factory flags that have a value (given, from the environment, or a default)."""
+    return {name: getattr(args, name) for name in _FACTORY_FLAGS if getattr(args, name) is not None}
+
+
+def _accepted(factory: object, options: Mapping[str, object]) -> dict[str, object]:
+    try:
+        parameters = inspect.signature(factory).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return dict(options)
+    return {name: value for name, value in options.items() if name in parameters}
+
+
+async def load_app(target: str, options: Mapping[str, object] | None = None) -> App:
+    """Import ``module:attribute``; call it if it is a factory, await it if it is async.
+
+    A factory gets those of ``options`` (``data_dir``, ``max_upload_bytes``) its signature takes,
+    so an app opts into a flag by naming the parameter.
+    """
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise SystemExit(f"--app must look like package.module:attribute, got {target!r}")
@@ -122,7 +159,7 @@ async def load_app(target: str) -> App:
     except AttributeError:
         raise SystemExit(f"--app {target}: module {module_name} has no attribute {attribute!r}") from None
     if not isinstance(obj, App) and callable(obj):
-        obj = obj()
+        obj = obj(**_accepted(obj, options or {}))
         if inspect.isawaitable(obj):
             obj = await obj
     if not isinstance(obj, App):
@@ -131,7 +168,7 @@ async def load_app(target: str) -> App:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    app = await load_app(args.app)
+    app = await load_app(args.app, factory_options(args))
     app.settings = apply_settings(app.settings, args)
     running = await app.start(args.address)
     stop = asyncio.Event()

@@ -1,5 +1,9 @@
-"""The demo service that ``make run`` serves: the seed's ProcessFiles example over gRPC."""
+"""The demo service that ``make run`` serves: upload, list, process (streamed) and watch files.
 
-from server.demo.app import create_app
+``create_app`` is what ``python -m server`` loads by default; ``build_demo`` also hands tests the
+store and the event fan-out behind it.
+"""
 
-__all__ = ["create_app"]
+from server.demo.app import Demo, build_demo, create_app
+
+__all__ = ["Demo", "build_demo", "create_app"]

@@ -2,32 +2,108 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from pathlib import Path
+
 import cqrs
 from cqrs.requests import bootstrap
 from demo.files.v1 import files_pb2
 from server.app import App
-from server.demo.domain import FileProcessedEvent, GetFileStatusQuery, ProcessFilesCommand
-from server.demo.handlers import (
-    FileStatusStore,
-    GetFileStatusQueryHandler,
-    ProcessFilesCommandHandler,
-    RecordFileStatus,
+from server.demo.domain import (
+    FileProcessed,
+    FileUploaded,
+    GetFileStatusQuery,
+    ListFilesQuery,
+    ProcessFilesCommand,
+    UploadFileCommand,
+    WatchFileEventsQuery,
 )
+from server.demo.fanout import DEFAULT_QUEUE_SIZE, EventFanout
+from server.demo.handlers import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    DemoSettings,
+    GetFileStatusQueryHandler,
+    ListFilesQueryHandler,
+    ProcessFilesCommandHandler,
+    UploadFileCommandHandler,
+    WatchFileEventsQueryHandler,
+)
+from server.demo.processing import DEFAULT_CHUNK_BYTES, ReadChunk, read_chunk
+from server.demo.reactions import AuditFileEvents, BroadcastFileEvents, RecordFileStatus
+from server.demo.store import FileStore
+from server.settings import ServerSettings
+
+DEFAULT_DATA_DIR = "data"
+# Room for the message framing and the name next to the content, so an upload of exactly the
+# limit passes grpc's own receive limit and a larger one gets our clearer RESOURCE_EXHAUSTED.
+UPLOAD_OVERHEAD_BYTES = 64 * 1024
 
 
-def create_app(store: FileStatusStore | None = None) -> App:
-    """The demo App; tests pass their own ``store`` to look inside."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Demo:
+    """The demo App and the parts tests look inside."""
+
+    app: App
+    store: FileStore
+    fanout: EventFanout
+    settings: DemoSettings
+
+
+def build_demo(
+    data_dir: str | os.PathLike[str] = DEFAULT_DATA_DIR,
+    *,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    subscriber_queue_size: int = DEFAULT_QUEUE_SIZE,
+    read: ReadChunk = read_chunk,
+) -> Demo:
+    """The demo over ``data_dir`` (created if missing); the caller owns ``demo.store.close()``."""
+    if max_upload_bytes < 1:
+        raise ValueError(f"max_upload_bytes must be positive, got {max_upload_bytes}")
+    settings = DemoSettings(max_upload_bytes=max_upload_bytes, chunk_bytes=chunk_bytes, read_chunk=read)
+    store = FileStore(Path(data_dir))
+    fanout = EventFanout(subscriber_queue_size)
     container = cqrs.Container()
-    container.register_instance(FileStatusStore, store or FileStatusStore())
+    container.register_instance(FileStore, store)
+    container.register_instance(EventFanout, fanout)
+    container.register_instance(DemoSettings, settings)
+
+    def bind_events(mapper: cqrs.EventMap) -> None:
+        for event_type in (FileUploaded, FileProcessed):
+            mapper.bind(event_type, AuditFileEvents)
+            if event_type is FileProcessed:
+                mapper.bind(event_type, RecordFileStatus)
+            mapper.bind(event_type, BroadcastFileEvents)
+
+    def bind_streams(mapper: cqrs.RequestMap) -> None:
+        mapper.bind(ProcessFilesCommand, ProcessFilesCommandHandler)
+        mapper.bind(WatchFileEventsQuery, WatchFileEventsQueryHandler)
+
+    def bind_unary(mapper: cqrs.RequestMap) -> None:
+        mapper.bind(UploadFileCommand, UploadFileCommandHandler)
+        mapper.bind(ListFilesQuery, ListFilesQueryHandler)
+        mapper.bind(GetFileStatusQuery, GetFileStatusQueryHandler)
+
     stream_mediator = bootstrap.bootstrap_streaming(
-        di_container=container,
-        commands_mapper=lambda m: m.bind(ProcessFilesCommand, ProcessFilesCommandHandler),
-        domain_events_mapper=lambda m: m.bind(FileProcessedEvent, RecordFileStatus),
+        di_container=container, commands_mapper=bind_streams, domain_events_mapper=bind_events
     )
     mediator = bootstrap.bootstrap(
-        di_container=container,
-        queries_mapper=lambda m: m.bind(GetFileStatusQuery, GetFileStatusQueryHandler),
+        di_container=container, commands_mapper=bind_unary, domain_events_mapper=bind_events
     )
-    app = App(streaming_mediator=stream_mediator, mediator=mediator)
+    receive_limit = max(ServerSettings().max_receive_message_bytes, max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
+    app = App(
+        streaming_mediator=stream_mediator,
+        mediator=mediator,
+        settings=ServerSettings(max_receive_message_bytes=receive_limit),
+    )
     app.add_services(files_pb2)
-    return app
+    return Demo(app=app, store=store, fanout=fanout, settings=settings)
+
+
+def create_app(
+    data_dir: str | os.PathLike[str] = DEFAULT_DATA_DIR,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+) -> App:
+    """What ``python -m server`` serves by default; ``--data-dir`` / ``--max-upload-bytes`` reach it here."""
+    return build_demo(data_dir, max_upload_bytes=max_upload_bytes).app

@@ -1,10 +1,42 @@
-"""Requests, responses and events of the demo; their names match the messages in files.proto."""
+"""Requests, responses and events of the demo; request/response names match the messages in files.proto.
+
+Statuses are plain strings so they read the same in every client and in ``buf curl``'s JSON.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 import cqrs
+
+COMPLETED = "completed"
+NOT_FOUND = "not_found"
+FAILED = "failed"
+UPLOADED = "uploaded"
+
+KIND_UPLOADED = "file_uploaded"
+KIND_PROCESSED = "file_processed"
+
+
+class UploadFileCommand(cqrs.Request):
+    name: str
+    content: bytes
+
+
+class FileInfo(cqrs.Response):
+    file_id: str
+    name: str
+    size: int
+    sha256: str
+    uploaded_at: datetime
+
+
+class ListFilesQuery(cqrs.Request):
+    pass
+
+
+class FileList(cqrs.Response):
+    files: list[FileInfo]
 
 
 class ProcessFilesCommand(cqrs.Request):
@@ -17,6 +49,11 @@ class FileProcessedResult(cqrs.Response):
     processed_at: datetime
     index: int = 0
     total: int = 0
+    name: str = ""
+    size: int = 0
+    sha256: str = ""
+    line_count: int = 0
+    error: str = ""
 
 
 class GetFileStatusQuery(cqrs.Request):
@@ -29,7 +66,40 @@ class FileStatus(cqrs.Response):
     processed_at: datetime | None = None
 
 
-class FileProcessedEvent(cqrs.DomainEvent):
+class WatchFileEventsQuery(cqrs.Request):
+    pass
+
+
+class FileEvent(cqrs.Response):
+    sequence: int
+    kind: str
+    file_id: str
+    occurred_at: datetime
+    name: str = ""
+    status: str = ""
+    size: int = 0
+    sha256: str = ""
+    line_count: int = 0
+
+
+class FileUploaded(cqrs.DomainEvent):
+    """A file was stored; recorded by UploadFile, handled after the RPC's handler returns."""
+
+    file_id: str
+    name: str
+    size: int
+    sha256: str
+    uploaded_at: datetime
+
+
+class FileProcessed(cqrs.DomainEvent):
+    """One ProcessFiles result (any status); handled between that message and the next."""
+
     file_id: str
     status: str
     processed_at: datetime
+    name: str = ""
+    size: int = 0
+    sha256: str = ""
+    line_count: int = 0
+    error: str = ""

@@ -1,36 +1,52 @@
-"""Handlers of the demo: the seed's streaming handler, a status store fed by its events, a query."""
+"""Request handlers of the demo: upload, list, process (streaming), status, watch (streaming)."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import typing
+import unicodedata
 from datetime import UTC, datetime
 
 import cqrs
-from cqrs.events.event import Event
 from cqrs.requests.request_handler import StreamingRequestHandler
+from server.context import maybe_current_rpc
 from server.demo.domain import (
-    FileProcessedEvent,
+    COMPLETED,
+    FAILED,
+    NOT_FOUND,
+    FileEvent,
+    FileInfo,
+    FileList,
+    FileProcessed,
     FileProcessedResult,
     FileStatus,
+    FileUploaded,
     GetFileStatusQuery,
+    ListFilesQuery,
     ProcessFilesCommand,
+    UploadFileCommand,
+    WatchFileEventsQuery,
 )
+from server.demo.fanout import EventFanout, SubscriberFellBehind
+from server.demo.processing import DEFAULT_CHUNK_BYTES, ReadChunk, digest_file, read_chunk
+from server.demo.store import FileStore
 
+MiB = 1024 * 1024
 MAX_FILE_IDS = 10_000
 MAX_FILE_ID_LENGTH = 256
+MAX_NAME_LENGTH = 255
+SUBSCRIBED_HEADER = "x-subscribed"
+DEFAULT_MAX_UPLOAD_BYTES = 64 * MiB
 
 
-class FileStatusStore:
-    """The last known status of each processed file, kept in memory for the demo."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class DemoSettings:
+    """Limits of the demo service (the CLI fills ``max_upload_bytes``)."""
 
-    def __init__(self) -> None:
-        self._statuses: dict[str, FileStatus] = {}
-
-    def record(self, status: FileStatus) -> None:
-        self._statuses[status.file_id] = status
-
-    def get(self, file_id: str) -> FileStatus | None:
-        return self._statuses.get(file_id)
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    read_chunk: ReadChunk = read_chunk
 
 
 def validate_file_ids(file_ids: list[str]) -> None:
@@ -58,56 +74,161 @@ def _id_problems(file_id: str) -> list[str]:
     return []
 
 
+def _validate_name(name: str) -> None:
+    if not name.strip():
+        raise cqrs.ValidationError.for_field("name", "must not be blank")
+    if len(name) > MAX_NAME_LENGTH:
+        raise cqrs.ValidationError.for_field("name", f"is {len(name)} characters long; at most 255")
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        raise cqrs.ValidationError.for_field("name", "must not contain control characters")
+
+
+class UploadFileCommandHandler(cqrs.RequestHandler[UploadFileCommand, FileInfo]):
+    """Checks the size limit before anything touches the disk, stores, records FileUploaded."""
+
+    def __init__(self, store: FileStore, settings: DemoSettings) -> None:
+        self._store = store
+        self._settings = settings
+
+    async def handle(self, request: UploadFileCommand) -> FileInfo:
+        _validate_name(request.name)
+        limit, size = self._settings.max_upload_bytes, len(request.content)
+        if size > limit:
+            raise cqrs.ResourceExhaustedError(
+                f"file {request.name!r} is {size} bytes; the upload limit is {limit} bytes",
+                reason="UPLOAD_TOO_LARGE",
+                metadata={"size_bytes": str(size), "limit_bytes": str(limit)},
+            )
+        info = await self._store.save(request.name, request.content)
+        self.add_event(
+            FileUploaded(
+                file_id=info.file_id,
+                name=info.name,
+                size=info.size,
+                sha256=info.sha256,
+                uploaded_at=info.uploaded_at,
+            )
+        )
+        return info
+
+
+class ListFilesQueryHandler(cqrs.RequestHandler[ListFilesQuery, FileList]):
+    def __init__(self, store: FileStore) -> None:
+        self._store = store
+
+    async def handle(self, request: ListFilesQuery) -> FileList:
+        return FileList(files=await self._store.list_files())
+
+
 class ProcessFilesCommandHandler(StreamingRequestHandler[ProcessFilesCommand, FileProcessedResult]):
-    """Processes each file in order, yielding one result and recording one event per file."""
+    """Digests each file in order: one result and one FileProcessed event per id, whatever its fate."""
 
-    def __init__(self) -> None:
-        self._events: list[Event] = []
-
-    @property
-    def events(self) -> list[Event]:
-        return self._events.copy()
-
-    def clear_events(self) -> None:
-        self._events.clear()
+    def __init__(self, store: FileStore, settings: DemoSettings) -> None:
+        self._store = store
+        self._settings = settings
 
     async def handle(self, request: ProcessFilesCommand) -> typing.AsyncIterator[FileProcessedResult]:
         validate_file_ids(request.file_ids)
         total = len(request.file_ids)
         for index, file_id in enumerate(request.file_ids, start=1):
-            processed_at = datetime.now(UTC)
-            self._events.append(
-                FileProcessedEvent(file_id=file_id, status="completed", processed_at=processed_at)
+            result = await self._process(file_id)
+            result.index, result.total = index, total
+            self.add_event(
+                FileProcessed(
+                    file_id=result.file_id,
+                    status=result.status,
+                    processed_at=result.processed_at,
+                    name=result.name,
+                    size=result.size,
+                    sha256=result.sha256,
+                    line_count=result.line_count,
+                    error=result.error,
+                )
             )
-            yield FileProcessedResult(
-                file_id=file_id, status="completed", processed_at=processed_at, index=index, total=total
+            yield result
+
+    async def _process(self, file_id: str) -> FileProcessedResult:
+        info = await self._store.get(file_id)
+        if info is None:
+            return FileProcessedResult(file_id=file_id, status=NOT_FOUND, processed_at=datetime.now(UTC))
+        failed = FileProcessedResult(
+            file_id=file_id, status=FAILED, processed_at=datetime.now(UTC), name=info.name
+        )
+        try:
+            digest = await digest_file(
+                self._store.blob_path(info.sha256),
+                chunk_bytes=self._settings.chunk_bytes,
+                read=self._settings.read_chunk,
             )
-
-
-class RecordFileStatus(cqrs.EventHandler[FileProcessedEvent]):
-    """Keeps the status store current: runs between streamed messages."""
-
-    def __init__(self, store: FileStatusStore) -> None:
-        self._store = store
-
-    async def handle(self, event: FileProcessedEvent) -> None:
-        self._store.record(
-            FileStatus(file_id=event.file_id, status=event.status, processed_at=event.processed_at)
+        except OSError:
+            failed.error = "the stored content cannot be read"
+            return failed
+        if digest.sha256 != info.sha256 or digest.size != info.size:
+            failed.error = "the stored content does not match its digest"
+            return failed
+        return FileProcessedResult(
+            file_id=file_id,
+            status=COMPLETED,
+            processed_at=datetime.now(UTC),
+            name=info.name,
+            size=digest.size,
+            sha256=digest.sha256,
+            line_count=digest.line_count,
         )
 
 
 class GetFileStatusQueryHandler(cqrs.RequestHandler[GetFileStatusQuery, FileStatus]):
-    """Answers from the status store; an unknown file is NOT_FOUND."""
+    """Answers from the status the events recorded; an unknown file is NOT_FOUND."""
 
-    def __init__(self, store: FileStatusStore) -> None:
+    def __init__(self, store: FileStore) -> None:
         self._store = store
 
     async def handle(self, request: GetFileStatusQuery) -> FileStatus:
-        status = self._store.get(request.file_id)
+        status = await self._store.status(request.file_id)
         if status is None:
             raise cqrs.NotFoundError(
-                f"file {request.file_id!r} has not been processed",
+                f"no file has the id {request.file_id!r}",
                 reason="FILE_NOT_FOUND",
-                metadata={"file_id": request.file_id},
+                metadata={"file_id": request.file_id[:MAX_FILE_ID_LENGTH]},
             )
         return status
+
+
+class WatchFileEventsQueryHandler(StreamingRequestHandler[WatchFileEventsQuery, FileEvent]):
+    """Streams live events until the client leaves, the server drains, or the client falls behind.
+
+    The subscription is live before the response headers are sent (they carry ``x-subscribed``),
+    so a client that waits for the headers misses nothing published afterwards.
+    """
+
+    def __init__(self, fanout: EventFanout) -> None:
+        self._fanout = fanout
+
+    async def handle(self, request: WatchFileEventsQuery) -> typing.AsyncIterator[FileEvent]:
+        rpc = maybe_current_rpc()
+        draining = rpc.draining if rpc is not None else asyncio.Event()
+        with self._fanout.subscribe() as subscription:
+            if rpc is not None:
+                await rpc.grpc_context.send_initial_metadata(((SUBSCRIBED_HEADER, "true"),))
+            drained = asyncio.ensure_future(draining.wait())
+            waiting: asyncio.Future[FileEvent] | None = None
+            try:
+                while True:
+                    waiting = asyncio.ensure_future(subscription.next())
+                    await asyncio.wait((waiting, drained), return_when=asyncio.FIRST_COMPLETED)
+                    if not waiting.done():
+                        raise cqrs.UnavailableError(
+                            "server is shutting down; reconnect", reason="SERVER_DRAINING"
+                        )
+                    try:
+                        event = waiting.result()
+                    except SubscriberFellBehind as exc:
+                        raise cqrs.ResourceExhaustedError(
+                            f"subscriber fell behind: {exc}; reconnect and read the gap with ListFiles",
+                            reason="SUBSCRIBER_FELL_BEHIND",
+                        ) from None
+                    yield event
+            finally:
+                drained.cancel()
+                if waiting is not None:
+                    waiting.cancel()

@@ -67,6 +67,14 @@ async def start_server(*args: str, env: dict[str, str] | None = None) -> ServerP
     return server
 
 
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every server process started by a test keeps its data in the test's own directory."""
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("CQRS_GRPC_DATA_DIR", str(data_dir))
+    return data_dir
+
+
 @pytest.fixture
 async def server_process() -> AsyncIterator[ServerProcess]:
     server = await start_server("--grace", "2")

@@ -1,0 +1,90 @@
+"""Live fan-out of file events to WatchFileEvents subscribers.
+
+``publish`` never waits: it is called by event handlers between the messages of someone else's
+stream, so a subscriber that does not keep up must not slow that stream down. Each subscriber has
+a bounded queue; when it is full the subscriber is dropped (its queue emptied, memory released)
+and its next read raises ``SubscriberFellBehind``, which the Watch handler ends with
+RESOURCE_EXHAUSTED. A dropped subscriber can reconnect and read the gap from ListFiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+
+from server.demo.domain import FileEvent
+
+DEFAULT_QUEUE_SIZE = 256
+
+
+class SubscriberFellBehind(Exception):
+    """The subscriber's queue overflowed: it was dropped so the producers never wait."""
+
+
+class Subscription:
+    """One subscriber's bounded queue of events."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._queue: collections.deque[FileEvent] = collections.deque()
+        self._ready = asyncio.Event()
+        self.dropped = False
+
+    def _offer(self, event: FileEvent) -> None:
+        if self.dropped:
+            return
+        if len(self._queue) >= self._capacity:
+            self.dropped = True
+            self._queue.clear()
+        else:
+            self._queue.append(event)
+        self._ready.set()
+
+    async def next(self) -> FileEvent:
+        """The next event, waiting for one; raises SubscriberFellBehind once dropped."""
+        while not self._queue and not self.dropped:
+            self._ready.clear()
+            await self._ready.wait()
+        if self.dropped:
+            raise SubscriberFellBehind(f"more than {self._capacity} events were waiting to be sent")
+        return self._queue.popleft()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+
+class EventFanout:
+    """Numbers events and offers each to every current subscriber."""
+
+    def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be at least 1, got {queue_size}")
+        self.queue_size = queue_size
+        self._subscribers: set[Subscription] = set()
+        self._sequence = 0
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[Subscription]:
+        """A subscription receiving every event published while the block runs."""
+        subscription = Subscription(self.queue_size)
+        self._subscribers.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscribers.discard(subscription)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def publish(self, event: FileEvent) -> FileEvent:
+        """Number ``event`` and offer it to every subscriber, without waiting; the numbered event."""
+        self._sequence += 1
+        numbered = dataclasses.replace(event, sequence=self._sequence)
+        for subscription in self._subscribers:
+            subscription._offer(numbered)
+        return numbered
