@@ -1,0 +1,251 @@
+"""Summaries, comparisons and the BENCHMARKS.md section of the gRPC benchmark."""
+
+from __future__ import annotations
+
+import collections
+import os
+import platform
+import statistics
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+NOTES = ROOT / "bench" / "grpc_notes.md"
+BEGIN, END = "<!-- grpc:begin -->", "<!-- grpc:end -->"
+THROUGHPUT = ("py1_msgs_per_s", "py10_msgs_per_s", "h2_1_msgs_per_s", "h2_40_msgs_per_s")
+LATENCY = ("ttfm_p50_ms", "ttfm_p99_ms")
+LABELS = {
+    "py1_msgs_per_s": "py 1 stream",
+    "py10_msgs_per_s": "py 10 streams",
+    "h2_1_msgs_per_s": "h2load 1",
+    "h2_40_msgs_per_s": "h2load 40",
+    "ttfm_p50_ms": "TTFM p50",
+    "ttfm_p99_ms": "TTFM p99",
+}
+
+
+def machine(h2load: str, pycqrs_python: str) -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    h2_version = subprocess.run([h2load, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    pycqrs = subprocess.run(
+        [pycqrs_python, "-c", "from importlib.metadata import version; print(version('python-cqrs'))"],
+        capture_output=True,
+        text=True,
+        cwd="/",
+    ).stdout.strip()
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "python": platform.python_version(),
+        "grpcio": metadata.version("grpcio"),
+        "protobuf": metadata.version("protobuf"),
+        "uvloop": _version("uvloop"),
+        "python-cqrs": pycqrs,
+        "h2load": h2_version,
+    }
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def medians(runs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        variant: {
+            payload: {k: statistics.median(v) for k, v in figures.items()} for payload, figures in by.items()
+        }
+        for variant, by in runs.items()
+    }
+
+
+def ratios(meds: dict[str, Any]) -> dict[str, Any]:
+    """Every figure over the baseline's same figure for the same payload (baseline without events)."""
+    base = meds["baseline"]
+    return {
+        variant: {
+            payload: {k: v / base[payload][k] for k, v in figures.items()} for payload, figures in by.items()
+        }
+        for variant, by in meds.items()
+    }
+
+
+def targets(result: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
+    """(description, worst measured ratio over payloads and clients, target, met)."""
+    r, m = result["ratios"], result["medians"]
+    cells = [(p, k) for p in r["baseline"] for k in THROUGHPUT]
+    ours0 = min(r["ours_0"][p][k] for p, k in cells)
+    ours1 = min(r["ours_1"][p][k] for p, k in cells)
+    vs_pycqrs = min(m["ours_1"][p][k] / m["pycqrs_1"][p][k] for p, k in cells)
+    return [
+        ("ours, 0 events / baseline (msgs/s)", ours0, 1.05, ours0 >= 1.05),
+        ("ours, 1 event to 2 handlers / baseline without events", ours1, 0.85, ours1 >= 0.85),
+        ("ours, 1 event / python-cqrs 5.3, 1 event", vs_pycqrs, 2.0, vs_pycqrs >= 2.0),
+    ]
+
+
+def summarize_profile(raw: Path, top: int = 14) -> dict[str, Any]:
+    """Self and inclusive sample shares per function from py-spy's raw (collapsed stack) output."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    if not raw.exists():
+        return {"samples": 0}
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = [_short(frame) for frame in stack.split(";")]
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    return {
+        "samples": total,
+        "self": [(name, n / total) for name, n in own.most_common(top)],
+        "inclusive": [(name, n / total) for name, n in inclusive.most_common(top * 2)],
+    }
+
+
+def _short(frame: str) -> str:
+    """``func (path/to/file.py:12)`` -> ``func (file.py)``; thread/process frames pass through."""
+    name, _, where = frame.partition(" (")
+    if not where:
+        return frame
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    parts = Path(path).parts
+    tail = "/".join(parts[-2:]) if len(parts) > 1 else path
+    return f"{name} ({tail})"
+
+
+def changes(previous: dict[str, Any], current: dict[str, Any]) -> str:
+    """Ratio changes against the previous run, one line per variant, payload and figure."""
+    if "ratios" not in previous or "ratios" not in current:
+        return "bench grpc: no previous ratios to compare with"
+    lines = [
+        f"bench grpc: change against the previous run ({previous.get('date', '?')}), ratios to baseline:"
+    ]
+    for variant, by in current["ratios"].items():
+        if variant == "baseline":
+            continue
+        for payload, figures in by.items():
+            old = previous["ratios"].get(variant, {}).get(payload, {})
+            parts = [
+                f"{LABELS[k]} {old[k]:.2f}->{v:.2f}" for k, v in figures.items() if k in old and k in LABELS
+            ]
+            lines.append(f"  {variant:<9} {payload:>4} B: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
+def _table(result: dict[str, Any], payload: str) -> list[str]:
+    keys = [*THROUGHPUT, *LATENCY]
+    rows = [
+        "| server | " + " | ".join(LABELS[k] for k in keys) + " |",
+        "| --- | " + " | ".join("---:" for _ in keys) + " |",
+    ]
+    base = result["medians"]["baseline"][payload]
+    rows.append(
+        "| baseline (absolute) | "
+        + " | ".join(f"{base[k]:,.0f}/s" if k in THROUGHPUT else f"{base[k]:.2f} ms" for k in keys)
+        + " |"
+    )
+    for variant, by in result["ratios"].items():
+        rows.append(f"| {variant} | " + " | ".join(f"{by[payload][k]:.2f}" for k in keys) + " |")
+    return rows
+
+
+def render(result: dict[str, Any]) -> str:
+    mach = result["machine"]
+    lines = [BEGIN, "## gRPC end to end (bench/grpc_bench.py)", ""]
+    lines += [
+        f"Run `{result['command']}` on {result['date']}, {result['repeat']} alternating runs per server "
+        f"(medians), {result['seconds']:.0f} s in all{' (--quick)' if result['quick'] else ''}.",
+        f"Machine: {mach['cpu']}, {mach['cpus']} CPUs shared by clients and servers, {mach['platform']}, "
+        f"load average at start {', '.join(f'{x:.1f}' for x in mach['load_average_at_start'])}. "
+        f"Python {mach['python']}, grpcio {mach['grpcio']}, protobuf {mach['protobuf']}, "
+        f"uvloop {mach['uvloop']}, python-cqrs {mach['python-cqrs']}, {mach['h2load']}.",
+        "",
+        "Servers: `baseline` = hand-written grpc.aio async-generator servicer, default loop; `ours_N` = "
+        "`python -m server` (server.App + StreamingRequestHandler, uvloop) with N events per item "
+        "handled by 2 no-op EventHandlers; `pycqrs_N` = python-cqrs 5.3 StreamingRequestMediator behind a "
+        "hand-written servicer (default loop, lightest container). Same `bench/protos` RPC for all. "
+        "Throughput columns: messages/s as a ratio to the baseline (higher is better); TTFM = time to "
+        "first message of a 1-item stream, ratio (lower is better).",
+        "",
+    ]
+    if "ratios" in result:
+        for payload in result["ratios"]["baseline"]:
+            lines += [f"**{payload} B payload**", "", *_table(result, payload), ""]
+        rss = result["rss_kb"]
+        lines.append(
+            "Server RSS after the runs (VmRSS, ratio to baseline): "
+            + ", ".join(
+                f"{k} {v['VmRSS'] / 1024:.1f} MiB ({v['VmRSS'] / rss['baseline']['VmRSS']:.2f})"
+                for k, v in rss.items()
+            )
+            + "."
+        )
+        lines += ["", "| target | measured (worst cell) | target | met |", "| --- | ---: | ---: | --- |"]
+        for what, value, goal, met in targets(result):
+            lines.append(f"| {what} | {value:.2f} | ≥ {goal:.2f} | {'yes' if met else '**no**'} |")
+        lines.append("")
+    if "open_streams" in result:
+        lines.append(
+            "**1,000 concurrent open streams** (fresh server, RSS growth while every stream "
+            "has sent its first item):"
+        )
+        lines.append("")
+        for kind, o in result["open_streams"].items():
+            lines.append(
+                f"- {kind}: {o['rss_before_kb'] / 1024:.1f} → {o['rss_open_kb'] / 1024:.1f} MiB, "
+                f"**{o['kb_per_stream']:.1f} KB per stream** (target for ours ≤ 60)"
+            )
+        lines.append("")
+    if "workers" in result:
+        med = result["workers"]["median_msgs_per_s"]
+        lines.append(
+            f"**--workers** (h2load, 8 connections x 5 streams, 16 B, 0 events): "
+            f"1 worker {med['1']:,.0f} msgs/s, "
+            f"2 workers {med['2']:,.0f} msgs/s: **{med['2'] / med['1']:.2f}x** on this 2-CPU machine, "
+            "where h2load takes one of the two CPUs."
+        )
+        lines.append("")
+    if "profile" in result:
+        for name, prof in result["profile"].items():
+            if not prof.get("samples"):
+                continue
+            lines.append(
+                f"Profile of `{name}` (py-spy, {prof['samples']} samples, h2load 40 streams, 16 B), "
+                "top self time:"
+            )
+            lines.append("")
+            lines += [f"- {share:.1%} {frame}" for frame, share in prof["self"][:10]]
+            lines.append("")
+    if NOTES.exists():
+        lines += [NOTES.read_text().strip(), ""]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_section(section: str) -> None:
+    """Replace the grpc section of BENCHMARKS.md (re-read right now: other sections change too)."""
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    BENCHMARKS.write_text(text)

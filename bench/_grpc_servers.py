@@ -1,0 +1,143 @@
+"""The hand-written servers of the gRPC benchmark, run as a script (never imported as ``bench.*``).
+
+    python bench/_grpc_servers.py baseline --port P   # a bare grpc.aio servicer, default event loop
+    python bench/_grpc_servers.py pycqrs --port P     # python-cqrs 5.3 behind a hand-written servicer
+
+It runs as a file so that ``import cqrs`` finds the interpreter's own ``cqrs``: with
+bench/.venvs/python-cqrs-grpc/bin/python that is python-cqrs 5.3, not this repository's package.
+The generated ``benchgrpc`` package must be on PYTHONPATH. Both servers do what the project's
+handler in bench/_grpc_app.py does: one item per index, the payload built once per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from benchgrpc.v1 import bench_pb2, bench_pb2_grpc
+
+StreamItem = bench_pb2.StreamItem
+
+
+class BaselineServicer(bench_pb2_grpc.BenchServiceServicer):
+    async def StreamItems(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        payload = b"x" * request.payload_size
+        hold = request.hold_ms
+        for index in range(1, request.count + 1):
+            yield StreamItem(index=index, payload=payload)
+            if index == 1 and hold:
+                await asyncio.sleep(hold / 1000)
+
+
+def pycqrs_servicer() -> Any:
+    import cqrs
+
+    try:
+        from cqrs.bootstrap.requests import bootstrap_streaming
+    except ImportError:  # pragma: no cover - guards against running it with this project's cqrs
+        raise SystemExit("pycqrs server: this interpreter's cqrs is not python-cqrs 5.x") from None
+
+    class StreamItemsRequest(cqrs.Request):
+        count: int
+        payload_size: int
+        with_event: bool
+        hold_ms: int
+
+    class Item(cqrs.Response):
+        index: int
+        payload: bytes
+
+    class ItemStreamed(cqrs.DomainEvent):
+        index: int
+
+    class Handler(cqrs.StreamingRequestHandler[StreamItemsRequest, Item]):
+        def __init__(self) -> None:
+            self._events: list[Any] = []
+
+        @property
+        def events(self) -> list[Any]:
+            return self._events.copy()
+
+        def clear_events(self) -> None:
+            self._events.clear()
+
+        async def handle(self, request: StreamItemsRequest) -> AsyncIterator[Item]:  # type: ignore[override]
+            payload = b"x" * request.payload_size
+            events = self._events
+            with_event = request.with_event
+            for index in range(1, request.count + 1):
+                if with_event:
+                    events.append(ItemStreamed(index=index))
+                yield Item(index=index, payload=payload)
+                if index == 1 and request.hold_ms:
+                    await asyncio.sleep(request.hold_ms / 1000)
+
+    class CountItem(cqrs.EventHandler[ItemStreamed]):
+        async def handle(self, event: ItemStreamed) -> None:
+            pass
+
+    class AuditItem(cqrs.EventHandler[ItemStreamed]):
+        async def handle(self, event: ItemStreamed) -> None:
+            pass
+
+    class PlainContainer:
+        """The lightest container python-cqrs accepts: a new instance per resolve."""
+
+        async def resolve(self, type_: type) -> Any:
+            return type_()
+
+    def bind_events(mapper: Any) -> None:
+        mapper.bind(ItemStreamed, CountItem)
+        mapper.bind(ItemStreamed, AuditItem)
+
+    mediator = bootstrap_streaming(
+        di_container=PlainContainer(),
+        commands_mapper=lambda m: m.bind(StreamItemsRequest, Handler),
+        domain_events_mapper=bind_events,
+    )
+
+    class PyCqrsServicer(bench_pb2_grpc.BenchServiceServicer):
+        async def StreamItems(self, request: Any, context: Any) -> AsyncIterator[Any]:
+            command = StreamItemsRequest(
+                count=request.count,
+                payload_size=request.payload_size,
+                with_event=request.with_event,
+                hold_ms=request.hold_ms,
+            )
+            async for result in mediator.stream(command):
+                yield StreamItem(index=result.index, payload=result.payload)
+
+    return PyCqrsServicer()
+
+
+async def serve(kind: str, port: int) -> None:
+    server = grpc.aio.server()
+    servicer = BaselineServicer() if kind == "baseline" else pycqrs_servicer()
+    bench_pb2_grpc.add_BenchServiceServicer_to_server(servicer, server)
+    if server.add_insecure_port(f"127.0.0.1:{port}") != port:
+        raise SystemExit(f"{kind} server: cannot bind 127.0.0.1:{port}")
+    await server.start()
+    print(f"serving address=127.0.0.1:{port}", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.stop(1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind", choices=["baseline", "pycqrs"])
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    asyncio.run(serve(args.kind, args.port))
+
+
+if __name__ == "__main__":
+    main()
