@@ -1,0 +1,130 @@
+"""FileUploaded / FileProcessed between messages: audit rows, GetFileStatus, WatchFileEvents."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+
+from demo.files.v1 import files_pb2
+from server.demo.domain import FileEvent
+from server.demo.fanout import EventFanout, SubscriberFellBehind
+from tests.demo.conftest import Served, ServeDemo
+from tests.server.helpers import error_info, rich_status
+
+
+async def _subscribe(served: Served) -> grpc.aio.UnaryStreamCall:
+    call = served.stub.WatchFileEvents(files_pb2.WatchFileEventsQuery())
+    assert ("x-subscribed", "true") in tuple(await call.initial_metadata())  # live from here on
+    return call
+
+
+async def test_every_event_has_one_audit_row_written_before_the_next_message(served: Served) -> None:
+    a = await served.upload("a.txt", b"a\n")
+    call = served.stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=[a.file_id, "missing"]))
+    await call.read()
+    await call.read()  # message 2 is produced only after message 1's events were handled
+    rows = await served.demo.store.audit_rows()
+    assert [(r.kind, r.file_id, r.status) for r in rows[:2]] == [
+        ("file_uploaded", a.file_id, "uploaded"),
+        ("file_processed", a.file_id, "completed"),
+    ]
+    assert rows[0].detail == {"name": "a.txt", "size": 2, "sha256": a.sha256}
+    assert await call.read() is grpc.aio.EOF
+    rows = await served.demo.store.audit_rows()
+    assert [(r.seq, r.kind, r.file_id, r.status) for r in rows] == [
+        (1, "file_uploaded", a.file_id, "uploaded"),
+        (2, "file_processed", a.file_id, "completed"),
+        (3, "file_processed", "missing", "not_found"),
+    ]
+
+
+async def test_get_file_status_follows_the_events(served: Served) -> None:
+    a = await served.upload("a.txt", b"a\n")
+    status = await served.stub.GetFileStatus(files_pb2.GetFileStatusQuery(file_id=a.file_id))
+    assert (status.status, status.HasField("processed_at")) == ("uploaded", False)
+    [result] = await served.process(a.file_id)
+    status = await served.stub.GetFileStatus(files_pb2.GetFileStatusQuery(file_id=a.file_id))
+    assert (status.status, status.processed_at) == ("completed", result.processed_at)
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await served.stub.GetFileStatus(files_pb2.GetFileStatusQuery(file_id="../demo.sqlite3"))
+    assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_watchers_get_live_events_from_subscription_on(served: Served) -> None:
+    before = await served.upload("before.txt", b"b")
+    first, second = await _subscribe(served), await _subscribe(served)
+    a = await served.upload("a.txt", b"a\nb\n")
+    await served.process(a.file_id, "gone")
+    for call in (first, second):
+        events = [await call.read() for _ in range(3)]
+        assert [(e.kind, e.file_id, e.status) for e in events] == [
+            ("file_uploaded", a.file_id, ""),
+            ("file_processed", a.file_id, "completed"),
+            ("file_processed", "gone", "not_found"),
+        ]
+        assert events[0].name == "a.txt" and events[1].line_count == 2
+        assert [e.sequence for e in events] == [2, 3, 4]  # #1 (before.txt) was not seen
+        assert before.file_id not in {e.file_id for e in events}
+        call.cancel()
+
+
+async def test_a_subscriber_that_falls_behind_is_dropped_with_resource_exhausted(
+    serve_demo: ServeDemo,
+) -> None:
+    async with serve_demo(subscriber_queue_size=4) as served:
+        call = await _subscribe(served)
+        now = datetime.now(UTC)
+        # a burst with no await in between: the watcher cannot drain its queue, publish never waits
+        for n in range(10):
+            served.demo.fanout.publish(
+                FileEvent(sequence=0, kind="file_uploaded", file_id=f"f{n}", occurred_at=now)
+            )
+        with pytest.raises(grpc.aio.AioRpcError) as dropped:
+            async with asyncio.timeout(5):
+                async for _ in call:
+                    pass
+        assert dropped.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert dropped.value.details().startswith("subscriber fell behind")
+        assert error_info(rich_status(dropped.value)).reason == "SUBSCRIBER_FELL_BEHIND"
+        # the service goes on, and a new subscriber is served
+        again = await _subscribe(served)
+        await served.upload("next.txt", b"n")
+        assert (await again.read()).name == "next.txt"
+        again.cancel()
+
+
+async def test_watchers_end_with_unavailable_when_the_server_drains(serve_demo: ServeDemo) -> None:
+    async with serve_demo() as served:
+        calls = [await _subscribe(served) for _ in range(3)]
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        stopping = asyncio.create_task(served.served.running.stop(grace=10))
+        for call in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                await asyncio.wait_for(call.read(), 5)
+            assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+            assert ended.value.details() == "server is shutting down; reconnect"
+        await stopping
+        assert loop.time() - began < 3  # not the 10 s grace: the streams ended on the drain signal
+
+
+def test_fanout_drops_only_the_full_subscriber_and_never_blocks() -> None:
+    async def scenario() -> None:
+        fanout = EventFanout(queue_size=2)
+        now = datetime.now(UTC)
+        with fanout.subscribe() as slow, fanout.subscribe() as fast:
+            for n in range(3):
+                numbered = fanout.publish(FileEvent(sequence=0, kind="k", file_id=str(n), occurred_at=now))
+                assert numbered.sequence == n + 1
+                if n < 2:
+                    assert (await fast.next()).file_id == str(n)
+            assert slow.dropped and slow.pending == 0 and not fast.dropped
+            assert (await fast.next()).file_id == "2"
+            with pytest.raises(SubscriberFellBehind):
+                await slow.next()
+        assert fanout.subscriber_count == 0
+
+    asyncio.run(scenario())
