@@ -9,8 +9,10 @@ from typing import Any, Generic, TypeVar
 from google.protobuf import message as protobuf_message
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from server.codec.errors import CodecError, DecodeError
+from server.codec.generate import speed_up
 from server.codec.messages import MessagePlan, PlanBuilder
 
 T = TypeVar("T")
@@ -19,6 +21,24 @@ T = TypeVar("T")
 _PLANS: dict[tuple[Descriptor, type], MessagePlan] = {}
 _CODECS: dict[tuple[type[Message], type], Codec[Any]] = {}
 _LOCK = threading.Lock()
+
+
+def _refuse_wire_type_mismatches(message: Message, known_fields: dict[int, str], full_name: str) -> None:
+    """Protobuf keeps a known field sent with the wrong wire type as an unknown field and
+    decodes the message as if it were absent; that is a client bug (often a message of another
+    type sent to this RPC), so it is refused. Truly unknown field numbers stay allowed: they are
+    how newer clients talk to older servers."""
+    unknown = UnknownFieldSet(message)
+    for index in range(len(unknown)):
+        field = unknown[index]
+        name = known_fields.get(field.field_number)
+        if name is not None:
+            raise DecodeError(
+                f"field {field.field_number} ({name}) was sent with wire type {field.wire_type}, "
+                "which does not match its declared type",
+                message_name=full_name,
+                path=(name,),
+            )
 
 
 def check_fields(message_descriptor: Descriptor, dataclass_type: type, *, where: str) -> list[str]:
@@ -54,12 +74,15 @@ class Codec(Generic[T]):
         from_message = plan.from_message
         fill = plan.fill
         full_name = message_cls.DESCRIPTOR.full_name
+        known_fields = {field.number: field.name for field in message_cls.DESCRIPTOR.fields}
 
         def decode(data: bytes) -> T:
             try:
                 message = parse(data)
             except (protobuf_message.DecodeError, TypeError) as error:
                 raise DecodeError(f"invalid wire data ({error})", message_name=full_name) from error
+            if data:
+                _refuse_wire_type_mismatches(message, known_fields, full_name)
             result: T = from_message(message)
             return result
 
@@ -102,6 +125,8 @@ def codec_for(message_cls: type[Message], dataclass_type: type[T], *, where: str
             plan = builder.plan(descriptor, dataclass_type)
             if builder.problems:
                 raise CodecError(builder.problems)
+            for new_plan in builder.plans.values():
+                speed_up(new_plan)
             _PLANS.update(builder.plans)
             codec = _CODECS[key] = Codec(message_cls, dataclass_type, plan)
     return codec

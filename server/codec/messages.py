@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Callable
-from operator import attrgetter
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -25,39 +24,31 @@ from server.codec.fields import VALUE_ERRORS, Reader, Writer, compile_field
 from server.codec.hints import hint_name, proto_type_name, split_optional, suggest_hint
 
 
-def _get_nothing(message: Message) -> tuple[Any, ...]:
-    return ()
-
-
 class MessagePlan:
     """The compiled conversion for one (message descriptor, dataclass) pair.
 
-    Plain scalars (same name, no presence, no conversion) move in bulk: one ``attrgetter``
-    on decode, a ``setattr`` loop on encode. Every other field runs its closure. Nested
-    messages call the nested plan's bound methods directly.
+    ``from_message`` and ``fill`` start as the careful loops below and, once the whole
+    pair compiled cleanly, are replaced by straight-line code (see ``server.codec.generate``)
+    that runs as fast as a hand-written conversion. When the fast code meets a bad value it
+    hands over to the careful loop, which finds the field and raises with its path.
     """
 
-    __slots__ = ("cls", "descriptor", "get_plain", "oneofs", "plain", "readers", "writers")
+    __slots__ = ("cls", "descriptor", "fill", "from_message", "oneofs", "plain", "readers", "writers")
 
     def __init__(self, descriptor: Descriptor, cls: type) -> None:
         self.descriptor = descriptor
         self.cls = cls
+        # Plain scalars (same name, no presence, no conversion) are copied as they are;
+        # every other field runs its reader / writer closure.
         self.plain: tuple[str, ...] = ()
-        self.get_plain: Callable[[Message], tuple[Any, ...]] = _get_nothing
         self.readers: tuple[tuple[str, Reader], ...] = ()
         self.writers: tuple[tuple[str, Writer, str], ...] = ()
         self.oneofs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+        self.from_message: Callable[[Message], Any] = self.decode_slowly
+        self.fill: Callable[[Message, Any], None] = self.fill_slowly
 
-    def set_fields(self, plain: list[str], readers: list[tuple[str, Reader]], writers: list[Any]) -> None:
-        self.plain, self.readers, self.writers = tuple(plain), tuple(readers), tuple(writers)
-        if len(plain) == 1:
-            only = plain[0]
-            self.get_plain = lambda message: (getattr(message, only),)
-        elif plain:
-            self.get_plain = attrgetter(*plain)
-
-    def from_message(self, message: Message) -> Any:
-        kwargs = dict(zip(self.plain, self.get_plain(message), strict=True))
+    def decode_slowly(self, message: Message) -> Any:
+        kwargs = {name: getattr(message, name) for name in self.plain}
         name = ""
         try:
             for name, read in self.readers:
@@ -72,14 +63,13 @@ class MessagePlan:
         # application's validation, which the server maps like any other domain error.
         return self.cls(**kwargs)
 
-    def fill(self, message: Message, obj: Any) -> None:
+    def fill_slowly(self, message: Message, obj: Any) -> None:
         if not isinstance(obj, self.cls):
             raise EncodeError(
                 f"expected {self.cls.__name__} for {self.descriptor.full_name}, got {type(obj).__name__}",
                 class_name=self.cls.__name__,
             )
-        if self.oneofs:
-            self._check_oneofs(obj)
+        self.check_oneofs(obj)
         name = ""
         proto_field = None
         try:
@@ -100,7 +90,7 @@ class MessagePlan:
                 proto_field=proto_field or f"{self.descriptor.full_name}.{name}",
             ) from error
 
-    def _check_oneofs(self, obj: Any) -> None:
+    def check_oneofs(self, obj: Any) -> None:
         for oneof, names in self.oneofs:
             chosen = [name for name in names if getattr(obj, name) is not None]
             if len(chosen) > 1:
@@ -146,7 +136,16 @@ class PlanBuilder:
 
     def _nested(self, descriptor: Descriptor, cls: type) -> tuple[ToPy, Fill]:
         plan = self.plan(descriptor, cls)
-        return plan.from_message, plan.fill
+
+        # Looked up per call: the nested plan may still be compiling (recursive types), and
+        # gets its generated fast functions only once everything compiled.
+        def from_message(message: Message) -> Any:
+            return plan.from_message(message)
+
+        def fill(message: Message, obj: Any) -> None:
+            plan.fill(message, obj)
+
+        return from_message, fill
 
     def _compile(self, plan: MessagePlan, hints: dict[str, Any]) -> None:
         cls, descriptor = plan.cls, plan.descriptor
@@ -179,7 +178,7 @@ class PlanBuilder:
                     f"default) has no counterpart in proto message {descriptor.full_name}; add the field "
                     f"to the .proto message or give {cls.__name__}.{name} a default"
                 )
-        plan.set_fields(plain, readers, writers)
+        plan.plain, plan.readers, plan.writers = tuple(plain), tuple(readers), tuple(writers)
         plan.oneofs = self._oneofs(descriptor, cls, hints)
 
     def _mismatch(self, field: FieldDescriptor, cls: type, name: str, hint: Any, mismatch: Mismatch) -> str:

@@ -314,6 +314,15 @@ def test_unparsable_bytes_raise_one_decode_error_naming_the_message(data: bytes)
     assert isinstance(info.value, ValueError)
 
 
+def test_a_known_field_sent_with_the_wrong_wire_type_is_refused_and_unknown_fields_pass() -> None:
+    codec = codec_for(pb.Point, Point)
+    with pytest.raises(DecodeError) as info:
+        codec.decode(b"\x08\x01\x1a\x01a" + b"\x0a\x01a")  # x (varint) sent length-delimited
+    assert info.value.field_path == "x"
+    assert "wire type 2" in str(info.value)
+    assert codec.decode(b"\x08\x05\xb8\x06\x01") == Point(x=5)  # field 103 is unknown: kept, ignored
+
+
 def test_decode_errors_inside_lists_maps_and_nested_messages_carry_the_full_path() -> None:
     palette = pb.Palette(shades=[pb.Shade(color=pb.COLOR_RED), pb.Shade(color=42)])
     with pytest.raises(DecodeError) as info:
