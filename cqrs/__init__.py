@@ -28,7 +28,7 @@ from cqrs.exceptions import (
     ResolutionError,
 )
 from cqrs.mediator import RequestMediator
-from cqrs.middleware import Middleware, Next
+from cqrs.middleware import Middleware, Next, StreamClosed
 from cqrs.requests.bootstrap import bootstrap, bootstrap_streaming
 from cqrs.requests.map import RequestMap
 from cqrs.requests.request import Request, Response
@@ -65,6 +65,7 @@ __all__ = [
     "Resolver",
     "ResourceExhaustedError",
     "Response",
+    "StreamClosed",
     "StreamingRequestHandler",
     "StreamingRequestMediator",
     "SupportsScope",

@@ -121,13 +121,11 @@ class Container:
         return await _finish(factory(**kwargs))
 
     def _plan(self, factory: Callable[..., Any], type_: type) -> tuple[tuple[str, type], ...]:
-        key = factory if isinstance(factory, type) else type_
-        plan = self._plans.get(key) if isinstance(factory, type) else None
-        if plan is not None:
-            return plan
-        plan = _injection_plan(factory)
-        if isinstance(factory, type):
-            self._plans[key] = plan
+        if not isinstance(factory, type):
+            return _injection_plan(factory)  # provider functions: singletons/scoped are cached anyway
+        plan = self._plans.get(factory)
+        if plan is None:
+            plan = self._plans[factory] = _injection_plan(factory)
         return plan
 
 

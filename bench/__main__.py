@@ -1,0 +1,16 @@
+"""Run every benchmark module in turn (``make bench``)."""
+
+from __future__ import annotations
+
+from bench import core
+
+MODULES = (core,)
+
+
+def main() -> None:
+    for module in MODULES:
+        module.main()
+
+
+if __name__ == "__main__":
+    main()

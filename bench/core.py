@@ -1,0 +1,160 @@
+"""Core mediator benchmark: per-item cost of ``stream()`` against a plain async generator and python-cqrs.
+
+Scenarios (same handler code, same number of items, ``--repeat`` interleaved runs, medians):
+
+* ``plain_generator``: an async generator yielding the same Response objects (the floor);
+* ``stream_0_events``: ``mediator.stream()`` over a streaming handler that records no events;
+* ``stream_1_event_2_handlers``: one DomainEvent per item, handled by two no-op EventHandlers.
+
+Both libraries are imported as ``cqrs``, so each runs :mod:`bench._core_workload` in its own interpreter:
+ours with this venv and the repository on ``PYTHONPATH``, python-cqrs 5.3 from a virtualenv this script
+creates under ``bench/.venvs/python-cqrs``. Ratios are to the plain-generator time of the same process.
+Results: ``bench/results/core.json`` (raw) and the ``core`` section of ``BENCHMARKS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import venv
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKLOAD = ROOT / "bench" / "_core_workload.py"
+PYTHON_CQRS_VENV = ROOT / "bench" / ".venvs" / "python-cqrs"
+PYTHON_CQRS_REQUIREMENT = "python-cqrs==5.3.0"
+RESULTS = ROOT / "bench" / "results" / "core.json"
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+BEGIN, END = "<!-- core:begin -->", "<!-- core:end -->"
+SCENARIOS = ("plain_generator", "stream_0_events", "stream_1_event_2_handlers")
+
+
+def ensure_python_cqrs() -> Path:
+    """The python-cqrs venv's interpreter, creating the venv (same Python as ours) if missing."""
+    python = PYTHON_CQRS_VENV / "bin" / "python"
+    marker = PYTHON_CQRS_VENV / ".installed"
+    if not marker.exists() or marker.read_text().strip() != PYTHON_CQRS_REQUIREMENT:
+        print(
+            f"bench: creating {PYTHON_CQRS_VENV.relative_to(ROOT)} with {PYTHON_CQRS_REQUIREMENT}", flush=True
+        )
+        venv.EnvBuilder(with_pip=True, clear=True).create(PYTHON_CQRS_VENV)
+        subprocess.run([python, "-m", "pip", "install", "--quiet", PYTHON_CQRS_REQUIREMENT], check=True)
+        marker.write_text(PYTHON_CQRS_REQUIREMENT + "\n")
+    return python
+
+
+def run_workload(python: Path | str, items: int, repeat: int, ours: bool) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    if ours:
+        env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run(
+        [str(python), str(WORKLOAD), "--items", str(items), "--repeat", str(repeat)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT / "bench",
+    )
+    return dict(json.loads(out.stdout))
+
+
+def summarize(raw: dict[str, Any], items: int) -> dict[str, Any]:
+    medians = {name: statistics.median(raw["seconds"][name]) for name in SCENARIOS}
+    base = medians["plain_generator"]
+    return {
+        "cqrs_version": raw["cqrs_version"],
+        "median_seconds": medians,
+        "ratio_to_plain_generator": {name: medians[name] / base for name in SCENARIOS},
+        "overhead_us_per_item": {name: (medians[name] - base) / items * 1e6 for name in SCENARIOS},
+        "runs_seconds": raw["seconds"],
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    ours, theirs = result["libraries"]["cqrs-grpc"], result["libraries"]["python-cqrs"]
+    rows = [
+        "| scenario | cqrs-grpc: x plain | python-cqrs 5.3: x plain | overhead µs/item: ours / python-cqrs |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name in SCENARIOS:
+        rows.append(
+            f"| `{name}` | {ours['ratio_to_plain_generator'][name]:.2f} | "
+            f"{theirs['ratio_to_plain_generator'][name]:.2f} | "
+            f"{ours['overhead_us_per_item'][name]:.2f} / {theirs['overhead_us_per_item'][name]:.2f} |"
+        )
+    one = "stream_1_event_2_handlers"
+    share = ours["overhead_us_per_item"][one] / theirs["overhead_us_per_item"][one]
+    verdict = "met" if share <= 0.5 else "NOT met"
+    machine = result["machine"]
+    return "\n".join(
+        [
+            BEGIN,
+            "## Core mediator (bench/core.py)",
+            "",
+            f"Per-item cost of `StreamingRequestMediator.stream()` over {result['items']:,} items, "
+            f"median of {result['repeat']} interleaved runs, as a multiple of a plain async generator "
+            "yielding the same Response objects in the same process (lower is better). "
+            "1 event = one DomainEvent recorded per item, handled by two no-op EventHandlers "
+            "(default settings of each library: sequential handlers; ours `with_send`).",
+            "",
+            *rows,
+            "",
+            f"Target (per-item overhead with 1 event at most half of python-cqrs's): {verdict} "
+            f"(ours is {share:.1%} of python-cqrs's).",
+            "",
+            f"- Machine: {machine['platform']}, {machine['cpus']} CPUs; Python {machine['python']}; "
+            f"python-cqrs {theirs['cqrs_version']} in `bench/.venvs/python-cqrs`.",
+            f"- Run: `make bench` (`python -m bench`) on {result['date']}; "
+            "raw numbers in `bench/results/core.json`.",
+            END,
+        ]
+    )
+
+
+def write_benchmarks(section: str) -> None:
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    BENCHMARKS.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.core")
+    parser.add_argument("--items", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv if argv is not None else [])
+    theirs_python = ensure_python_cqrs()
+    print(f"bench core: {args.items:,} items x {args.repeat} runs, cqrs-grpc ...", flush=True)
+    ours = summarize(run_workload(sys.executable, args.items, args.repeat, ours=True), args.items)
+    print("bench core: python-cqrs 5.3 ...", flush=True)
+    theirs = summarize(run_workload(theirs_python, args.items, args.repeat, ours=False), args.items)
+    result = {
+        "items": args.items,
+        "repeat": args.repeat,
+        "date": datetime.date.today().isoformat(),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "libraries": {"cqrs-grpc": ours, "python-cqrs": theirs},
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    section = render(result)
+    write_benchmarks(section)
+    print(section)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
