@@ -1,0 +1,140 @@
+"""The asyncio client: ``async with AsyncFileClient(Connection(...)) as files: ...``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from clients.python.connection import Connection, Metadata, insecure_or_secure
+from clients.python.models import FileEvent, FileInfo, FileServiceError, FileStatus, ProcessResult
+from demo.files.v1 import files_pb2, files_pb2_grpc
+
+_DEFAULT: Any = object()
+
+
+class AsyncFileClient:
+    """Typed async calls of ``demo.files.v1.FileService``; every call takes ``timeout`` and ``metadata``.
+
+    Failed calls raise :class:`FileServiceError` (status code, server reason, field violations).
+    Breaking out of a stream (or cancelling the task reading it) cancels the call on the server.
+    """
+
+    def __init__(self, connection: Connection | str | None = None) -> None:
+        if isinstance(connection, str):
+            connection = Connection(target=connection)
+        self.connection = connection or Connection()
+        self._channel: grpc.aio.Channel = insecure_or_secure(self.connection, aio=True)
+        self._stub: Any = files_pb2_grpc.FileServiceStub(self._channel)  # type: ignore[no-untyped-call]
+
+    async def __aenter__(self) -> AsyncFileClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close(grace=None)
+
+    def _kwargs(self, timeout: float | None, metadata: Metadata | Mapping[str, str] | None) -> dict[str, Any]:
+        return {
+            "timeout": self.connection.timeout if timeout is _DEFAULT else timeout,
+            "metadata": self.connection.call_metadata(metadata),
+        }
+
+    async def upload(
+        self, name: str, content: bytes, *, timeout: float | None = _DEFAULT, metadata: Metadata | None = None
+    ) -> FileInfo:
+        try:
+            reply = await self._stub.UploadFile(
+                files_pb2.UploadFileCommand(name=name, content=content), **self._kwargs(timeout, metadata)
+            )
+        except grpc.RpcError as error:
+            raise FileServiceError.from_rpc_error(error) from None
+        return FileInfo.from_proto(reply)
+
+    async def list_files(
+        self, *, timeout: float | None = _DEFAULT, metadata: Metadata | None = None
+    ) -> list[FileInfo]:
+        try:
+            reply = await self._stub.ListFiles(files_pb2.ListFilesQuery(), **self._kwargs(timeout, metadata))
+        except grpc.RpcError as error:
+            raise FileServiceError.from_rpc_error(error) from None
+        return [FileInfo.from_proto(f) for f in reply.files]
+
+    async def status(
+        self, file_id: str, *, timeout: float | None = _DEFAULT, metadata: Metadata | None = None
+    ) -> FileStatus:
+        try:
+            reply = await self._stub.GetFileStatus(
+                files_pb2.GetFileStatusQuery(file_id=file_id), **self._kwargs(timeout, metadata)
+            )
+        except grpc.RpcError as error:
+            raise FileServiceError.from_rpc_error(error) from None
+        return FileStatus.from_proto(reply)
+
+    async def process(
+        self, file_ids: Sequence[str], *, timeout: float | None = None, metadata: Metadata | None = None
+    ) -> AsyncIterator[ProcessResult]:
+        """One result per id, in order, as each arrives."""
+        call = self._stub.ProcessFiles(
+            files_pb2.ProcessFilesCommand(file_ids=list(file_ids)), **self._kwargs(timeout, metadata)
+        )
+        try:
+            async for message in call:
+                yield ProcessResult.from_proto(message)
+        except grpc.RpcError as error:
+            raise FileServiceError.from_rpc_error(error) from None
+        finally:
+            call.cancel()  # no-op once the call has ended; stops the server's work when we leave early
+
+    def watch(self, *, timeout: float | None = None, metadata: Metadata | None = None) -> AsyncEventStream:
+        """Live events: ``async with client.watch() as events: async for event in events``.
+
+        Entering waits until the server confirms the subscription, so nothing published after
+        ``__aenter__`` returns is missed.
+        """
+        call = self._stub.WatchFileEvents(files_pb2.WatchFileEventsQuery(), **self._kwargs(timeout, metadata))
+        return AsyncEventStream(call)
+
+
+class AsyncEventStream:
+    """An open WatchFileEvents call; ``cancel()`` (or leaving the ``async with``) ends it."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    async def __aenter__(self) -> AsyncEventStream:
+        try:
+            await self._call.initial_metadata()
+        except grpc.RpcError as error:
+            raise FileServiceError.from_rpc_error(error) from None
+        if self._call.done():  # refused before subscribing: surface the status now
+            await self._raise_status()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.cancel()
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+    async def _raise_status(self) -> None:
+        code = await self._call.code()
+        if code is not grpc.StatusCode.OK and code is not grpc.StatusCode.CANCELLED:
+            raise FileServiceError(code, await self._call.details() or "")
+
+    def __aiter__(self) -> AsyncIterator[FileEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[FileEvent]:
+        try:
+            async for message in self._call:
+                yield FileEvent.from_proto(message)
+        except grpc.RpcError as error:
+            if error.code() is not grpc.StatusCode.CANCELLED:
+                raise FileServiceError.from_rpc_error(error) from None

@@ -1,0 +1,126 @@
+"""The blocking client: ``with FileClient(Connection(...)) as files: ...`` (threads, scripts, notebooks)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from clients.python.connection import Connection, Metadata, insecure_or_secure
+from clients.python.models import FileEvent, FileInfo, FileServiceError, FileStatus, ProcessResult
+from demo.files.v1 import files_pb2, files_pb2_grpc
+
+_DEFAULT: Any = object()
+
+
+class FileClient:
+    """The same calls as :class:`AsyncFileClient`, blocking; streams are plain iterators.
+
+    Closing a stream iterator early (``break`` out of the ``for``, or ``.close()``) cancels the call.
+    """
+
+    def __init__(self, connection: Connection | str | None = None) -> None:
+        if isinstance(connection, str):
+            connection = Connection(target=connection)
+        self.connection = connection or Connection()
+        self._channel: grpc.Channel = insecure_or_secure(self.connection, aio=False)
+        self._stub: Any = files_pb2_grpc.FileServiceStub(self._channel)  # type: ignore[no-untyped-call]
+
+    def __enter__(self) -> FileClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _kwargs(self, timeout: float | None, metadata: Metadata | Mapping[str, str] | None) -> dict[str, Any]:
+        return {
+            "timeout": self.connection.timeout if timeout is _DEFAULT else timeout,
+            "metadata": self.connection.call_metadata(metadata),
+        }
+
+    def upload(
+        self, name: str, content: bytes, *, timeout: float | None = _DEFAULT, metadata: Metadata | None = None
+    ) -> FileInfo:
+        try:
+            reply = self._stub.UploadFile(
+                files_pb2.UploadFileCommand(name=name, content=content), **self._kwargs(timeout, metadata)
+            )
+        except grpc.RpcError as error:
+            raise FileServiceError.from_rpc_error(error) from None
+        return FileInfo.from_proto(reply)
+
+    def list_files(
+        self, *, timeout: float | None = _DEFAULT, metadata: Metadata | None = None
+    ) -> list[FileInfo]:
+        try:
+            reply = self._stub.ListFiles(files_pb2.ListFilesQuery(), **self._kwargs(timeout, metadata))
+        except grpc.RpcError as error:
+            raise FileServiceError.from_rpc_error(error) from None
+        return [FileInfo.from_proto(f) for f in reply.files]
+
+    def status(
+        self, file_id: str, *, timeout: float | None = _DEFAULT, metadata: Metadata | None = None
+    ) -> FileStatus:
+        try:
+            reply = self._stub.GetFileStatus(
+                files_pb2.GetFileStatusQuery(file_id=file_id), **self._kwargs(timeout, metadata)
+            )
+        except grpc.RpcError as error:
+            raise FileServiceError.from_rpc_error(error) from None
+        return FileStatus.from_proto(reply)
+
+    def process(
+        self, file_ids: Sequence[str], *, timeout: float | None = None, metadata: Metadata | None = None
+    ) -> Iterator[ProcessResult]:
+        """One result per id, in order, as each arrives."""
+        call = self._stub.ProcessFiles(
+            files_pb2.ProcessFilesCommand(file_ids=list(file_ids)), **self._kwargs(timeout, metadata)
+        )
+        try:
+            for message in call:
+                yield ProcessResult.from_proto(message)
+        except grpc.RpcError as error:
+            raise FileServiceError.from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    def watch(self, *, timeout: float | None = None, metadata: Metadata | None = None) -> EventStream:
+        """Live events: ``with client.watch() as events: for event in events``; entering waits
+        until the server confirms the subscription."""
+        call = self._stub.WatchFileEvents(files_pb2.WatchFileEventsQuery(), **self._kwargs(timeout, metadata))
+        return EventStream(call)
+
+
+class EventStream:
+    """An open WatchFileEvents call; ``cancel()`` (another thread may call it) ends the iteration."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __enter__(self) -> EventStream:
+        try:
+            self._call.initial_metadata()
+        except grpc.RpcError as error:
+            raise FileServiceError.from_rpc_error(error) from None
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cancel()
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+    def __iter__(self) -> Iterator[FileEvent]:
+        try:
+            for message in self._call:
+                yield FileEvent.from_proto(message)
+        except grpc.RpcError as error:
+            if error.code() is not grpc.StatusCode.CANCELLED:
+                raise FileServiceError.from_rpc_error(error) from None

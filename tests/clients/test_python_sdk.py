@@ -1,0 +1,227 @@
+"""The Python SDK against a scripted fake FileService (pytest-grpc's sync server on 127.0.0.1).
+
+The fake answers from a script and records what it was sent, so these tests pin the SDK's own
+behaviour: typed results, deadlines, metadata, errors with the server's reason, cancellation.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from clients.python import (
+    AsyncFileClient,
+    Connection,
+    FileClient,
+    FileEvent,
+    FileInfo,
+    FileServiceError,
+    ProcessResult,
+)
+from demo.files.v1 import files_pb2, files_pb2_grpc
+
+grpc_max_workers = 4  # a watch holds a worker while other calls are made
+WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _ts(message: Any, field: str) -> None:
+    getattr(message, field).FromDatetime(WHEN)
+
+
+class ScriptedFiles(files_pb2_grpc.FileServiceServicer):
+    """Answers from fixed data; records metadata and deadlines; streams obey a gate."""
+
+    def __init__(self) -> None:
+        self.seen_metadata: list[dict[str, str]] = []
+        self.seen_deadline: list[float | None] = []
+        self.stream_closed = threading.Event()
+        self.proceed = threading.Event()
+
+    def _record(self, context: grpc.ServicerContext) -> None:
+        self.seen_metadata.append({k: v for k, v in context.invocation_metadata()})
+        self.seen_deadline.append(context.time_remaining())
+
+    def UploadFile(
+        self, request: files_pb2.UploadFileCommand, context: grpc.ServicerContext
+    ) -> files_pb2.FileInfo:
+        self._record(context)
+        if len(request.content) > 8:
+            info = error_details_pb2.ErrorInfo(
+                reason="UPLOAD_TOO_LARGE", domain="demo", metadata={"limit_bytes": "8"}
+            )
+            detail = any_pb2.Any()
+            detail.Pack(info)
+            status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message="too big", details=[detail])
+            context.abort_with_status(_RichStatus(status))
+        reply = files_pb2.FileInfo(file_id="f_1", name=request.name, size=len(request.content), sha256="ab")
+        _ts(reply, "uploaded_at")
+        return reply
+
+    def ListFiles(
+        self, request: files_pb2.ListFilesQuery, context: grpc.ServicerContext
+    ) -> files_pb2.FileList:
+        self._record(context)
+        if dict(context.invocation_metadata()).get("x-slow") == "yes":
+            time.sleep(1)  # exceeds the client's deadline in the deadline test
+        files = [files_pb2.FileInfo(file_id=f"f_{n}", name=f"n{n}", size=n) for n in range(2)]
+        for f in files:
+            _ts(f, "uploaded_at")
+        return files_pb2.FileList(files=files)
+
+    def ProcessFiles(
+        self, request: files_pb2.ProcessFilesCommand, context: grpc.ServicerContext
+    ) -> Iterator[Any]:
+        self._record(context)
+        context.add_callback(self.stream_closed.set)
+        total = len(request.file_ids)
+        for index, file_id in enumerate(request.file_ids, start=1):
+            if file_id == "gate":
+                self.proceed.wait(5)
+            status = "not_found" if file_id.startswith("x") else "completed"
+            result = files_pb2.FileProcessedResult(
+                file_id=file_id, status=status, index=index, total=total, size=3, line_count=1
+            )
+            _ts(result, "processed_at")
+            yield result
+
+    def WatchFileEvents(
+        self, request: files_pb2.WatchFileEventsQuery, context: grpc.ServicerContext
+    ) -> Iterator[Any]:
+        self._record(context)
+        context.add_callback(self.stream_closed.set)
+        context.send_initial_metadata((("x-subscribed", "true"),))
+        for n in range(1, 4):
+            event = files_pb2.FileEvent(sequence=n, kind="file_uploaded", file_id=f"f_{n}")
+            _ts(event, "occurred_at")
+            yield event
+        context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down; reconnect")
+
+
+class _RichStatus(grpc.Status):  # type: ignore[misc]
+    def __init__(self, status: status_pb2.Status) -> None:
+        self.code = grpc.StatusCode.RESOURCE_EXHAUSTED
+        self.details = status.message
+        self.trailing_metadata = (("grpc-status-details-bin", status.SerializeToString()),)
+
+
+@pytest.fixture(scope="module")
+def grpc_addr() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture(scope="module")
+def grpc_add_to_server() -> Any:
+    return files_pb2_grpc.add_FileServiceServicer_to_server
+
+
+@pytest.fixture(scope="module")
+def grpc_servicer() -> ScriptedFiles:
+    return ScriptedFiles()
+
+
+@pytest.fixture(scope="module")
+def grpc_stub_cls() -> Any:
+    return files_pb2_grpc.FileServiceStub
+
+
+@pytest.fixture
+def fake(grpc_server: Any, grpc_servicer: ScriptedFiles) -> ScriptedFiles:
+    grpc_servicer.seen_metadata.clear()
+    grpc_servicer.seen_deadline.clear()
+    grpc_servicer.stream_closed.clear()
+    grpc_servicer.proceed.clear()
+    return grpc_servicer
+
+
+@pytest.fixture
+def connection(grpc_addr: str) -> Connection:
+    return Connection(target=grpc_addr, timeout=5, metadata=(("x-client", "sdk-test"),))
+
+
+def test_sync_calls_return_typed_results_with_deadline_and_metadata(
+    fake: ScriptedFiles, connection: Connection
+) -> None:
+    with FileClient(connection) as client:
+        info = client.upload("a.txt", b"abc", metadata=[("x-request-id", "r1")])
+        assert info == FileInfo("f_1", "a.txt", 3, "ab", WHEN)
+        assert [f.file_id for f in client.list_files()] == ["f_0", "f_1"]
+        results = list(client.process(["a", "xmissing"]))
+    assert results == [
+        ProcessResult("a", "completed", WHEN, 1, 2, size=3, line_count=1),
+        ProcessResult("xmissing", "not_found", WHEN, 2, 2, size=3, line_count=1),
+    ]
+    assert fake.seen_metadata[0]["x-client"] == "sdk-test" and fake.seen_metadata[0]["x-request-id"] == "r1"
+    assert fake.seen_deadline[0] is not None and 0 < fake.seen_deadline[0] <= 5
+    assert fake.seen_deadline[2] > 1e9  # streams get no default deadline (grpc reports "infinite")
+
+
+def test_errors_carry_code_and_server_reason(fake: ScriptedFiles, connection: Connection) -> None:
+    with FileClient(connection) as client, pytest.raises(FileServiceError) as refused:
+        client.upload("big", b"123456789")
+    assert refused.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert (refused.value.reason, refused.value.metadata) == ("UPLOAD_TOO_LARGE", {"limit_bytes": "8"})
+
+
+def test_a_deadline_is_enforced(fake: ScriptedFiles, connection: Connection) -> None:
+    with FileClient(connection) as client, pytest.raises(FileServiceError) as late:
+        client.list_files(timeout=0.2, metadata={"x-slow": "yes"})
+    assert late.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_leaving_a_stream_early_cancels_the_call(fake: ScriptedFiles, connection: Connection) -> None:
+    with FileClient(connection) as client:
+        stream = client.process(["a", "gate", "b"])
+        assert next(stream).file_id == "a"
+        stream.close()  # what `break` out of a for loop does
+        assert fake.stream_closed.wait(5)
+        fake.proceed.set()
+
+
+def test_sync_watch_yields_events_then_the_status(fake: ScriptedFiles, connection: Connection) -> None:
+    with FileClient(connection) as client, client.watch() as events:
+        seen: list[FileEvent] = []
+        with pytest.raises(FileServiceError) as ended:
+            for event in events:
+                seen.append(event)
+    assert [e.sequence for e in seen] == [1, 2, 3] and seen[0].occurred_at == WHEN
+    assert ended.value.code is grpc.StatusCode.UNAVAILABLE
+
+
+async def test_async_client_mirrors_the_sync_one(fake: ScriptedFiles, connection: Connection) -> None:
+    async with AsyncFileClient(connection) as client:
+        info = await client.upload("b.txt", b"xy")
+        assert (info.name, info.size, info.uploaded_at) == ("b.txt", 2, WHEN)
+        assert len(await client.list_files()) == 2
+        results = [r async for r in client.process(["a", "b"])]
+        assert [(r.file_id, r.index, r.total, r.ok) for r in results] == [
+            ("a", 1, 2, True),
+            ("b", 2, 2, True),
+        ]
+        with pytest.raises(FileServiceError) as refused:
+            await client.upload("big", b"123456789")
+        assert refused.value.reason == "UPLOAD_TOO_LARGE"
+        async with client.watch() as events:
+            with pytest.raises(FileServiceError) as ended:
+                _ = [e async for e in events]
+        assert ended.value.code is grpc.StatusCode.UNAVAILABLE
+    assert fake.seen_metadata[0]["x-client"] == "sdk-test"
+
+
+async def test_async_stream_left_early_is_cancelled(fake: ScriptedFiles, connection: Connection) -> None:
+    async with AsyncFileClient(connection) as client:
+        stream = client.process(["a", "gate"])
+        assert (await anext(stream)).file_id == "a"
+        await stream.aclose()
+        assert fake.stream_closed.wait(5)
+        fake.proceed.set()
