@@ -149,3 +149,8 @@ class Shade:
 @dataclasses.dataclass(kw_only=True)
 class Palette:
     shades: list[Shade]
+
+
+@dataclasses.dataclass(kw_only=True)
+class Holder:
+    palette: Palette | None = None

@@ -14,6 +14,7 @@ from tests.protos.codec_models import (
     EnumViews,
     Everything,
     FullNameColor,
+    Holder,
     Keyword,
     Palette,
     Point,
@@ -115,6 +116,15 @@ def test_optional_message_is_none_when_unset_and_present_even_if_all_zero() -> N
     assert wire(Everything(maybe_point=Point())).HasField("maybe_point")
     assert round_trip(Everything(maybe_point=Point())).maybe_point == Point()
     assert round_trip(Everything()).maybe_point is None
+
+
+def test_a_nested_value_that_sets_no_scalar_is_still_present() -> None:
+    codec = codec_for(pb.Holder, Holder)
+    assert pb.Holder.FromString(codec.encode(Holder(palette=Palette(shades=[])))).HasField("palette")
+    assert codec.decode(codec.encode(Holder(palette=Palette(shades=[])))) == Holder(
+        palette=Palette(shades=[])
+    )
+    assert codec.decode(codec.encode(Holder())) == Holder()
 
 
 def test_enum_members_map_by_name_without_the_prefix() -> None:
