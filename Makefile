@@ -10,9 +10,9 @@ GEN := gen
 ADDRESS ?= 127.0.0.1:50051
 PYTEST_ARGS ?=
 
-.PHONY: install proto run test lint unit bench clean
+.PHONY: install proto run test lint unit bench demo clean
 
-install: $(VENV)/.installed $(GEN)/.generated tools/node_modules/.installed
+install: $(VENV)/.installed $(GEN)/.generated tools/node_modules/.installed clients/node/node_modules/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The Node.js client's dependencies (@grpc/grpc-js, @grpc/proto-loader), pinned in its package-lock.json.
+clients/node/node_modules/.installed: clients/node/package.json clients/node/package-lock.json
+	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: install
 	$(PY) -m server --address $(ADDRESS)
 
@@ -54,5 +59,11 @@ test: lint
 bench: install
 	$(PY) -m bench
 
+# With `make run` in another terminal: upload the sample files, then process them with the progress bar.
+demo: install
+	ids=$$($(PY) -m clients.python --address $(ADDRESS) upload --json clients/samples/* \
+	  | $(PY) -c 'import json, sys; print(" ".join(json.loads(line)["file_id"] for line in sys.stdin))') \
+	  && $(PY) -m clients.python --address $(ADDRESS) process $$ids
+
 clean:
-	rm -rf $(VENV) $(GEN) tools/node_modules
+	rm -rf $(VENV) $(GEN) tools/node_modules clients/node/node_modules
