@@ -18,6 +18,7 @@ import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 
+from server import workers
 from server.app import App
 from server.observability import configure_logging
 from server.routing import StartupError
@@ -79,6 +80,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None if raw_upload is None else int(raw_upload),
         help="largest upload the app accepts; given to an app factory that takes a max_upload_bytes "
         f"parameter (the demo: default 64 MiB) [env {ENV_PREFIX}MAX_UPLOAD_BYTES]",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(_env("WORKERS", "1")),
+        help="server processes sharing the address with SO_REUSEPORT, under one supervisor "
+        f"[env {ENV_PREFIX}WORKERS; default 1]",
     )
     parser.add_argument(
         "--log-level",
@@ -170,6 +178,8 @@ async def load_app(target: str, options: Mapping[str, object] | None = None) -> 
 async def serve(args: argparse.Namespace) -> None:
     app = await load_app(args.app, factory_options(args))
     app.settings = apply_settings(app.settings, args)
+    if workers.is_worker():
+        app.settings = dataclasses.replace(app.settings, reuse_port=True)
     running = await app.start(args.address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -186,6 +196,10 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level, args.log_format)
+    if args.workers < 1:
+        raise SystemExit(f"--workers must be at least 1, got {args.workers}")
+    if args.workers > 1:
+        return workers.supervise(sys.argv[1:] if argv is None else argv, args.workers, args.address)
     try:
         with _event_loop() as runner:
             runner.run(serve(args))

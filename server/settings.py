@@ -30,6 +30,9 @@ class ServerSettings:
     ``stream_window_bytes``: the HTTP/2 flow-control window the server offers per stream for
     request data. The response side is bounded by the client's window; see README for the
     figure of how much a stream can buffer ahead of a slow reader.
+
+    ``reuse_port``: bind with SO_REUSEPORT so several processes can share the port
+    (``--workers N`` sets it in each worker; off otherwise, so a second server fails to bind).
     """
 
     grace: float = 10.0
@@ -40,6 +43,7 @@ class ServerSettings:
     keepalive_time: float = 60.0
     keepalive_timeout: float = 20.0
     min_client_ping_interval: float = 10.0
+    reuse_port: bool = False
     extra_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
@@ -60,7 +64,7 @@ class ServerSettings:
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.http2.min_ping_interval_without_data_ms", int(self.min_client_ping_interval * 1000)),
-            # One process owns the port unless --workers asks for sharing explicitly.
-            ("grpc.so_reuseport", 0),
+            # One process owns the port unless --workers asks for sharing (server/workers.py).
+            ("grpc.so_reuseport", int(self.reuse_port)),
             *self.extra_options,
         ]

@@ -1,0 +1,106 @@
+"""``python -m server --workers N``: N server processes sharing one port (SO_REUSEPORT).
+
+grpc.aio serves from one event loop in one process, so one process uses at most about one CPU.
+The supervisor starts N copies of the same command line (``--workers 1``), each binding the same
+address with ``grpc.so_reuseport`` (set through :envvar:`CQRS_GRPC_WORKER_INDEX`); the kernel
+spreads incoming *connections* over them. Every worker serves the same App, the same health and
+the same reflection answers, so clients and probes see one server whichever worker they reach.
+
+The supervisor forwards SIGTERM/SIGINT to every worker (each drains gracefully), and exits when
+they have all exited: 0 if every worker exited 0, else the first failing code. If one worker dies
+on its own, the others are stopped too, so a process manager sees the failure and restarts all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
+
+logger = logging.getLogger("server")
+
+WORKER_ENV = "CQRS_GRPC_WORKER_INDEX"
+_FORWARDED = (signal.SIGTERM, signal.SIGINT)
+
+
+def is_worker() -> bool:
+    """True in a process the supervisor started (it must bind its port with SO_REUSEPORT)."""
+    return WORKER_ENV in os.environ
+
+
+def supervise(argv: Sequence[str], workers: int, address: str) -> int:
+    """Run ``python -m server *argv`` ``workers`` times on ``address``; return the exit code."""
+    host, _, port_text = address.rpartition(":")
+    port = int(port_text)
+    with _reserved_port(host, port) as port:
+        worker_address = f"{host}:{port}"
+        command = [sys.executable, "-m", "server", *argv, "--workers", "1", "--address", worker_address]
+        children: list[subprocess.Popen[bytes]] = []
+        stopping = False
+
+        def forward(signum: int, _frame: FrameType | None) -> None:
+            nonlocal stopping
+            stopping = True
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signum)
+
+        previous = {signum: signal.signal(signum, forward) for signum in _FORWARDED}
+        try:
+            for index in range(workers):
+                env = {**os.environ, WORKER_ENV: str(index), "CQRS_GRPC_WORKERS": "1"}
+                children.append(subprocess.Popen(command, env=env))
+            logger.info(
+                "supervising workers=%d pids=%s address=%s",
+                workers,
+                ",".join(str(c.pid) for c in children),
+                worker_address,
+            )
+            return _wait(children, lambda: stopping)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def _wait(children: list[subprocess.Popen[bytes]], stopping: Callable[[], bool]) -> int:
+    """Wait for every child; stop the rest when one exits before a signal asked them to."""
+    codes: dict[int, int] = {}
+    while len(codes) < len(children):
+        for child in children:
+            code = child.poll()
+            if code is None or child.pid in codes:
+                continue
+            codes[child.pid] = code
+            logger.info("worker pid=%d exited code=%d", child.pid, code)
+            if not stopping() and len(codes) < len(children):
+                logger.error("worker pid=%d exited on its own: stopping the other workers", child.pid)
+                for other in children:
+                    if other.poll() is None:
+                        other.send_signal(signal.SIGTERM)
+        time.sleep(0.05)
+    failed = [code for code in codes.values() if code != 0]
+    return failed[0] if failed else 0
+
+
+@contextlib.contextmanager
+def _reserved_port(host: str, port: int) -> Iterator[int]:
+    """Port 0 means "any free port": pick one and hold it (bound, not listening) while workers run.
+
+    The holding socket has SO_REUSEPORT too, so the workers can bind beside it; it never listens,
+    so it never takes a connection.
+    """
+    if port != 0:
+        yield port
+        return
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind((host.strip("[]"), 0))
+        yield int(holder.getsockname()[1])
