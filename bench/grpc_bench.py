@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -139,21 +141,28 @@ def workers_scaling(h2: str, repeat: int, quick: bool) -> dict[str, Any]:
     }
 
 
-def profile(h2: str, seconds_total: int) -> dict[str, Any]:
-    """py-spy on our server while h2load streams 16 B items over 40 streams, 0 and 1 event."""
+def profile(h2: str, total: int) -> dict[str, Any]:
+    """py-spy, attached by pid, on our server while h2load streams 16 B items (40 streams; 0, 1 event)."""
     py_spy = ensure_py_spy()
     out: dict[str, Any] = {}
     for with_event in (False, True):
         raw = GEN.parent / f"profile-ours-{int(with_event)}.txt"
-        wrap = [py_spy, "record", "--format", "raw", "--rate", "250", "--output", str(raw), "--"]
-        server = Server("ours", wrap=wrap)
+        raw.unlink(missing_ok=True)
+        server = Server("ours")
         try:
-            run = h2load(h2, server.port, payload=16, with_event=with_event, streams=40, total=seconds_total)
+            spy = subprocess.Popen(
+                [py_spy, "record", "--format", "raw", "--rate", "250", "-o", str(raw), "-p", str(server.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)
+            try:
+                run = h2load(h2, server.port, payload=16, with_event=with_event, streams=40, total=total)
+            finally:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+                spy.wait(30)
         finally:
             server.stop()
-        deadline = time.monotonic() + 20
-        while not raw.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
         out[f"ours_{int(with_event)}"] = {
             "h2_40_msgs_per_s": run["msgs_per_s"],
             **report.summarize_profile(raw),
