@@ -57,6 +57,8 @@ test: lint
 	  if [ $$code -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$code
 
 bench: install
+	# h2load (apt nghttp2-client), py-spy and the python-cqrs venv, each only if missing
+	$(PY) -m bench._tools
 	$(PY) -m bench
 
 # With `make run` in another terminal: upload the sample files, then process them with the progress bar.

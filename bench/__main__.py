@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import core
+from bench import core, grpc_bench
 
-MODULES = (core,)
+MODULES = (core, grpc_bench)
 
 
 def main() -> None:
