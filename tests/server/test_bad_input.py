@@ -1,0 +1,202 @@
+"""Bad input gets a clear status and the server keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from google.protobuf import message as protobuf_message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from server import ServerSettings
+from server.app import RunningServer
+from server.testing import serve_for_test
+from streamtest.v1 import stream_test_pb2, stream_test_pb2_grpc
+from tests.server.helpers import bad_request, error_info, rich_status
+from tests.server.ticks import ticks_app
+
+TICKS = "/streamtest.v1.TickService/Ticks"
+ECHO = "/streamtest.v1.TickService/Echo"
+LIMIT = 16 * 1024
+
+
+async def _status_of(call: grpc.aio.Call) -> grpc.StatusCode:
+    try:
+        async for _ in call:  # type: ignore[attr-defined]
+            pass
+    except grpc.aio.AioRpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"\xff\xff\xff\xff\xff\xff", ""),  # not protobuf at all
+        (b"\x22\x05ab", ""),  # name: length 5, 2 bytes follow (truncated)
+        (b"\x22\x02\xc3\x28", ""),  # name with invalid UTF-8
+        (stream_test_pb2.EchoQuery(text="a message of another type").SerializeToString(), "count"),
+    ],
+    ids=["random-bytes", "truncated", "bad-utf8", "wrong-message-type"],
+)
+async def test_undecodable_requests_are_invalid_argument(body: bytes, field: str) -> None:
+    async with serve_for_test(ticks_app()) as served:
+        raw = served.channel.unary_stream(TICKS)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            [m async for m in raw(body)]
+        assert failed.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        status = rich_status(failed.value)
+        assert error_info(status).reason == "MALFORMED_REQUEST"
+        if field:
+            assert [v.field for v in bad_request(status).field_violations] == [field]
+        stub = served.stub(stream_test_pb2_grpc.TickServiceStub)
+        assert [t.seq async for t in stub.Ticks(stream_test_pb2.TicksCommand(count=2, mode="count"))] == [
+            1,
+            2,
+        ]
+
+
+async def test_invalid_field_value_is_invalid_argument_with_the_field_named() -> None:
+    async with serve_for_test(ticks_app()) as served:
+        stub = served.stub(stream_test_pb2_grpc.TickServiceStub)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.Echo(stream_test_pb2.EchoQuery(text=""))
+    assert failed.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    violations = bad_request(rich_status(failed.value)).field_violations
+    assert [(v.field, v.description) for v in violations] == [("text", "must not be empty")]
+
+
+async def test_oversized_request_is_resource_exhausted_and_the_server_keeps_serving() -> None:
+    async with serve_for_test(ticks_app(settings=ServerSettings(max_receive_message_bytes=LIMIT))) as served:
+        stub = served.stub(stream_test_pb2_grpc.TickServiceStub)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.Echo(stream_test_pb2.EchoQuery(text="x" * (LIMIT + 1)))
+        assert failed.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert (await stub.Echo(stream_test_pb2.EchoQuery(text="small"))).text == "small"
+
+
+async def test_unknown_method_and_service_are_unimplemented() -> None:
+    async with serve_for_test(ticks_app()) as served:
+        for path in ("/streamtest.v1.TickService/Nope", "/nope.v1.Nothing/Ticks"):
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await served.channel.unary_unary(path)(b"")
+            assert failed.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
+# --- property-based: generated messages and byte strings at every RPC --------------------------------
+
+DOCUMENTED = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+class ThreadServer:
+    """The app served from a background event loop, so hypothesis can drive it with a sync client."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        app = ticks_app(settings=ServerSettings(max_receive_message_bytes=LIMIT, grace=0.5))
+        self.running: RunningServer = asyncio.run_coroutine_threadsafe(app.start(), self.loop).result(10)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.running.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def thread_server() -> Iterator[ThreadServer]:
+    server = ThreadServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def channel(thread_server: ThreadServer) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(thread_server.running.address) as channel:
+        yield channel
+
+
+def _ticks_messages() -> st.SearchStrategy[bytes]:
+    return st.builds(
+        stream_test_pb2.TicksCommand,
+        count=st.integers(min_value=-(2**31), max_value=2**31 - 1),
+        payload_bytes=st.integers(min_value=-(2**31), max_value=2**31 - 1),
+        mode=st.sampled_from(["count", "", "unknown", "event"]),
+        name=st.text(max_size=64),
+    ).map(lambda m: m.SerializeToString())
+
+
+def _echo_messages() -> st.SearchStrategy[bytes]:
+    return st.builds(stream_test_pb2.EchoQuery, text=st.text(max_size=LIMIT * 2)).map(
+        lambda m: m.SerializeToString()
+    )
+
+
+def _code(error: grpc.RpcError) -> grpc.StatusCode:
+    code = error.code()  # type: ignore[attr-defined]
+    assert isinstance(code, grpc.StatusCode)
+    return code
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(body=st.one_of(st.binary(max_size=256), _ticks_messages()))
+def test_generated_input_to_the_streaming_rpc_gets_documented_statuses(
+    channel: grpc.Channel, body: bytes
+) -> None:
+    call = channel.unary_stream(TICKS)(body, timeout=10)
+    code = grpc.StatusCode.OK
+    try:
+        for _ in call:
+            pass
+    except grpc.RpcError as error:
+        code = _code(error)
+    assert code in DOCUMENTED, (code, body)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(body=st.one_of(st.binary(max_size=256), _echo_messages()))
+def test_generated_input_to_the_unary_rpc_gets_documented_statuses(
+    channel: grpc.Channel, body: bytes
+) -> None:
+    code = grpc.StatusCode.OK
+    try:
+        reply = channel.unary_unary(ECHO)(body, timeout=2)
+        stream_test_pb2.EchoReply.FromString(reply)
+    except grpc.RpcError as error:
+        code = _code(error)
+    except protobuf_message.DecodeError as error:  # pragma: no cover - the reply must always decode
+        raise AssertionError("the server sent a reply that is not an EchoReply") from error
+    assert code in DOCUMENTED, (code, body)
+
+
+def test_after_the_generated_input_the_server_is_healthy(channel: grpc.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    assert (
+        health.Check(health_pb2.HealthCheckRequest(), timeout=2).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
+    ticks = channel.unary_stream(TICKS)(
+        stream_test_pb2.TicksCommand(count=3, mode="count").SerializeToString()
+    )
+    assert [stream_test_pb2.Tick.FromString(t).seq for t in ticks] == [1, 2, 3]
