@@ -115,9 +115,41 @@ def summarize_profile(raw: Path, top: int = 14) -> dict[str, Any]:
             inclusive[frame] += count
     return {
         "samples": total,
+        "breakdown": _breakdown(raw),
         "self": [(name, n / total) for name, n in own.most_common(top)],
         "inclusive": [(name, n / total) for name, n in inclusive.most_common(top * 2)],
     }
+
+
+def _breakdown(raw: Path) -> dict[str, float]:
+    """Shares of the event loop thread's busy samples per stage of one message (Python frames only:
+    time in grpc's C code is charged to the Python frame that called it, e.g. ``context.write``)."""
+    shares: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or "Thread._bootstrap" in stack:  # grpc's completion-queue poller thread
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        at = [i for i, frame in enumerate(frames) if frame.startswith("RpcAdapter._streaming.")]
+        if not at:
+            shares["event loop, grpc callbacks, outside the RPC coroutine"] += count
+            continue
+        below = ";".join(frames[at[-1] + 1 :])
+        if not below:
+            shares["context.write: grpc send (Cython, core, sendmsg)"] += count
+        elif "dispatch (" in below or "_run_sequentially" in below or "EventHandler" in below:
+            shares["event dispatch (2 handlers)"] += count
+        elif "handle (" in below and "_grpc_app" in below:
+            shares["the handler's own code (incl. building items and events)"] += count
+        elif "streaming.py" in below or "container.py" in below:
+            shares["mediator (stream loop, scope, resolve)"] += count
+        elif "encode" in below or "fill" in below:
+            shares["encode (dataclass -> protobuf -> bytes)"] += count
+        else:
+            shares["other, inside the RPC coroutine"] += count
+    busy = sum(shares.values()) or 1
+    return {name: n / busy for name, n in shares.most_common()}
 
 
 def _short(frame: str) -> str:
@@ -233,6 +265,8 @@ def render(result: dict[str, Any]) -> str:
             )
             lines.append("")
             lines += [f"- {share:.1%} {frame}" for frame, share in prof["self"][:10]]
+            lines += ["", "Event-loop thread time per stage of a message:", ""]
+            lines += [f"- {share:.1%} {stage}" for stage, share in prof["breakdown"].items()]
             lines.append("")
     if NOTES.exists():
         lines += [NOTES.read_text().strip(), ""]

@@ -173,12 +173,17 @@ def profile(h2: str, total: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.grpc_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller loads, for iteration")
-    parser.add_argument("--repeat", type=int, default=None, help="runs per server (default 5; --quick: 2)")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per server (default 3; --quick: 2)")
     parser.add_argument("--open-streams", type=int, default=1000)
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--only", choices=["matrix", "open", "workers", "profile"], default=None)
+    parser.add_argument(
+        "--only",
+        choices=["matrix", "open", "workers", "profile"],
+        default=None,
+        help="re-measure one part; the other parts are kept from bench/results/grpc.json",
+    )
     args = parser.parse_args(argv if argv is not None else [])
-    repeat = args.repeat or (2 if args.quick else 5)
+    repeat = args.repeat or (2 if args.quick else 3)
     started = time.monotonic()
     h2 = ensure_h2load()
     pycqrs_python = ensure_pycqrs_python()
@@ -212,14 +217,20 @@ def main(argv: list[str] | None = None) -> None:
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else None
     if previous is not None:
         print(report.changes(previous, result))
-    if args.only is None:
+    if args.only is not None and previous is not None:
+        # one part re-measured: keep the previous json's other parts, say so in the section
+        parts = {"matrix": ("runs", "medians", "ratios", "rss_kb"), "open": ("open_streams",)}
+        fresh = parts.get(args.only, ({"workers": "workers", "profile": "profile"}[args.only],))
+        merged = {k: v for k, v in previous.items() if k not in fresh}
+        merged.update({k: v for k, v in result.items() if k in fresh})
+        merged["command"] = f"{previous.get('command', 'make bench')}, then {result['command']}"
+        result = merged
+    if args.only is None or previous is not None:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(result, indent=2) + "\n")
         section = report.render(result)
         report.write_section(section)
         print(section)
-    else:
-        print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
 
 
 if __name__ == "__main__":
