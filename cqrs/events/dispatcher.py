@@ -88,11 +88,17 @@ class EventDispatcher:
     ) -> tuple[list[Event], list[tuple[str, ...]]] | None:
         found: tuple[list[Event], list[tuple[str, ...]]] | None = None
         get = self._get
+        gate = self._global
         for index, event in enumerate(level):
             for handler_type in get(type(event), ()):
                 try:
-                    handler = await resolver.resolve(handler_type)
-                    await handler.handle(event)
+                    if gate is None:
+                        handler = await resolver.resolve(handler_type)
+                        await handler.handle(event)
+                    else:
+                        async with gate:
+                            handler = await resolver.resolve(handler_type)
+                            await handler.handle(event)
                 except Exception as exc:
                     if fail:
                         raise

@@ -213,6 +213,19 @@ async def test_global_limit_is_shared_by_the_streams_of_a_mediator() -> None:
     assert Probe.peak == 3
 
 
+async def test_global_limit_also_caps_sequential_handlers_across_streams() -> None:
+    Probe.reset()
+    Log()
+    mediator = streaming(events=PROBES[:1], global_max_concurrent_event_handlers=2)
+    streams = [asyncio.create_task(_drain(mediator.stream(Numbers(count=1)))) for _ in range(4)]
+    await wait_for(lambda: Probe.running >= 2)
+    await spin()
+    assert Probe.running == 2  # four streams, one handler each, but only two slots
+    Probe.release.set()
+    assert [await s for s in streams] == [[0]] * 4
+    assert Probe.peak == 2
+
+
 class BlockFirstCall(cqrs.EventHandler[Produced]):
     calls = 0
 
