@@ -28,13 +28,15 @@ class MediatorSettings:
     ``event_timing``
         ``"with_send"`` (default): an item is released to the consumer at once and its events run while
         the consumer takes it (concurrently in a task when ``concurrent_event_handle_enable``, otherwise
-        inline in the consumer's task when it asks for the next item); either way they finish before the
+        when the consumer asks for the next item); either way they finish before the
         handler is resumed, so item k's events always precede item k+1. It is the default because the
         client sees each message one event-round-trip earlier with the same ordering guarantee.
         ``"before_send"``: the item is released only after its events are handled (python-cqrs).
     ``concurrent_event_handle_enable`` / ``max_concurrent_event_handlers``
-        Run the handlers of one item's events one after another, inline, with no task (``False``,
-        default), or concurrently, at most ``max_concurrent_event_handlers`` at once **per stream**.
+        Run the handlers of one item's events one after another (``False``, default), or concurrently,
+        at most ``max_concurrent_event_handlers`` at once **per stream**. One after another means inline
+        in the consumer's task under ``on_close="cancel"``, and in one task per item the consumer's
+        cancellation cannot interrupt under ``on_close="complete"``.
     ``global_max_concurrent_event_handlers``
         Optional cap shared by all streams of the mediator (a FIFO semaphore). Keep it above the
         per-stream limit so one busy stream cannot take every slot.
@@ -43,9 +45,10 @@ class MediatorSettings:
         ``on_event_error``, go on. ``"fail"``: the stream (or send) raises the error; sibling event tasks
         are cancelled and awaited.
     ``on_close``
-        When the consumer closes or cancels a stream while events already recorded are pending:
-        ``"complete"`` (default) finishes them (shielded) before ``aclose()`` returns; ``"cancel"``
-        cancels and awaits them. Either way no event task outlives ``aclose()``.
+        When the consumer closes or cancels a stream while events already recorded are pending or
+        running (inline or in a task, in any ``event_timing``): ``"complete"`` (default) finishes them
+        (shielded) before ``aclose()`` returns or the cancellation propagates; ``"cancel"`` cancels and
+        awaits them. Either way no event task outlives ``aclose()``.
     ``max_event_depth``
         How many levels of follow-up events are dispatched before
         :class:`~cqrs.exceptions.EventDepthExceededError` (subject to the failure policy).

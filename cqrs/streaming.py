@@ -53,7 +53,9 @@ class StreamingRequestMediator(_Mediator):
 
     async def _run(self, request: Request, handler_type: type[Any]) -> AsyncGenerator[Any, None]:
         dispatcher = self._dispatcher
-        dispatch = dispatcher.dispatch
+        # Under on_close="complete" a cancellation must not interrupt events already recorded, so
+        # inline dispatches run shielded; under "cancel" they run in the consumer's task, no task.
+        dispatch = self._dispatch_shielded if self.settings.on_close == "complete" else dispatcher.dispatch
         before_send = self.settings.event_timing == "before_send"
         concurrent = self.settings.concurrent_event_handle_enable
         async with self._scope() as resolver:
@@ -75,7 +77,7 @@ class StreamingRequestMediator(_Mediator):
                         if not dispatcher.wants(events):
                             yield item
                             continue
-                        task = asyncio.get_running_loop().create_task(dispatch(events, resolver))
+                        task = asyncio.get_running_loop().create_task(dispatcher.dispatch(events, resolver))
                         yield item
                         try:
                             await self._join(task)
@@ -97,6 +99,23 @@ class StreamingRequestMediator(_Mediator):
                 finally:
                     if task is not None or pending:
                         await self._settle(task, pending, resolver)
+
+    async def _dispatch_shielded(
+        self, events: Sequence[Event], resolver: Resolver, isolate: bool = False
+    ) -> None:
+        """Dispatch ``events`` in a task the consumer's cancellation cannot interrupt: when the consumer
+        is cancelled meanwhile, the events are finished first, then the cancellation propagates."""
+        dispatcher = self._dispatcher
+        if not dispatcher.wants(events):
+            return
+        task = asyncio.get_running_loop().create_task(dispatcher.dispatch(events, resolver, isolate=isolate))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            await self._settle(task, None, resolver)
+            raise
 
     async def _join(self, task: asyncio.Task[None]) -> None:
         """Wait for an item's dispatch task; a cancellation of the consumer spares it under "complete"."""
@@ -125,4 +144,4 @@ class StreamingRequestMediator(_Mediator):
             if cancelled:
                 raise asyncio.CancelledError
         elif pending and complete:
-            await self._dispatcher.dispatch(pending, resolver, isolate=True)
+            await self._dispatch_shielded(pending, resolver, isolate=True)

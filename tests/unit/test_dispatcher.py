@@ -160,13 +160,23 @@ def _probe_handler(name: str) -> type[Any]:
 PROBES = tuple(_probe_handler(f"Probe{i}") for i in range(5))
 
 
-async def test_sequential_handlers_run_inline_in_the_consumer_task() -> None:
+async def test_sequential_handlers_run_inline_in_the_consumer_task_under_cancel() -> None:
     Probe.reset()
     Probe.release.set()
     Log()
-    mediator = streaming(events=PROBES)
+    mediator = streaming(events=PROBES, on_close="cancel")
     assert [n.value async for n in mediator.stream(Numbers(count=2))] == [0, 1]
     assert Probe.tasks == {asyncio.current_task()}
+    assert Probe.peak == 1
+
+
+async def test_sequential_handlers_of_an_item_share_one_shielded_task_under_complete() -> None:
+    Probe.reset()
+    Probe.release.set()
+    Log()
+    mediator = streaming(events=PROBES)  # on_close="complete": a cancellation must not cut them short
+    assert [n.value async for n in mediator.stream(Numbers(count=2))] == [0, 1]
+    assert len(Probe.tasks) == 2 and asyncio.current_task() not in Probe.tasks  # one task per item
     assert Probe.peak == 1
 
 

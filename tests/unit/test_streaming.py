@@ -286,6 +286,52 @@ async def test_cancelling_the_consumer_while_awaiting_a_dispatch_task_completes_
     assert gate.finished == [0] and gate.cancelled == []
 
 
+class SecondHandler(cqrs.EventHandler[Produced]):
+    async def handle(self, event: Produced) -> None:
+        Log.current.add(("second", event.value))
+
+
+@pytest.mark.parametrize("timing", ["with_send", "before_send"])
+@pytest.mark.parametrize("concurrent", [False, True])
+@pytest.mark.parametrize("on_close", ["complete", "cancel"])
+async def test_cancelling_the_consumer_while_item_events_run_inline(
+    timing: str, concurrent: bool, on_close: str
+) -> None:
+    # the consumer's own task runs these dispatches (no task is pending at the cancel, unlike the
+    # concurrent with_send case above), yet "complete" must still finish every recorded event
+    log = Log()
+    gate = new_gate()
+    mediator = streaming(
+        events=(GatedHandler, SecondHandler),
+        event_timing=timing,
+        concurrent_event_handle_enable=concurrent,
+        on_close=on_close,
+    )
+
+    async def consume() -> None:
+        async with contextlib.aclosing(mediator.stream(Numbers(count=3))) as stream:
+            async for _ in stream:
+                pass
+
+    task = asyncio.create_task(consume())
+    await wait_for(gate.started.is_set)
+    await spin()
+    task.cancel()
+    await spin()
+    if on_close == "complete":
+        assert not task.done()  # item 0's events are being finished
+        gate.opened.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    if on_close == "complete":
+        assert gate.finished == [0] and gate.cancelled == []
+        assert ("second", 0) in log.entries
+    else:
+        assert gate.cancelled == [0] and gate.finished == []
+    assert ("produce", 1) not in log.entries
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
 async def test_athrow_closes_the_handler_and_propagates() -> None:
     log = Log()
     mediator = streaming(handler=NumbersHandler)
