@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
+from cqrs._eager import start_eagerly
 from cqrs.container import Resolver
 from cqrs.events.event import Event
 from cqrs.mediator import _Mediator
@@ -103,12 +104,18 @@ class StreamingRequestMediator(_Mediator):
     async def _dispatch_shielded(
         self, events: Sequence[Event], resolver: Resolver, isolate: bool = False
     ) -> None:
-        """Dispatch ``events`` in a task the consumer's cancellation cannot interrupt: when the consumer
-        is cancelled meanwhile, the events are finished first, then the cancellation propagates."""
+        """Dispatch ``events`` so that the consumer's cancellation cannot interrupt them: when the consumer
+        is cancelled meanwhile, the events are finished first, then the cancellation propagates.
+
+        The dispatch starts inline and gets a task only if it suspends: one that never yields to the
+        loop (no-op or CPU-only handlers) cannot be cancelled anyway, and a task per item would cost
+        three loop iterations per item."""
         dispatcher = self._dispatcher
         if not dispatcher.wants(events):
             return
-        task = asyncio.get_running_loop().create_task(dispatcher.dispatch(events, resolver, isolate=isolate))
+        task = start_eagerly(dispatcher.dispatch(events, resolver, isolate=isolate))
+        if task is None:
+            return
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:

@@ -170,14 +170,30 @@ async def test_sequential_handlers_run_inline_in_the_consumer_task_under_cancel(
     assert Probe.peak == 1
 
 
-async def test_sequential_handlers_of_an_item_share_one_shielded_task_under_complete() -> None:
+async def test_sequential_handlers_that_never_suspend_run_inline_under_complete() -> None:
     Probe.reset()
-    Probe.release.set()
+    Probe.release.set()  # the handlers do not suspend: no cancellation can reach them, no task needed
     Log()
-    mediator = streaming(events=PROBES)  # on_close="complete": a cancellation must not cut them short
+    mediator = streaming(events=PROBES)  # on_close="complete"
     assert [n.value async for n in mediator.stream(Numbers(count=2))] == [0, 1]
-    assert len(Probe.tasks) == 2 and asyncio.current_task() not in Probe.tasks  # one task per item
+    assert Probe.tasks == {asyncio.current_task()}
     assert Probe.peak == 1
+
+
+async def test_a_dispatch_that_suspends_goes_on_in_a_task_under_complete() -> None:
+    where: list[str] = []
+
+    class Suspends(cqrs.EventHandler[Produced]):
+        async def handle(self, event: Produced) -> None:
+            where.append("consumer" if asyncio.current_task() is consumer else "task")
+            await asyncio.sleep(0)  # from here on a cancellation could reach it: it needs a task
+            where.append("consumer" if asyncio.current_task() is consumer else "task")
+
+    Log()
+    mediator = streaming(events=(Suspends,))  # on_close="complete"
+    consumer = asyncio.create_task(_drain(mediator.stream(Numbers(count=2))))
+    assert await consumer == [0, 1]
+    assert where == ["consumer", "task"] * 2  # started inline, carried on in a task after suspending
 
 
 @pytest.mark.parametrize("timing", ["with_send", "before_send"])
