@@ -51,11 +51,11 @@ PAYLOADS = (16, 1024)
 def sizes(quick: bool) -> dict[str, Any]:
     scale = 2 if quick else 1
     return {
-        "py1": {"streams": 1, "rounds": 4, "count": 2000 // scale},
-        "py10": {"streams": 10, "rounds": 2, "count": 1000 // scale},
-        "ttfm": {"streams": 1, "rounds": 200 // scale, "count": 1},
-        "h2_1": {"streams": 1, "total": 10 // scale},
-        "h2_40": {"streams": 40, "total": 80 // scale},
+        "py1": {"streams": 1, "rounds": 3, "count": 1000 // scale},
+        "py10": {"streams": 10, "rounds": 1, "count": 1000 // scale},
+        "ttfm": {"streams": 1, "rounds": 100 // scale, "count": 1},
+        "h2_1": {"streams": 1, "total": 6 // scale},
+        "h2_40": {"streams": 40, "total": 40},
     }
 
 
@@ -173,7 +173,7 @@ def profile(h2: str, total: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.grpc_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller loads, for iteration")
-    parser.add_argument("--repeat", type=int, default=None, help="runs per server (default 3; --quick: 2)")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per server (default 5; --quick: 2)")
     parser.add_argument("--open-streams", type=int, default=1000)
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         help="re-measure one part; the other parts are kept from bench/results/grpc.json",
     )
     args = parser.parse_args(argv if argv is not None else [])
-    repeat = args.repeat or (2 if args.quick else 3)
+    repeat = args.repeat or (2 if args.quick else 5)
     started = time.monotonic()
     h2 = ensure_h2load()
     pycqrs_python = ensure_pycqrs_python()
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
                 server.stop()
         result["runs"] = runs
         result["medians"] = report.medians(runs)
-        result["ratios"] = report.ratios(result["medians"])
+        result["ratios"] = report.ratios(runs)
     if args.only in (None, "open"):
         result["open_streams"] = open_streams(pycqrs_python, args.open_streams)
     if args.only in (None, "workers"):
