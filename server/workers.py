@@ -56,7 +56,9 @@ def supervise(argv: Sequence[str], workers: int, address: str) -> int:
         try:
             for index in range(workers):
                 env = {**os.environ, WORKER_ENV: str(index), "CQRS_GRPC_WORKERS": "1"}
-                children.append(subprocess.Popen(command, env=env))
+                # Own process group: a terminal's Ctrl-C reaches the supervisor only, which forwards it
+                # once (a second SIGINT during a worker's drain would interrupt it).
+                children.append(subprocess.Popen(command, env=env, process_group=0))
             logger.info(
                 "supervising workers=%d pids=%s address=%s",
                 workers,
