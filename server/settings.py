@@ -61,6 +61,9 @@ class ServerSettings:
             ("grpc.max_metadata_size", self.max_metadata_bytes),
             ("grpc.keepalive_time_ms", int(self.keepalive_time * 1000)),
             ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout * 1000)),
+            # Newer grpc cores wait for a ping's ack per this argument (default one minute), not
+            # per keepalive_timeout alone; without it a frozen peer holds its streams for a minute.
+            ("grpc.http2.ping_timeout_ms", int(self.keepalive_timeout * 1000)),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.http2.min_ping_interval_without_data_ms", int(self.min_client_ping_interval * 1000)),

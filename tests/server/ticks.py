@@ -117,16 +117,18 @@ class EchoHandler(cqrs.RequestHandler[EchoQuery, EchoReply]):
 
 
 def ticks_app(
-    probe: Probe | None = None, settings: ServerSettings | None = None, **stream_settings: Any
+    probe: Probe | None = None,
+    settings: ServerSettings | None = None,
+    stream_settings: dict[str, Any] | None = None,
 ) -> App:
-    """An App serving streamtest.v1.TickService."""
+    """An App serving streamtest.v1.TickService (also a ``python -m server --app`` factory)."""
     container = cqrs.Container()
     container.register_instance(Probe, probe or Probe())
     stream_mediator = bootstrap.bootstrap_streaming(
         di_container=container,
         commands_mapper=lambda m: m.bind(TicksCommand, TicksHandler),
         domain_events_mapper=lambda m: m.bind(TickEvent, FailingTickHandler),
-        **stream_settings,
+        **(stream_settings or {}),
     )
     mediator = bootstrap.bootstrap(
         di_container=container, queries_mapper=lambda m: m.bind(EchoQuery, EchoHandler)
