@@ -165,6 +165,7 @@ class RunningServer:
     async def _stop(self, grace: float) -> None:
         logger.info("draining address=%s grace=%.1fs", self.address, grace)
         self.health.set_not_serving()
+        self.health.end_watches()
         self.draining.set()
         await self.server.stop(grace)
         logger.info("stopped address=%s", self.address)

@@ -86,6 +86,7 @@ class Health:
         self._check_timeout = check_timeout
         self._watch_interval = watch_interval
         self._changed = asyncio.Event()
+        self._ending = False
 
     # -- the API the application drives -------------------------------------------------------------------
 
@@ -127,6 +128,16 @@ class Health:
         Per-service statuses are kept, so a later :meth:`set_serving` restores them.
         """
         self._serving = False
+        self._notify()
+
+    def end_watches(self) -> None:
+        """End every Watch stream (OK) once it has sent the current status.
+
+        Called at shutdown right after :meth:`set_not_serving`: each watcher first receives
+        NOT_SERVING, then its stream ends, so an endless health Watch does not hold the server
+        for the whole grace period.
+        """
+        self._ending = True
         self._notify()
 
     def set(self, service: str, status: ServingStatus | int) -> None:
@@ -217,6 +228,8 @@ class Health:
             if status != last:
                 await context.write(health_pb2.HealthCheckResponse(status=status))
                 last = status
+            if self._ending:
+                return
             checked = self._serving and service in self._statuses and self._checks_for(service)
             poll = self._watch_interval if checked else None
             with contextlib.suppress(TimeoutError):

@@ -104,6 +104,18 @@ async def test_watch_streams_serving_then_not_serving(stub: Any, health: Health)
     files.cancel()
 
 
+async def test_end_watches_sends_the_current_status_then_ends_every_watch(stub: Any, health: Health) -> None:
+    watches = [stub.Watch(health_pb2.HealthCheckRequest(service=name)) for name in ("", FILES)]
+    for watch in watches:
+        assert await next_status(watch) == SERVING
+    health.set_not_serving()
+    health.end_watches()
+    for watch in watches:
+        assert await next_status(watch) == NOT_SERVING
+        assert await asyncio.wait_for(watch.read(), 2) is grpc.aio.EOF
+        assert await watch.code() is grpc.StatusCode.OK
+
+
 async def test_watch_of_unknown_service_reports_it_then_follows_it(stub: Any, health: Health) -> None:
     watch = stub.Watch(health_pb2.HealthCheckRequest(service="late.Service"))
     assert await next_status(watch) == SERVICE_UNKNOWN
