@@ -109,7 +109,7 @@ class ErrorMapper:
             violations = exc.violations if isinstance(exc, domain.ValidationError) else ()
             return self._rich(code, exc.message, exc.reason, exc.metadata, violations)
         if code is not None:
-            summary = (type(exc).__doc__ or type(exc).__name__).strip().splitlines()[0]
+            summary = _first_line(type(exc).__doc__) or type(exc).__name__
             return self._rich(code, summary, _upper_snake(type(exc).__name__), {}, ())
         return self.internal(exc, method=method)
 
@@ -150,6 +150,10 @@ class ErrorMapper:
         if field_violations:
             status.details.append(_pack(error_details_pb2.BadRequest(field_violations=field_violations)))
         return Outcome(code, message, ((STATUS_DETAILS_TRAILER, status.SerializeToString()),))
+
+
+def _first_line(doc: str | None) -> str:
+    return next((line.strip() for line in (doc or "").splitlines() if line.strip()), "")
 
 
 def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:

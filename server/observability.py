@@ -32,6 +32,7 @@ class RpcLog:
         if not self._logger.isEnabledFor(level):
             return
         duration_ms = round((time.monotonic() - rpc.started_at) * 1000.0, 3)
+        peer = rpc.peer
         self._logger.log(
             level,
             "rpc %s status=%s messages=%d duration_ms=%.3f peer=%s",
@@ -39,13 +40,13 @@ class RpcLog:
             code.name,
             messages,
             duration_ms,
-            rpc.peer,
+            peer,
             extra={
                 "rpc_method": rpc.method,
                 "rpc_status": code.name,
                 "rpc_messages": messages,
                 "rpc_duration_ms": duration_ms,
-                "rpc_peer": rpc.peer,
+                "rpc_peer": peer,
             },
         )
 

@@ -99,6 +99,9 @@ class RpcAdapter:
                 raise
             except _CallEnded:
                 code = _cancel_code(rpc)
+            except grpc.aio.AbortError:
+                code = _aborted_code(context)  # the handler ended the call itself: its status stands
+                raise
             except Exception as exc:
                 outcome = errors.outcome(exc, method=path)
                 code = outcome.code
@@ -126,6 +129,9 @@ class RpcAdapter:
                 return encode(await send(_decode(decode, request_bytes)))
             except asyncio.CancelledError:
                 code = _cancel_code(rpc)
+                raise
+            except grpc.aio.AbortError:
+                code = _aborted_code(context)
                 raise
             except Exception as exc:
                 outcome = errors.outcome(exc, method=path)
@@ -162,6 +168,11 @@ def _too_many_streams(limit: StreamLimit) -> RpcError:
         f"the server is serving its limit of {limit.limit} concurrent streams; retry later or elsewhere",
         reason="TOO_MANY_STREAMS",
     )
+
+
+def _aborted_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
+    code = context.code()
+    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
 def _cancel_code(rpc: RpcContext) -> grpc.StatusCode:

@@ -12,9 +12,12 @@ from sample.files.v1 import files_pb2, files_pb2_grpc
 
 import cqrs
 from cqrs.requests.request_handler import StreamingRequestHandler
+from server.errors import ErrorMapper
 from server.testing import serve_for_test
+from streamtest.v1 import stream_test_pb2, stream_test_pb2_grpc
 from tests.server.helpers import app_with, bad_request, error_info, rich_status, trailer
 from tests.server.sample import FileProcessedResult, ProcessFilesCommand
+from tests.server.ticks import ticks_app
 
 
 async def test_validation_error_before_the_first_message_is_invalid_argument_with_field_violations(
@@ -150,3 +153,33 @@ async def test_unknown_method_is_unimplemented(demo: typing.Any) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         await raw(b"")
     assert failed.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_a_handler_that_aborts_itself_keeps_its_status_and_is_not_logged_as_a_bug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with serve_for_test(ticks_app()) as served:
+        stub = served.stub(stream_test_pb2_grpc.TickServiceStub)
+        call = stub.Ticks(stream_test_pb2.TicksCommand(count=2, mode="abort", name="zz"))
+        received = []
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            async for tick in call:
+                received.append(tick.seq)
+    assert received == [1, 2]
+    assert failed.value.code() is grpc.StatusCode.NOT_FOUND
+    assert failed.value.details() == "no ticks named 'zz'"
+    assert not [r for r in caplog.records if r.name == "server.errors"]
+    [line] = [r for r in caplog.records if r.name == "server.rpc"]
+    assert line.rpc_status == "NOT_FOUND"  # type: ignore[attr-defined]
+
+
+class Blank(Exception):
+    """ """
+
+
+def test_a_mapped_exception_with_a_blank_docstring_gets_its_class_name_as_message() -> None:
+    mapper = ErrorMapper()
+    mapper.register(Blank, grpc.StatusCode.ABORTED)
+    outcome = mapper.outcome(Blank("internal detail"), method="/x.Y/Z")
+    assert (outcome.code, outcome.message) == (grpc.StatusCode.ABORTED, "Blank")

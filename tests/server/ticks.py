@@ -6,10 +6,12 @@ import asyncio
 import typing
 from typing import Any
 
+import grpc
+
 import cqrs
 from cqrs.requests import bootstrap
 from cqrs.requests.request_handler import StreamingRequestHandler
-from server import App, ServerSettings, maybe_current_rpc
+from server import App, ServerSettings, current_rpc, maybe_current_rpc
 from streamtest.v1 import stream_test_pb2
 
 
@@ -88,6 +90,9 @@ class TicksHandler(StreamingRequestHandler[TicksCommand, Tick]):
                 if request.mode.startswith("event"):
                     self._events.append(TickEvent(seq=seq))
                 yield Tick(seq=seq, payload=payload)
+            if request.mode == "abort":  # a handler that ends the call itself, the grpc way
+                rpc = current_rpc()
+                await rpc.grpc_context.abort(grpc.StatusCode.NOT_FOUND, f"no ticks named {request.name!r}")
             if request.mode == "block":
                 probe.started.set()
                 await asyncio.Event().wait()
