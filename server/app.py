@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -21,6 +22,8 @@ from server.rpc import RpcAdapter
 from server.settings import ServerSettings
 
 logger = logging.getLogger("server")
+
+ShutdownCallback = Callable[[], Awaitable[None] | None]
 
 
 class App:
@@ -46,6 +49,7 @@ class App:
         self.settings = settings or ServerSettings()
         self.errors = ErrorMapper(error_domain)
         self.routes: list[Route] = []
+        self._shutdown_callbacks: list[ShutdownCallback] = []
 
     def add_services(
         self, *sources: ServiceSource, bindings: Mapping[str, type[Request]] | None = None
@@ -65,6 +69,16 @@ class App:
             mediator=self.mediator,
             bindings=dict(bindings or {}),
         )
+
+    def on_shutdown(self, callback: ShutdownCallback) -> ShutdownCallback:
+        """Run ``callback`` (sync or async) once the server has stopped and no RPC runs any more.
+
+        For resources the handlers share (a database, a thread pool): closing them earlier would
+        fail the RPCs still draining. Callbacks run in reverse order of registration; one that
+        raises is logged and the others still run. Usable as a decorator.
+        """
+        self._shutdown_callbacks.append(callback)
+        return callback
 
     def map_error(self, exc_type: type[BaseException], code: grpc.StatusCode) -> None:
         """Send ``code`` when a handler raises ``exc_type`` (or a subclass)."""
@@ -118,7 +132,14 @@ class App:
         health.set_serving()
         host = address.rsplit(":", 1)[0]
         running = RunningServer(
-            server, health, draining, stream_limit, host=host, port=port, grace=self.settings.grace
+            server,
+            health,
+            draining,
+            stream_limit,
+            host=host,
+            port=port,
+            grace=self.settings.grace,
+            on_stopped=tuple(reversed(self._shutdown_callbacks)),
         )
         logger.info("serving address=%s:%d services=%s", host, port, ",".join(self.service_names))
         return running
@@ -142,6 +163,7 @@ class RunningServer:
         host: str,
         port: int,
         grace: float,
+        on_stopped: tuple[ShutdownCallback, ...] = (),
     ) -> None:
         self.server = server
         self.health = health
@@ -150,6 +172,7 @@ class RunningServer:
         self.host = host
         self.port = port
         self.grace = grace
+        self._on_stopped = on_stopped
         self._stopping: asyncio.Task[None] | None = None
 
     @property
@@ -168,6 +191,13 @@ class RunningServer:
         self.health.end_watches()
         self.draining.set()
         await self.server.stop(grace)
+        for callback in self._on_stopped:
+            try:
+                result = callback()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("shutdown callback %r failed", callback)
         logger.info("stopped address=%s", self.address)
 
     async def wait_for_termination(self) -> None:

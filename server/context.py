@@ -64,6 +64,10 @@ class RpcContext:
         remaining = self.grpc_context.time_remaining()
         return None if remaining is None else float(remaining)
 
+    async def send_initial_metadata(self, *pairs: tuple[str, str | bytes]) -> None:
+        """Send response headers now, before the first message (e.g. to say a subscription is live)."""
+        await self.grpc_context.send_initial_metadata(pairs)
+
     def set_trailing_metadata(self, *pairs: tuple[str, str | bytes]) -> None:
         """Trailers to send when the RPC ends (replaces earlier ones)."""
         self.grpc_context.set_trailing_metadata(pairs)

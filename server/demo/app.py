@@ -58,7 +58,7 @@ def build_demo(
     subscriber_queue_size: int = DEFAULT_QUEUE_SIZE,
     read: ReadChunk = read_chunk,
 ) -> Demo:
-    """The demo over ``data_dir`` (created if missing); the caller owns ``demo.store.close()``."""
+    """The demo over ``data_dir`` (created if missing); the store closes when the App's server stops."""
     if max_upload_bytes < 1:
         raise ValueError(f"max_upload_bytes must be positive, got {max_upload_bytes}")
     settings = DemoSettings(max_upload_bytes=max_upload_bytes, chunk_bytes=chunk_bytes, read_chunk=read)
@@ -98,6 +98,9 @@ def build_demo(
         settings=ServerSettings(max_receive_message_bytes=receive_limit),
     )
     app.add_services(files_pb2)
+    app.on_shutdown(
+        store.close
+    )  # after the drain: the last audit rows are written, then the WAL is checkpointed
     return Demo(app=app, store=store, fanout=fanout, settings=settings)
 
 

@@ -209,7 +209,7 @@ class WatchFileEventsQueryHandler(StreamingRequestHandler[WatchFileEventsQuery, 
         draining = rpc.draining if rpc is not None else asyncio.Event()
         with self._fanout.subscribe() as subscription:
             if rpc is not None:
-                await rpc.grpc_context.send_initial_metadata(((SUBSCRIBED_HEADER, "true"),))
+                await rpc.send_initial_metadata((SUBSCRIBED_HEADER, "true"))
             drained = asyncio.ensure_future(draining.wait())
             waiting: asyncio.Future[FileEvent] | None = None
             try:

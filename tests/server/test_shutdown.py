@@ -99,3 +99,41 @@ async def test_stream_still_running_after_grace_is_cancelled_and_its_finally_run
         await asyncio.wait_for(gate.finally_ran.wait(), 2)
         with pytest.raises(grpc.aio.AioRpcError):
             await call.read()
+
+
+async def test_shutdown_callbacks_run_after_the_drain_in_reverse_order_even_if_one_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate = Gate()
+    app = _gated_app(gate, grace=5.0)
+    order: list[str] = []
+
+    @app.on_shutdown
+    def close_first_registered() -> None:
+        order.append(f"sync (stream finished: {gate.finally_ran.is_set()})")
+
+    @app.on_shutdown
+    def broken() -> None:
+        raise RuntimeError("cannot close")
+
+    @app.on_shutdown
+    async def close_last_registered() -> None:
+        await asyncio.sleep(0)
+        order.append(f"async (stream finished: {gate.finally_ran.is_set()})")
+
+    running = await app.start("127.0.0.1:0")
+    async with grpc.aio.insecure_channel(running.address) as channel:
+        call = files_pb2_grpc.FileServiceStub(channel).ProcessFiles(
+            files_pb2.ProcessFilesCommand(file_ids=["a", "b"])
+        )
+        await call.read()
+        await gate.started.wait()
+        stopping = asyncio.create_task(running.stop())
+        await asyncio.sleep(0.05)
+        assert order == []  # nothing is closed while a stream still drains
+        gate.release.set()
+        while await call.read() is not grpc.aio.EOF:
+            pass
+        await asyncio.wait_for(stopping, 5)
+    assert order == ["async (stream finished: True)", "sync (stream finished: True)"]
+    assert any("shutdown callback" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
