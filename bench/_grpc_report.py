@@ -265,7 +265,12 @@ def render(result: dict[str, Any]) -> str:
         for kind, o in result["open_streams"].items():
             lines.append(
                 f"- {kind}: {o['rss_before_kb'] / 1024:.1f} → {o['rss_open_kb'] / 1024:.1f} MiB, "
-                f"**{o['kb_per_stream']:.1f} KB per stream** (target for ours ≤ 60)"
+                f"**{o['kb_per_stream']:.1f} KB per stream**"
+                + (
+                    " (target ≤ 60 KB: " + ("met)" if o["kb_per_stream"] <= 60 else "**not met**)")
+                    if kind == "ours"
+                    else ""
+                )
             )
         lines.append("")
     if "workers" in result:
