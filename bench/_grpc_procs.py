@@ -50,7 +50,10 @@ class Server:
             env = _env(ROOT, GEN)
         else:
             python = pycqrs_python if kind == "pycqrs" else sys.executable
-            cmd = [python, str(ROOT / "bench" / "_grpc_servers.py"), kind, "--port", str(self.port)]
+            script = str(ROOT / "bench" / "_grpc_servers.py")
+            cmd = [python, script, kind.removesuffix("_uvloop"), "--port", str(self.port)]
+            if kind.endswith("_uvloop"):
+                cmd.append("--uvloop")
             env = _env(GEN)  # not ROOT: the pycqrs server must import python-cqrs as `cqrs`
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(

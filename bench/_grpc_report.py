@@ -223,7 +223,8 @@ def render(result: dict[str, Any]) -> str:
         f"Python {mach['python']}, grpcio {mach['grpcio']}, protobuf {mach['protobuf']}, "
         f"uvloop {mach['uvloop']}, python-cqrs {mach['python-cqrs']}, {mach['h2load']}.",
         "",
-        "Servers: `baseline` = hand-written grpc.aio async-generator servicer, default loop; `ours_N` = "
+        "Servers: `baseline` = hand-written grpc.aio async-generator servicer, default loop "
+        "(`baseline_uvloop`: the same on uvloop, a reference for what the loop alone is worth); `ours_N` = "
         "`python -m server` (server.App + StreamingRequestHandler, uvloop) with N events per item "
         "handled by 2 no-op EventHandlers; `pycqrs_N` = python-cqrs 5.3 StreamingRequestMediator behind a "
         "hand-written servicer (default loop, lightest container). Same `bench/protos` RPC for all. "

@@ -2,6 +2,7 @@
 
     python bench/_grpc_servers.py baseline --port P   # a bare grpc.aio servicer, default event loop
     python bench/_grpc_servers.py pycqrs --port P     # python-cqrs 5.3 behind a hand-written servicer
+    python bench/_grpc_servers.py baseline --uvloop --port P   # the baseline on uvloop: a reference row
 
 It runs as a file so that ``import cqrs`` finds the interpreter's own ``cqrs``: with
 bench/.venvs/python-cqrs-grpc/bin/python that is python-cqrs 5.3, not this repository's package.
@@ -135,8 +136,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("kind", choices=["baseline", "pycqrs"])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (a reference, not the baseline)")
     args = parser.parse_args()
-    asyncio.run(serve(args.kind, args.port))
+    if args.uvloop:
+        import uvloop
+
+        uvloop.run(serve(args.kind, args.port))
+    else:
+        asyncio.run(serve(args.kind, args.port))
 
 
 if __name__ == "__main__":

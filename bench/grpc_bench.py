@@ -4,7 +4,8 @@
 
 Servers, each in its own process on 127.0.0.1 (bench/_grpc_servers.py, bench/_grpc_app.py):
 
-* ``baseline``: a hand-written grpc.aio async-generator servicer on the default event loop;
+* ``baseline``: a hand-written grpc.aio async-generator servicer on the default event loop (and, as a
+  reference row only, the same servicer on uvloop: ``baseline_uvloop``);
 * ``ours_0`` / ``ours_1``: ``python -m server`` serving the same RPC through server.App and a
   StreamingRequestHandler, with 0 events and with 1 event per item handled by 2 EventHandlers;
 * ``pycqrs_0`` / ``pycqrs_1``: python-cqrs 5.3's StreamingRequestMediator behind a hand-written servicer.
@@ -40,6 +41,7 @@ RESULTS = ROOT / "bench" / "results" / "grpc.json"
 
 VARIANTS = {  # name: (server kind, with_event)
     "baseline": ("baseline", False),
+    "baseline_uvloop": ("baseline_uvloop", False),  # a reference: what uvloop alone is worth
     "ours_0": ("ours", False),
     "ours_1": ("ours", True),
     "pycqrs_0": ("pycqrs", False),
@@ -172,7 +174,11 @@ def profile(h2: str, total: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.grpc_bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller loads, for iteration")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repeats and smaller loads, for iteration; prints, does not record the results",
+    )
     parser.add_argument("--repeat", type=int, default=None, help="runs per server (default 5; --quick: 2)")
     parser.add_argument("--open-streams", type=int, default=1000)
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True)
@@ -197,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
         "machine": report.machine(h2, pycqrs_python),
     }
     if args.only in (None, "matrix"):
-        servers = {kind: Server(kind, pycqrs_python=pycqrs_python) for kind in ("baseline", "ours", "pycqrs")}
+        kinds = dict.fromkeys(kind for kind, _ in VARIANTS.values())
+        servers = {kind: Server(kind, pycqrs_python=pycqrs_python) for kind in kinds}
         try:
             runs = run_matrix(servers, h2, repeat, args.quick)
             result["rss_kb"] = {kind: server.rss_kb() for kind, server in servers.items()}
@@ -217,15 +224,21 @@ def main(argv: list[str] | None = None) -> None:
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else None
     if previous is not None:
         print(report.changes(previous, result))
-    if args.only is not None and previous is not None:
+    if args.only is not None and previous is not None and not args.quick:
         # one part re-measured: keep the previous json's other parts, say so in the section
-        parts = {"matrix": ("runs", "medians", "ratios", "rss_kb"), "open": ("open_streams",)}
-        fresh = parts.get(args.only, ({"workers": "workers", "profile": "profile"}[args.only],))
+        fresh = {
+            "matrix": ("runs", "medians", "ratios", "rss_kb"),
+            "open": ("open_streams",),
+            "workers": ("workers",),
+            "profile": ("profile",),
+        }[args.only]
         merged = {k: v for k, v in previous.items() if k not in fresh}
         merged.update({k: v for k, v in result.items() if k in fresh})
         merged["command"] = f"{previous.get('command', 'make bench')}, then {result['command']}"
         result = merged
-    if args.only is None or previous is not None:
+    if args.quick:  # iteration only: compare, show, keep the recorded results as they are
+        print(report.render(result) if args.only in (None, "matrix") else json.dumps(result, indent=2))
+    elif args.only is None or previous is not None:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(result, indent=2) + "\n")
         section = report.render(result)
