@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import core, grpc_bench
+from bench import core, grpc_bench, load
 
-MODULES = (core, grpc_bench)
+MODULES = (core, grpc_bench, load)
 
 
 def main() -> None:
