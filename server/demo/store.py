@@ -27,6 +27,7 @@ import os
 import re
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -88,8 +89,17 @@ class FileStore:
         self._db = self._executor.submit(self._connect).result()
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.root / DATABASE, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        db = sqlite3.connect(self.root / DATABASE, isolation_level=None, check_same_thread=False, timeout=10)
+        # Several worker processes (--workers) open the same database at once; switching it to WAL
+        # can report "locked" without waiting on the busy timeout, so that step is retried.
+        for attempt in range(100):
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or attempt == 99:
+                    raise
+                time.sleep(0.05)
         # NORMAL in WAL mode: a committed row survives a process crash; power loss may lose the last ones.
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
