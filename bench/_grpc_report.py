@@ -191,7 +191,8 @@ def changes(previous: dict[str, Any], current: dict[str, Any]) -> str:
             parts = [
                 f"{LABELS[k]} {old[k]:.2f}->{v:.2f}" for k, v in figures.items() if k in old and k in LABELS
             ]
-            lines.append(f"  {variant:<9} {payload:>4} B: " + ", ".join(parts))
+            if parts:
+                lines.append(f"  {variant:<9} {payload:>4} B: " + ", ".join(parts))
     return "\n".join(lines)
 
 

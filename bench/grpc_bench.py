@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.only in (None, "open"):
         result["open_streams"] = open_streams(pycqrs_python, args.open_streams)
     if args.only in (None, "workers"):
-        result["workers"] = workers_scaling(h2, 1 if args.quick else 2, args.quick)
+        result["workers"] = workers_scaling(h2, 1 if args.quick else 4, args.quick)
     if args.only in (None, "profile") and args.profile:
         result["profile"] = profile(h2, 80 if args.quick else 240)
     result["seconds"] = round(time.monotonic() - started, 1)
