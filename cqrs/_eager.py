@@ -1,61 +1,41 @@
-"""Start a coroutine eagerly: run it inline until it first suspends, and only then give it a task.
+"""Start a coroutine in a task that runs its first step at once (an eager task where Python has them).
 
-Python 3.12's eager tasks, for 3.11 and for one call site: the streaming mediator shields each item's
-event dispatch from the consumer's cancellation by running it in a task. Most dispatches (no-op or
-CPU-only event handlers) never suspend, and a task for them costs three event-loop iterations per
-item (~20 µs under load) for a guarantee they do not need: nothing can cancel code that never yields
-to the loop. Started eagerly, such a dispatch finishes inline; one that awaits I/O continues in a task
-exactly as before, in the same copied context.
+The streaming mediator shields each item's event dispatch from the consumer's cancellation by running
+it in a task. Most dispatches (no-op or CPU-only event handlers) never suspend; a task scheduled the
+ordinary way costs three event-loop iterations per item for them. Python 3.12's eager tasks run the
+first step synchronously *as the new task* (``current_task()`` is the task, so ``asyncio.timeout`` and
+friends bind to it) and finish without touching the loop when the coroutine never suspends.
+
+On Python 3.11 there is no correct way to do that from outside asyncio (stepping the coroutine inline
+would make it run as the consumer's task until its first await, so a timeout it starts there would
+cancel the consumer), so it falls back to an ordinary task: correct, just slower.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Coroutine, Generator
+import sys
+from collections.abc import Coroutine
 from typing import Any
 
 __all__ = ["start_eagerly"]
 
+_EAGER = sys.version_info >= (3, 12)
+
 
 def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
-    """Step ``coro`` inline in a copy of the current context.
+    """Run ``coro`` in its own task, in a copy of the current context.
 
-    Returns None when it finished without suspending (an exception it raised propagates from here),
-    else a task, in the same context, that carries it on from where it suspended.
+    Returns None when it finished during its eager first step (an exception it raised propagates from
+    here), else the task that carries it on.
     """
+    loop = asyncio.get_running_loop()
     context = contextvars.copy_context()
-    try:
-        waiting_on = context.run(coro.send, None)
-    except StopIteration:
+    if not _EAGER:
+        return loop.create_task(coro, context=context)
+    task: asyncio.Task[None] = asyncio.Task(coro, loop=loop, context=context, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+    if task.done():
+        task.result()
         return None
-    return asyncio.get_running_loop().create_task(_carry_on(coro, waiting_on), context=context)
-
-
-async def _carry_on(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
-    """Drive ``coro`` from its first suspension, relaying what it waits on to the task that runs us."""
-    while True:
-        try:
-            value = await _Relay(waiting_on)
-        except BaseException as exc:  # cancellation (or an error) reaches the coroutine where it waits
-            try:
-                waiting_on = coro.throw(exc)
-            except StopIteration:
-                return
-            continue
-        try:
-            waiting_on = coro.send(value)
-        except StopIteration:
-            return
-
-
-class _Relay:
-    """Yields what the coroutine yielded (a future, or None) to the task, returns what the task sends."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: Any) -> None:
-        self.obj = obj
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        return (yield self.obj)
+    return task

@@ -170,30 +170,41 @@ async def test_sequential_handlers_run_inline_in_the_consumer_task_under_cancel(
     assert Probe.peak == 1
 
 
-async def test_sequential_handlers_that_never_suspend_run_inline_under_complete() -> None:
-    Probe.reset()
-    Probe.release.set()  # the handlers do not suspend: no cancellation can reach them, no task needed
-    Log()
-    mediator = streaming(events=PROBES)  # on_close="complete"
-    assert [n.value async for n in mediator.stream(Numbers(count=2))] == [0, 1]
-    assert Probe.tasks == {asyncio.current_task()}
-    assert Probe.peak == 1
-
-
-async def test_a_dispatch_that_suspends_goes_on_in_a_task_under_complete() -> None:
-    where: list[str] = []
+async def test_under_complete_an_event_handler_runs_as_one_task_of_its_own_from_start_to_end() -> None:
+    seen: list[tuple[object, object]] = []
 
     class Suspends(cqrs.EventHandler[Produced]):
         async def handle(self, event: Produced) -> None:
-            where.append("consumer" if asyncio.current_task() is consumer else "task")
-            await asyncio.sleep(0)  # from here on a cancellation could reach it: it needs a task
-            where.append("consumer" if asyncio.current_task() is consumer else "task")
+            before = asyncio.current_task()
+            await asyncio.sleep(0)  # a cancellation of the consumer could reach it from here: it has a task
+            seen.append((before, asyncio.current_task()))
 
     Log()
     mediator = streaming(events=(Suspends,))  # on_close="complete"
     consumer = asyncio.create_task(_drain(mediator.stream(Numbers(count=2))))
     assert await consumer == [0, 1]
-    assert where == ["consumer", "task"] * 2  # started inline, carried on in a task after suspending
+    assert len(seen) == 2
+    for before, after in seen:
+        assert before is after and before is not consumer
+
+
+async def test_a_timeout_an_event_handler_starts_before_its_first_await_is_its_own() -> None:
+    outcome: list[str] = []
+
+    class TimesOut(cqrs.EventHandler[Produced]):
+        async def handle(self, event: Produced) -> None:
+            try:
+                async with asyncio.timeout(0.01):  # entered before the first suspension
+                    await asyncio.sleep(5)
+            except TimeoutError:
+                outcome.append("handler timed out")
+
+    Log()
+    mediator = streaming(events=(TimesOut,))  # on_close="complete"
+    consumer = asyncio.create_task(_drain(mediator.stream(Numbers(count=2))))
+    assert await asyncio.wait_for(consumer, 5) == [0, 1]  # the consumer was not cancelled in its place
+    assert outcome == ["handler timed out"] * 2
+    assert mediator.stats.event_handler_failures == 0
 
 
 @pytest.mark.parametrize("timing", ["with_send", "before_send"])

@@ -1,17 +1,38 @@
-"""cqrs._eager.start_eagerly: inline when the coroutine never suspends, a task carrying it on otherwise."""
+"""cqrs._eager.start_eagerly: its own task from the first step; no loop round trip when it never suspends (3.12+)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 
 import pytest
 
 from cqrs._eager import start_eagerly
 
 var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="outer")
+eager_only = pytest.mark.skipif(
+    sys.version_info < (3, 12),
+    reason="eager tasks exist from Python 3.12; 3.11 falls back to an ordinary task",
+)
 
 
+async def test_the_first_step_already_runs_as_the_new_task_not_as_the_caller() -> None:
+    seen: list[object] = []
+
+    async def work() -> None:
+        seen.append(asyncio.current_task())
+        await asyncio.sleep(0)
+        seen.append(asyncio.current_task())
+
+    caller = asyncio.current_task()
+    task = start_eagerly(work())
+    assert task is not None
+    await task
+    assert seen == [task, task] and caller not in seen
+
+
+@eager_only
 async def test_a_coroutine_that_never_suspends_finishes_inline_without_a_task() -> None:
     done: list[str] = []
 
@@ -26,6 +47,7 @@ async def test_a_coroutine_that_never_suspends_finishes_inline_without_a_task() 
     assert var.get() == "outer", "the coroutine runs in a copied context, like a task"
 
 
+@eager_only
 async def test_an_error_before_the_first_suspension_propagates_at_once() -> None:
     async def work() -> None:
         raise ValueError("boom")
