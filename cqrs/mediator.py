@@ -47,8 +47,7 @@ class _Mediator:
         self._dispatcher = EventDispatcher(self.event_map, self.settings)
         self._handlers = request_map._handlers
         self._scoped = isinstance(self.container, SupportsScope)
-        for request_type, handler_type in request_map.items():
-            self._check(request_type, handler_type)
+        request_map._watch(self._check)  # now, and for every later bind()
 
     @property
     def stats(self) -> DispatchStats:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import ItemsView, Iterator
+from collections.abc import Callable, ItemsView, Iterator
 from typing import Any
 
 from cqrs.exceptions import HandlerAlreadyBoundError, InvalidHandlerError
@@ -24,6 +24,8 @@ class RequestMap:
 
     def __init__(self) -> None:
         self._handlers: dict[type[Request], type[Any]] = {}
+        # checks of the mediators built on this map: a handler bound later must fit them too
+        self._checks: list[Callable[[type[Request], type[Any]], None]] = []
 
     def bind(self, request_type: type[Request], handler_type: type[Any]) -> None:
         """Serve ``request_type`` with ``handler_type`` (a new instance per send/stream)."""
@@ -36,7 +38,15 @@ class RequestMap:
                 f"{request_type.__qualname__} is already handled by {current.__qualname__}; "
                 f"cannot bind it to {handler_type.__qualname__} too (a request has exactly one handler)"
             )
+        for check in self._checks:
+            check(request_type, handler_type)
         self._handlers[request_type] = handler_type
+
+    def _watch(self, check: Callable[[type[Request], type[Any]], None]) -> None:
+        """Check what is bound now and what will be bound later (a mediator built on this map calls it)."""
+        for request_type, handler_type in self._handlers.items():
+            check(request_type, handler_type)
+        self._checks.append(check)
 
     def get(self, request_type: type[Request]) -> type[Any] | None:
         """The handler class bound to ``request_type``, or ``None`` (never raises KeyError)."""

@@ -175,6 +175,16 @@ async def test_a_non_generator_handler_is_rejected_when_the_streaming_mediator_i
         cqrs.bootstrap(commands_mapper=lambda m: m.bind(Numbers, NumbersHandler))
 
 
+async def test_a_handler_bound_after_the_mediator_is_built_is_checked_too() -> None:
+    Log()
+    mediator = cqrs.bootstrap_streaming()
+    with pytest.raises(cqrs.InvalidHandlerError, match=r"DuckNotGenerator.*not a streaming handler"):
+        mediator.request_map.bind(Numbers, DuckNotGenerator)
+    assert Numbers not in mediator.request_map
+    mediator.request_map.bind(Numbers, NumbersHandler)
+    assert [n.value async for n in mediator.stream(Numbers(count=2))] == [0, 1]
+
+
 # --- closing and cancelling ------------------------------------------------------------------------------
 
 
