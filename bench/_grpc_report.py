@@ -11,10 +11,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench._sections import markers, replace_section
+
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 NOTES = ROOT / "bench" / "grpc_notes.md"
-BEGIN, END = "<!-- grpc:begin -->", "<!-- grpc:end -->"
+BEGIN, END = markers("grpc")
 THROUGHPUT = ("py1_msgs_per_s", "py10_msgs_per_s", "h2_1_msgs_per_s", "h2_40_msgs_per_s")
 LATENCY = ("ttfm_p50_ms", "ttfm_p99_ms")
 LABELS = {
@@ -304,11 +305,5 @@ def render(result: dict[str, Any]) -> str:
 
 
 def write_section(section: str) -> None:
-    """Replace the grpc section of BENCHMARKS.md (re-read right now: other sections change too)."""
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    BENCHMARKS.write_text(text)
+    """Replace the grpc section of BENCHMARKS.md."""
+    replace_section("grpc", section)

@@ -26,13 +26,14 @@ import venv
 from pathlib import Path
 from typing import Any
 
+from bench._sections import markers, replace_section
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOAD = ROOT / "bench" / "_core_workload.py"
 PYTHON_CQRS_VENV = ROOT / "bench" / ".venvs" / "python-cqrs"
 PYTHON_CQRS_REQUIREMENT = "python-cqrs==5.3.0"
 RESULTS = ROOT / "bench" / "results" / "core.json"
-BENCHMARKS = ROOT / "BENCHMARKS.md"
-BEGIN, END = "<!-- core:begin -->", "<!-- core:end -->"
+BEGIN, END = markers("core")
 SCENARIOS = ("plain_generator", "stream_0_events", "stream_1_event_2_handlers")
 
 
@@ -119,13 +120,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def write_benchmarks(section: str) -> None:
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    BENCHMARKS.write_text(text)
+    replace_section("core", section)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,12 +24,12 @@ from typing import Any
 
 import grpc
 
+from bench._sections import markers, replace_section
 from streamtest.v1 import stream_test_pb2, stream_test_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "load.json"
-BENCHMARKS = ROOT / "BENCHMARKS.md"
-BEGIN, END = "<!-- load:begin -->", "<!-- load:end -->"
+BEGIN, END = markers("load")
 SERVERS = {
     "baseline (hand-written grpc.aio)": [sys.executable, "-m", "bench._load_baseline", "{address}"],
     "ours (server.App, 0 events)": [
@@ -189,13 +189,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def write_benchmarks(section: str) -> None:
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    BENCHMARKS.write_text(text)
+    replace_section("load", section)
 
 
 def main(argv: list[str] | None = None) -> None:
