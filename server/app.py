@@ -12,14 +12,18 @@ from typing import Any
 import grpc
 
 from cqrs import Request, RequestMediator, StreamingRequestMediator
+from server.auth import TokenAuth
 from server.errors import ErrorMapper
+from server.health import SERVICE_NAME as HEALTH_SERVICE
 from server.health import Health
 from server.limits import StreamLimit
 from server.observability import RpcLog
+from server.reflection import SERVICE_NAMES as REFLECTION_SERVICES
 from server.reflection import Reflection
-from server.routing import Route, ServiceSource, build_routes, service_descriptors
+from server.routing import Route, ServiceSource, StartupError, build_routes, service_descriptors
 from server.rpc import RpcAdapter
 from server.settings import ServerSettings
+from server.tls import ServerTls
 
 logger = logging.getLogger("server")
 
@@ -105,13 +109,15 @@ class App:
         if not self.routes:
             raise ValueError("no services to serve: call app.add_services(your_pb2) first")
         draining = asyncio.Event()
-        server = grpc.aio.server(options=self.settings.grpc_options())
+        log = RpcLog()
+        tls, auth = self._security(log, draining)
+        server = grpc.aio.server(options=self.settings.grpc_options(), interceptors=[auth] if auth else [])
         stream_limit = StreamLimit(self.settings.max_concurrent_streams)
         adapter = RpcAdapter(
             streaming_mediator=self.streaming_mediator,
             mediator=self.mediator,
             errors=self.errors,
-            log=RpcLog(),
+            log=log,
             draining=draining,
             stream_limit=stream_limit,
         )
@@ -123,9 +129,13 @@ class App:
             server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, handlers)])
         health = Health(self.service_names)
         health.register(server)
-        reflection = Reflection([*self.service_names, *health.service_names_served()])
-        reflection.register(server)
-        port = server.add_insecure_port(address)
+        if self.settings.reflection:
+            reflection = Reflection([*self.service_names, *health.service_names_served()])
+            reflection.register(server)
+        if tls is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, tls.credentials())
         if port == 0 and not address.endswith(":0"):
             raise OSError(f"could not bind {address}: is another process listening there?")
         await server.start()
@@ -140,9 +150,48 @@ class App:
             port=port,
             grace=self.settings.grace,
             on_stopped=tuple(reversed(self._shutdown_callbacks)),
+            tls=tls,
+            auth=auth,
         )
-        logger.info("serving address=%s:%d services=%s", host, port, ",".join(self.service_names))
+        logger.info(
+            "serving address=%s:%d services=%s tls=%s auth=%s",
+            host,
+            port,
+            ",".join(self.service_names),
+            "off" if tls is None else "mutual" if tls.mutual else "on",
+            "off" if auth is None else f"tokens({len(auth.names)})",
+        )
         return running
+
+    def _security(self, log: RpcLog, draining: asyncio.Event) -> tuple[ServerTls | None, TokenAuth | None]:
+        """TLS credentials and the token interceptor the settings ask for; StartupError if unusable."""
+        settings = self.settings
+        tls = None
+        if settings.tls_cert or settings.tls_key or settings.tls_client_ca:
+            tls = ServerTls(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        if settings.auth_tokens_file is None:
+            needing = [
+                flag
+                for flag, on in (
+                    ("--reflection-requires-auth", settings.reflection_requires_auth),
+                    ("--health-requires-auth", settings.health_requires_auth),
+                )
+                if on
+            ]
+            if needing:
+                raise StartupError([f"{flag} needs --auth-tokens-file" for flag in needing])
+            return tls, None
+        open_services = [] if settings.health_requires_auth else [HEALTH_SERVICE]
+        if not settings.reflection_requires_auth:
+            open_services += REFLECTION_SERVICES
+        auth = TokenAuth(
+            settings.auth_tokens_file,
+            errors=self.errors,
+            log=log,
+            draining=draining,
+            open_services=open_services,
+        )
+        return tls, auth
 
 
 class RunningServer:
@@ -164,6 +213,8 @@ class RunningServer:
         port: int,
         grace: float,
         on_stopped: tuple[ShutdownCallback, ...] = (),
+        tls: ServerTls | None = None,
+        auth: TokenAuth | None = None,
     ) -> None:
         self.server = server
         self.health = health
@@ -174,6 +225,20 @@ class RunningServer:
         self.grace = grace
         self._on_stopped = on_stopped
         self._stopping: asyncio.Task[None] | None = None
+        self.tls = tls
+        self.auth = auth
+
+    def reload(self) -> bool:
+        """Re-read the TLS files and the tokens file (SIGHUP); open connections and streams go on.
+
+        Files that fail their checks are logged and the ones in use stay. True if all reloaded.
+        """
+        ok = True
+        if self.tls is not None:
+            ok = self.tls.reload() and ok
+        if self.auth is not None:
+            ok = self.auth.reload() and ok
+        return ok
 
     @property
     def address(self) -> str:

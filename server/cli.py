@@ -67,6 +67,42 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     _setting(parser, "--max-receive-bytes", int, "largest request message accepted (default 4 MiB)")
     _setting(parser, "--max-send-bytes", int, "largest response message sent (default 16 MiB)")
+    _setting(
+        parser,
+        "--max-metadata-bytes",
+        int,
+        "largest request metadata (headers) accepted; more is refused (default 16 KiB)",
+    )
+    _setting(parser, "--tls-cert", str, "PEM certificate chain: with --tls-key the server speaks TLS only")
+    _setting(parser, "--tls-key", str, "PEM private key of --tls-cert (unencrypted)")
+    _setting(
+        parser,
+        "--tls-client-ca",
+        str,
+        "PEM CA bundle: clients must present a certificate it signed (mutual TLS)",
+    )
+    _setting(
+        parser,
+        "--auth-tokens-file",
+        str,
+        "bearer tokens, one per line: TOKEN [NAME [METHOD,...]]; every RPC but health and "
+        "reflection then needs 'authorization: Bearer <token>'",
+    )
+    _switch(parser, "--no-reflection", "reflection", False, "do not serve server reflection")
+    _switch(
+        parser,
+        "--reflection-requires-auth",
+        "reflection_requires_auth",
+        True,
+        "reflection needs a token too (with --auth-tokens-file)",
+    )
+    _switch(
+        parser,
+        "--health-requires-auth",
+        "health_requires_auth",
+        True,
+        "health checks need a token too (with --auth-tokens-file)",
+    )
     parser.add_argument(
         "--data-dir",
         default=_env("DATA_DIR", "data"),
@@ -111,6 +147,14 @@ _SETTINGS_FLAGS = {
     "keepalive_timeout": "keepalive_timeout",
     "max_receive_bytes": "max_receive_message_bytes",
     "max_send_bytes": "max_send_message_bytes",
+    "max_metadata_bytes": "max_metadata_bytes",
+    "tls_cert": "tls_cert",
+    "tls_key": "tls_key",
+    "tls_client_ca": "tls_client_ca",
+    "auth_tokens_file": "auth_tokens_file",
+    "reflection": "reflection",
+    "reflection_requires_auth": "reflection_requires_auth",
+    "health_requires_auth": "health_requires_auth",
 }
 
 
@@ -120,6 +164,21 @@ def _setting(parser: argparse.ArgumentParser, flag: str, kind: type, help_text: 
     raw = os.environ.get(env)
     parser.add_argument(
         flag, type=kind, default=None if raw is None else kind(raw), help=f"{help_text} [env {env}]"
+    )
+
+
+def _switch(parser: argparse.ArgumentParser, flag: str, field: str, value: bool, help_text: str) -> None:
+    """A flag that sets a boolean ServerSettings field to ``value``; its env variable takes 1/true/yes."""
+    env = ENV_PREFIX + flag.removeprefix("--").replace("-", "_").upper()
+    raw = os.environ.get(env)
+    default = None if raw is None else (value if raw.strip().lower() in ("1", "true", "yes", "on") else None)
+    parser.add_argument(
+        flag,
+        dest=field,
+        action="store_const",
+        const=value,
+        default=default,
+        help=f"{help_text} [env {env}=1]",
     )
 
 
@@ -185,10 +244,12 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # SIGHUP: new certificate / tokens without a restart (open connections and streams go on).
+    loop.add_signal_handler(signal.SIGHUP, running.reload)
     try:
         await stop.wait()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         await running.stop()
 

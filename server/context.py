@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,37 @@ from typing import Any
 import grpc
 
 _current: contextvars.ContextVar[RpcContext] = contextvars.ContextVar("cqrs_grpc_rpc")
+# Set by the token interceptor (server/auth.py) in the RPC's task before the handler runs.
+_principal: contextvars.ContextVar[str | None] = contextvars.ContextVar("cqrs_grpc_principal", default=None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClientIdentity:
+    """Who the client is according to its verified certificate (mutual TLS).
+
+    ``common_name`` is the subject CN (may be empty); ``sans`` the subject alternative names (DNS
+    names, URIs such as SPIFFE ids, addresses) as grpc reports them; ``subject`` the whole subject
+    (``CN=billing,O=acme``); ``pem`` the certificate itself.
+    """
+
+    common_name: str
+    sans: tuple[str, ...]
+    subject: str
+    pem: str
+
+
+def _identity(grpc_context: grpc.aio.ServicerContext[Any, Any]) -> ClientIdentity | None:
+    auth = grpc_context.auth_context() or {}
+    pem = auth.get("x509_pem_cert")
+    if not pem:  # no TLS, or TLS without a client certificate: nobody was verified
+        return None
+
+    def first(key: str) -> str:
+        values = list(auth.get(key) or [b""])
+        return bytes(values[0]).decode(errors="replace")
+
+    sans = tuple(bytes(v).decode(errors="replace") for v in auth.get("x509_subject_alternative_name", ()))
+    return ClientIdentity(first("x509_common_name"), sans, first("x509_subject"), first("x509_pem_cert"))
 
 
 class RpcContext:
@@ -29,9 +61,14 @@ class RpcContext:
     (``metadata_all`` keeps every value). ``draining`` is set when the server starts a
     graceful shutdown: endless streams should wind down when they see it. Metadata and peer
     are read from grpc on first use only, so RPCs that never look pay nothing.
+
+    Who is calling: ``principal`` is the name of the bearer token the call was authenticated
+    with (``--auth-tokens-file``), ``client_identity`` the verified client certificate (mutual
+    TLS, ``--tls-client-ca``); each is None when that mechanism is off. Authorization rules in
+    handlers or middleware read them, e.g. ``if rpc.client_identity.common_name != "billing"``.
     """
 
-    __slots__ = ("_metadata", "draining", "grpc_context", "method", "started_at")
+    __slots__ = ("_identity", "_metadata", "draining", "grpc_context", "method", "principal", "started_at")
 
     def __init__(
         self, method: str, grpc_context: grpc.aio.ServicerContext[Any, Any], draining: asyncio.Event
@@ -41,6 +78,15 @@ class RpcContext:
         self.draining = draining
         self.started_at = time.monotonic()
         self._metadata: dict[str, str | bytes] | None = None
+        self._identity: ClientIdentity | bool | None = False  # False: not read yet
+        self.principal: str | None = _principal.get()
+
+    @property
+    def client_identity(self) -> ClientIdentity | None:
+        """The verified client certificate's identity, or None without mutual TLS."""
+        if self._identity is False:
+            self._identity = _identity(self.grpc_context)
+        return self._identity if isinstance(self._identity, ClientIdentity) else None
 
     @property
     def peer(self) -> str:

@@ -54,12 +54,14 @@ class RpcError(Exception):
         *,
         reason: str,
         violations: Iterable[domain.FieldViolation] = (),
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.reason = reason
         self.violations = tuple(violations)
+        self.metadata = dict(metadata or {})
 
 
 class Outcome:
@@ -103,7 +105,7 @@ class ErrorMapper:
     def outcome(self, exc: BaseException, *, method: str) -> Outcome:
         """The status for ``exc`` raised while serving ``method``; logs unexpected ones."""
         if isinstance(exc, RpcError):
-            return self._rich(exc.code, exc.message, exc.reason, {}, exc.violations)
+            return self._rich(exc.code, exc.message, exc.reason, exc.metadata, exc.violations)
         code = self.code_for(exc)
         if isinstance(exc, domain.DomainError) and code is not None:
             violations = exc.violations if isinstance(exc, domain.ValidationError) else ()

@@ -33,6 +33,13 @@ class ServerSettings:
 
     ``reuse_port``: bind with SO_REUSEPORT so several processes can share the port
     (``--workers N`` sets it in each worker; off otherwise, so a second server fails to bind).
+
+    Security (README "Security"): ``tls_cert`` + ``tls_key`` (PEM paths) make the server speak TLS
+    only; ``tls_client_ca`` also requires client certificates signed by that CA (mutual TLS).
+    ``auth_tokens_file`` turns on bearer-token authentication for every RPC except health checks
+    (unless ``health_requires_auth``) and reflection (unless ``reflection_requires_auth``);
+    ``reflection=False`` does not serve reflection at all. Problems with these files are reported
+    when the server starts, which then refuses to.
     """
 
     grace: float = 10.0
@@ -44,6 +51,13 @@ class ServerSettings:
     keepalive_timeout: float = 20.0
     min_client_ping_interval: float = 10.0
     reuse_port: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    auth_tokens_file: str | None = None
+    reflection: bool = True
+    reflection_requires_auth: bool = False
+    health_requires_auth: bool = False
     extra_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:

@@ -11,7 +11,7 @@ deadlines and cancellation behave as in production.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -39,7 +39,22 @@ class ServedApp:
 
 
 @contextlib.asynccontextmanager
-async def serve_for_test(app: App, *, host: str = "127.0.0.1") -> AsyncIterator[ServedApp]:
-    """Serve ``app`` on ``host`` with a free port until the block ends, then stop it."""
-    async with app.serve(f"{host}:0") as running, grpc.aio.insecure_channel(running.address) as channel:
-        yield ServedApp(running, channel)
+async def serve_for_test(
+    app: App,
+    *,
+    host: str = "127.0.0.1",
+    credentials: grpc.ChannelCredentials | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> AsyncIterator[ServedApp]:
+    """Serve ``app`` on ``host`` with a free port until the block ends, then stop it.
+
+    For an app served with TLS pass the client's ``credentials``
+    (``grpc.ssl_channel_credentials(ca_pem, client_key, client_cert)``).
+    """
+    async with app.serve(f"{host}:0") as running:
+        if credentials is None:
+            channel = grpc.aio.insecure_channel(running.address, options=list(options))
+        else:
+            channel = grpc.aio.secure_channel(running.address, credentials, options=list(options))
+        async with channel:
+            yield ServedApp(running, channel)

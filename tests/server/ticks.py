@@ -118,6 +118,11 @@ class EchoHandler(cqrs.RequestHandler[EchoQuery, EchoReply]):
     async def handle(self, request: EchoQuery) -> EchoReply:
         if not request.text:
             raise cqrs.ValidationError.for_field("text", "must not be empty")
+        if request.text == "whoami":  # who the server says is calling (auth and mTLS tests)
+            rpc = current_rpc()
+            identity = rpc.client_identity
+            cn, sans = (identity.common_name, ",".join(identity.sans)) if identity else ("-", "-")
+            return EchoReply(text=f"principal={rpc.principal} cn={cn} sans={sans}")
         return EchoReply(text=request.text)
 
 
