@@ -13,9 +13,11 @@ hold paths, SQL or secrets (grpc's own default would send ``Unexpected <class>: 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
@@ -171,3 +173,30 @@ def _upper_snake(name: str) -> str:
             out.append("_")
         out.append(char.upper())
     return "".join(out)
+
+
+def guarded(
+    behaviour: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]],
+    parse: Callable[[bytes], Any],
+) -> Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]:
+    """``behaviour`` taking raw request bytes: undecodable bytes end the call with INVALID_ARGUMENT
+    and an unexpected exception with INTERNAL and an error id (logged with its traceback).
+
+    For the services that do not go through the RPC adapter (health, reflection): grpc's own
+    handling of a failing deserializer or servicer would send ``Unexpected <class ...>: text``.
+    """
+
+    async def run(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            decoded = parse(request)
+        except Exception:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request is not a valid message")
+        try:
+            return await behaviour(decoded, context)
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            outcome = ErrorMapper().internal(exc, method=getattr(behaviour, "__qualname__", "?"))
+            await context.abort(outcome.code, outcome.message, outcome.trailers)
+
+    return run

@@ -31,6 +31,8 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2
 
+from server.errors import guarded
+
 __all__ = ["OVERALL", "SERVICE_NAME", "Health", "HealthCheck", "ServingStatus"]
 
 SERVICE_NAME = "grpc.health.v1.Health"
@@ -103,14 +105,13 @@ class Health:
     def register(self, server: grpc.aio.Server) -> None:
         """Add the Health service to ``server`` (before it starts)."""
         handlers = {
+            # Decoded by `guarded`, so bad bytes get INVALID_ARGUMENT, not grpc's exception text.
             "Check": grpc.unary_unary_rpc_method_handler(
-                self._rpc_check,
-                request_deserializer=health_pb2.HealthCheckRequest.FromString,
+                guarded(self._rpc_check, health_pb2.HealthCheckRequest.FromString),
                 response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
             ),
             "Watch": grpc.unary_stream_rpc_method_handler(
-                self._rpc_watch,
-                request_deserializer=health_pb2.HealthCheckRequest.FromString,
+                guarded(self._rpc_watch, health_pb2.HealthCheckRequest.FromString),
                 response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
             ),
         }

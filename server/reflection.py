@@ -139,8 +139,7 @@ class Reflection:
         """Add both reflection services to ``server`` (before it starts)."""
         for name in SERVICE_NAMES:
             handler = grpc.stream_stream_rpc_method_handler(
-                self._rpc_info,
-                request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+                self._rpc_info,  # decodes each request itself: see there
                 response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
             )
             server.add_generic_rpc_handlers(
@@ -151,7 +150,12 @@ class Reflection:
         self, requests: AsyncIterable[Any], context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
         sent: set[str] = set()  # files already sent on this stream; the protocol lets us skip them
-        async for request in requests:
+        async for raw in requests:
+            # Decoded here, not by grpc: its failure would send the DecodeError's class and text.
+            try:
+                request = reflection_pb2.ServerReflectionRequest.FromString(raw)
+            except Exception:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request is not a valid message")
             await context.write(self.answer(request, sent))
 
     def answer(self, request: Any, sent: set[str] | None = None) -> Any:

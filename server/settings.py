@@ -73,6 +73,8 @@ class ServerSettings:
             ("grpc.max_receive_message_length", self.max_receive_message_bytes),
             ("grpc.max_send_message_length", self.max_send_message_bytes),
             ("grpc.max_metadata_size", self.max_metadata_bytes),
+            # The soft limit above only refuses at random between it and this hard one: make both one.
+            ("grpc.absolute_max_metadata_size", self.max_metadata_bytes),
             ("grpc.keepalive_time_ms", int(self.keepalive_time * 1000)),
             ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout * 1000)),
             # Newer grpc cores wait for a ping's ack per this argument (default one minute), not

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -75,3 +76,50 @@ def trailer(error: grpc.aio.AioRpcError, key: str) -> str | bytes | None:
         if name == key:
             return value
     return None
+
+
+# --- nothing internal on the wire -------------------------------------------------------------------
+
+_INTERNAL = {
+    "traceback": re.compile(r"Traceback|File \"|line \d+, in "),
+    "exception class": re.compile(r"\b[A-Z]\w*(Error|Exception|Exit|Interrupt)\b|<class '"),
+    "file system path": re.compile(r"(^|[\s'\"(=:])/[\w.-]+/[\w./-]*|\.py\b|[A-Z]:\\\\"),
+    "library version": re.compile(r"(grpc|python|protobuf|cqrs|upb|uvloop)[\w./-]*[ /-]v?\d+\.\d+", re.I),
+}
+
+
+def wire_texts(details: str | None, trailers: Iterable[tuple[str, str | bytes]]) -> list[str]:
+    """Every text a client receives with a failed call: the status message and each trailer value
+    (``grpc-status-details-bin`` decoded: its message and every ErrorInfo / BadRequest string)."""
+    texts = [details or ""]
+    for key, value in trailers:
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            status = status_pb2.Status.FromString(value)
+            texts.append(status.message)
+            for detail in status.details:
+                info, request = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+                if detail.Unpack(info):
+                    texts += [info.reason, info.domain, *info.metadata.keys(), *info.metadata.values()]
+                elif detail.Unpack(request):
+                    texts += [t for v in request.field_violations for t in (v.field, v.description)]
+                else:
+                    texts.append(detail.type_url)
+        else:
+            texts += [key, value.decode("latin-1") if isinstance(value, bytes) else value]
+    return texts
+
+
+def internal_leaks(texts: Iterable[str]) -> list[str]:
+    """``kind: text`` for each text that shows a traceback, class name, path or library version."""
+    return [f"{kind}: {text!r}" for text in texts for kind, rx in _INTERNAL.items() if rx.search(text)]
+
+
+def assert_nothing_internal(errors: Iterable[grpc.RpcError]) -> None:
+    leaks = [
+        leak
+        for error in errors
+        for leak in internal_leaks(
+            wire_texts(error.details(), error.trailing_metadata() or ())  # type: ignore[attr-defined]
+        )
+    ]
+    assert not leaks, "internal details on the wire:\n" + "\n".join(leaks)

@@ -17,12 +17,31 @@ from server import ServerSettings
 from server.app import RunningServer
 from server.testing import serve_for_test
 from streamtest.v1 import stream_test_pb2, stream_test_pb2_grpc
-from tests.server.helpers import bad_request, error_info, rich_status
+from tests.server.helpers import assert_nothing_internal, bad_request, error_info, rich_status
 from tests.server.ticks import ticks_app
 
 TICKS = "/streamtest.v1.TickService/Ticks"
 ECHO = "/streamtest.v1.TickService/Echo"
 LIMIT = 16 * 1024
+
+_SYNC_ERRORS: list[grpc.RpcError] = []  # the sync client's failed calls (hypothesis tests), see _code
+
+
+@pytest.fixture(autouse=True)
+def nothing_internal_on_the_wire(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[grpc.RpcError]]:
+    """Collects every failed call of each test here and checks what the server sent back: no
+    traceback, exception class, file path or library version in a status message or trailer."""
+    seen: list[grpc.RpcError] = []
+    original = grpc.aio.AioRpcError.__init__
+
+    def recording(self: grpc.aio.AioRpcError, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        seen.append(self)
+
+    monkeypatch.setattr(grpc.aio.AioRpcError, "__init__", recording)
+    _SYNC_ERRORS.clear()
+    yield seen
+    assert_nothing_internal([*seen, *_SYNC_ERRORS])
 
 
 async def _status_of(call: grpc.aio.Call) -> grpc.StatusCode:
@@ -144,6 +163,7 @@ def _echo_messages() -> st.SearchStrategy[bytes]:
 
 
 def _code(error: grpc.RpcError) -> grpc.StatusCode:
+    _SYNC_ERRORS.append(error)
     code = error.code()  # type: ignore[attr-defined]
     assert isinstance(code, grpc.StatusCode)
     return code
@@ -200,3 +220,14 @@ def test_after_the_generated_input_the_server_is_healthy(channel: grpc.Channel) 
         stream_test_pb2.TicksCommand(count=3, mode="count").SerializeToString()
     )
     assert [stream_test_pb2.Tick.FromString(t).seq for t in ticks] == [1, 2, 3]
+
+
+async def test_oversized_metadata_is_refused_and_the_server_keeps_serving() -> None:
+    settings = ServerSettings(max_metadata_bytes=1024, grace=0.5)
+    async with serve_for_test(ticks_app(settings=settings)) as served:
+        stub = served.stub(stream_test_pb2_grpc.TickServiceStub)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.Echo(stream_test_pb2.EchoQuery(text="hi"), metadata=[("x-big", "x" * 4096)], timeout=5)
+        assert failed.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, failed.value
+        reply = await stub.Echo(stream_test_pb2.EchoQuery(text="small"), metadata=[("x-ok", "y" * 100)])
+        assert reply.text == "small"
