@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 
 from server import workers
-from server.app import App
+from server.app import App, RunningServer
 from server.observability import configure_logging
 from server.routing import StartupError
 from server.settings import ServerSettings
@@ -239,13 +239,21 @@ async def serve(args: argparse.Namespace) -> None:
     app.settings = apply_settings(app.settings, args)
     if workers.is_worker():
         app.settings = dataclasses.replace(app.settings, reuse_port=True)
-    running = await app.start(args.address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    started: list[RunningServer] = []
+    # Installed before the "serving" line is logged, so a signal sent on seeing it is never lost.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     # SIGHUP: new certificate / tokens without a restart (open connections and streams go on).
-    loop.add_signal_handler(signal.SIGHUP, running.reload)
+    loop.add_signal_handler(signal.SIGHUP, lambda: [running.reload() for running in started])
+    try:
+        running = await app.start(args.address)
+    except BaseException:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+        raise
+    started.append(running)
     try:
         await stop.wait()
     finally:

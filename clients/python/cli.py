@@ -1,7 +1,9 @@
 """``python -m clients.python``: upload, list, process (a live progress bar) and watch, from a shell.
 
 Connection flags come before the command; each has an environment variable so scripts can set
-them once: ``CQRS_GRPC_TARGET``, ``CQRS_GRPC_TIMEOUT``, ``CQRS_GRPC_TLS_CA``/``_CERT``/``_KEY``.
+them once: ``CQRS_GRPC_TARGET``, ``CQRS_GRPC_TIMEOUT``, ``CQRS_GRPC_TLS_CA``/``_CERT``/``_KEY``,
+``CQRS_GRPC_TOKEN`` (prefer it, or ``--token-file``, to ``--token``: a command line is visible to
+other users of the machine).
 Exit codes: 0 success, 1 the server answered with an error (or a file was not completed, for
 ``process --strict``), 2 bad usage, 130 interrupted (Ctrl-C cancels the call first).
 """
@@ -52,6 +54,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tls-key", default=env("CQRS_GRPC_TLS_KEY"), help="client private key (mutual TLS)")
     parser.add_argument("--tls-server-name", help="name to check the server certificate against")
     parser.add_argument("--tls", action="store_true", help="use TLS with the system's trusted roots")
+    parser.add_argument(
+        "--token",
+        default=env("CQRS_GRPC_TOKEN"),
+        help="bearer token sent with every call [env CQRS_GRPC_TOKEN]",
+    )
+    parser.add_argument("--token-file", type=Path, help="read the bearer token from this file")
     commands = parser.add_subparsers(dest="command", required=True)
 
     upload = commands.add_parser("upload", help="store files; prints one id per file")
@@ -89,7 +97,10 @@ def connection(args: argparse.Namespace) -> Connection:
     tls = None
     if args.tls or args.tls_ca or args.tls_cert:
         tls = TlsConfig.from_files(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
-    return Connection(target=args.address, tls=tls, timeout=args.timeout, metadata=tuple(metadata))
+    token = args.token_file.read_text().strip() if args.token_file else args.token
+    return Connection(
+        target=args.address, tls=tls, timeout=args.timeout, metadata=tuple(metadata), token=token or None
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -55,7 +55,8 @@ class Connection:
 
     ``timeout`` is the default deadline (seconds) of unary calls; streams get none unless a call
     passes one, since a watch is meant to stay open. ``metadata`` is sent with every call, before
-    the call's own.
+    the call's own. ``token`` is a bearer token sent as ``authorization: Bearer <token>`` with
+    every call (servers started with ``--auth-tokens-file``); it is left out of ``repr``.
     """
 
     target: str = "127.0.0.1:50051"
@@ -63,13 +64,15 @@ class Connection:
     timeout: float | None = 30.0
     metadata: Metadata = ()
     options: Sequence[tuple[str, Any]] = ()
+    token: str | None = dataclasses.field(default=None, repr=False)
 
     def channel_options(self) -> list[tuple[str, Any]]:
         return [*(self.tls.options() if self.tls else []), *self.options]
 
     def call_metadata(self, extra: Metadata | Mapping[str, str] | None) -> list[tuple[str, str]]:
         pairs: Iterable[tuple[str, str]] = extra.items() if isinstance(extra, Mapping) else (extra or ())
-        return [*self.metadata, *pairs]
+        auth = [("authorization", f"Bearer {self.token}")] if self.token else []
+        return [*auth, *self.metadata, *pairs]
 
 
 def insecure_or_secure(connection: Connection, aio: bool) -> Any:
