@@ -77,7 +77,7 @@ async def test_cli_with_tls_flags_and_a_token_file(
     tls = ["--tls-ca", str(pki.ca_pem), "--tls-cert", str(pki.client_pem), "--tls-key", str(pki.client_key)]
     base = [sys.executable, "-m", "clients.python", "--address", secure_server.address, *tls]
     code, out, err = await _run(*base, "--token-file", str(tmp_path / "token"), "list", "--json")
-    assert code == 0, err
+    assert code == 0 and out == "", err  # no files yet, and no error
     code, _, err = await _run(*base, "list")
     assert code == 1 and "UNAUTHENTICATED" in err
 
