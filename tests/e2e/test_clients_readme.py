@@ -15,9 +15,20 @@ import re
 import signal
 from pathlib import Path
 
-from tests.e2e.conftest import BUF, ROOT, ServerProcess
+from tests.e2e.conftest import BUF, ROOT, ServerProcess, start_server
+from tests.pki import Pki, needs_openssl
 
 README = ROOT / "clients" / "README.md"
+
+
+PLAIN = "## A session with buf curl"
+SECURE = "## With TLS and a token"
+
+
+def section(text: str, heading: str) -> str:
+    """The part of the document under ``heading``, up to the next level-2 heading."""
+    rest = text.split(heading + "\n", 1)[1]
+    return rest.split("\n## ", 1)[0]
 
 
 def buf_curl_commands(text: str) -> list[str]:
@@ -44,7 +55,7 @@ def json_documents(text: str) -> list[dict[str, object]]:
 
 
 async def test_every_buf_curl_command_of_the_clients_readme_works(server_process: ServerProcess) -> None:
-    commands = buf_curl_commands(README.read_text())
+    commands = buf_curl_commands(section(README.read_text(), PLAIN))
     assert len(commands) >= 8, commands
     env = {**os.environ, "BUF": str(BUF), "ADDR": f"http://{server_process.address}"}
     outputs: dict[str, str] = {}
@@ -104,3 +115,57 @@ def test_the_extractor_joins_continuations() -> None:
     text = "```sh\n$ $BUF curl -d '{}' \\\n    $ADDR/x\nout\n$ other\n```\n"
     assert buf_curl_commands(text) == ["$BUF curl -d '{}' $ADDR/x"]
     assert Path(README).exists()
+
+
+@needs_openssl
+async def test_every_buf_curl_command_of_the_tls_and_token_section_works(pki: Pki, tmp_path: Path) -> None:
+    token = "readme-token-0123456789abcdef01"
+    (tmp_path / "tokens").write_text(f"{token} readme\n")
+    server = await start_server(
+        "--grace", "1", "--tls-cert", str(pki.server_pem), "--tls-key", str(pki.server_key),
+        "--tls-client-ca", str(pki.ca_pem), "--auth-tokens-file", str(tmp_path / "tokens"),
+    )  # fmt: skip
+    env = {
+        **os.environ,
+        "BUF": str(BUF),
+        "ADDR": f"https://{server.address}",
+        "CA": str(pki.ca_pem),
+        "CERT": str(pki.client_pem),
+        "KEY": str(pki.client_key),
+        "TOKEN": token,
+    }
+    try:
+        commands = buf_curl_commands(section(README.read_text(), SECURE))
+        assert len(commands) >= 4, commands
+        outputs: dict[str, str] = {}
+        for command in commands:
+            process = await asyncio.create_subprocess_exec(
+                "bash", "-c", command, cwd=ROOT, env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(process.communicate(), 20)
+            assert process.returncode == 0, f"{command}\n{err.decode()}"
+            listing = re.search(r"--list-\w+", command)
+            outputs[listing.group() if listing else command.rsplit("/", 1)[-1]] = out.decode()
+        assert "demo.files.v1.FileService" in outputs["--list-services"].split()
+        assert json_documents(outputs["Check"]) == [{"status": "SERVING"}]
+        assert json_documents(outputs["ListFiles"]) == [{}]
+        [result] = json_documents(outputs["ProcessFiles"])
+        assert (result["fileId"], result["status"]) == ("f_unknown", "not_found")
+        # the same call without the header is refused, as the document says
+        bare = commands[-1].replace('-H "authorization: Bearer $TOKEN" ', "")
+        process = await asyncio.create_subprocess_exec(
+            "bash",
+            "-c",
+            bare,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+        assert process.returncode != 0 and "unauthenticated" in err.decode().lower()
+    finally:
+        if server.process.returncode is None:
+            server.process.kill()
+            await server.process.wait()
