@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
@@ -13,8 +13,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server import ServerSettings
+from demo.files.v1 import files_pb2
+from server import App, ServerSettings
 from server.app import RunningServer
+from server.demo import create_app
 from server.testing import serve_for_test
 from streamtest.v1 import stream_test_pb2, stream_test_pb2_grpc
 from tests.server.helpers import assert_nothing_internal, bad_request, error_info, rich_status
@@ -117,14 +119,17 @@ DOCUMENTED = {
 
 
 class ThreadServer:
-    """The app served from a background event loop, so hypothesis can drive it with a sync client."""
+    """An app served from a background event loop, so hypothesis can drive it with a sync client."""
 
-    def __init__(self) -> None:
+    def __init__(self, make_app: Callable[[], App]) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        app = ticks_app(settings=ServerSettings(max_receive_message_bytes=LIMIT, grace=0.5))
-        self.running: RunningServer = asyncio.run_coroutine_threadsafe(app.start(), self.loop).result(10)
+
+        async def start() -> RunningServer:
+            return await make_app().start()
+
+        self.running: RunningServer = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self.running.stop(), self.loop).result(10)
@@ -135,7 +140,9 @@ class ThreadServer:
 
 @pytest.fixture(scope="module")
 def thread_server() -> Iterator[ThreadServer]:
-    server = ThreadServer()
+    server = ThreadServer(
+        lambda: ticks_app(settings=ServerSettings(max_receive_message_bytes=LIMIT, grace=0.5))
+    )
     yield server
     server.close()
 
@@ -231,3 +238,75 @@ async def test_oversized_metadata_is_refused_and_the_server_keeps_serving() -> N
         assert failed.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, failed.value
         reply = await stub.Echo(stream_test_pb2.EchoQuery(text="small"), metadata=[("x-ok", "y" * 100)])
         assert reply.text == "small"
+
+
+# --- the same at every RPC of the demo service --------------------------------------------------------
+
+DEMO_RPCS = {  # method -> (server-streaming, statuses documented for it beyond DOCUMENTED)
+    "UploadFile": (False, set()),
+    "ListFiles": (False, set()),
+    "GetFileStatus": (False, {grpc.StatusCode.NOT_FOUND}),
+    "ProcessFiles": (True, set()),
+    # endless by design: a valid request streams until the client leaves, here the test's deadline
+    "WatchFileEvents": (True, {grpc.StatusCode.DEADLINE_EXCEEDED}),
+}
+
+
+@pytest.fixture(scope="module")
+def demo_channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[grpc.Channel]:
+    data_dir = tmp_path_factory.mktemp("demo-data")
+    server = ThreadServer(lambda: create_app(data_dir=data_dir, max_upload_bytes=LIMIT))
+    with grpc.insecure_channel(server.running.address) as channel:
+        yield channel
+    server.close()
+
+
+def _demo_bodies() -> st.SearchStrategy[bytes]:
+    ids = st.lists(st.text(max_size=300), max_size=5)
+    return st.one_of(
+        st.binary(max_size=256),
+        ids.map(lambda file_ids: files_pb2.ProcessFilesCommand(file_ids=file_ids).SerializeToString()),
+        st.builds(
+            files_pb2.UploadFileCommand, name=st.text(max_size=64), content=st.binary(max_size=2048)
+        ).map(lambda m: m.SerializeToString()),
+        st.builds(files_pb2.GetFileStatusQuery, file_id=st.text(max_size=64)).map(
+            lambda m: m.SerializeToString()
+        ),
+    )
+
+
+@pytest.mark.parametrize("method", sorted(DEMO_RPCS))
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(body=_demo_bodies())
+def test_generated_input_to_every_demo_rpc_gets_documented_statuses(
+    demo_channel: grpc.Channel, method: str, body: bytes
+) -> None:
+    streaming, extra = DEMO_RPCS[method]
+    path = f"/demo.files.v1.FileService/{method}"
+    code = grpc.StatusCode.OK
+    try:
+        if streaming:
+            for _ in demo_channel.unary_stream(path)(body, timeout=0.2 if method == "WatchFileEvents" else 5):
+                pass
+        else:
+            demo_channel.unary_unary(path)(body, timeout=5)
+    except grpc.RpcError as error:
+        code = _code(error)
+    assert code in DOCUMENTED | extra, (method, code, body)
+
+
+def test_after_the_generated_input_the_demo_is_healthy(demo_channel: grpc.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(demo_channel)
+    assert (
+        health.Check(health_pb2.HealthCheckRequest(), timeout=2).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
+    listed = files_pb2.FileList.FromString(
+        demo_channel.unary_unary("/demo.files.v1.FileService/ListFiles")(b"")
+    )
+    assert all(f.file_id.startswith("f_") for f in listed.files)
