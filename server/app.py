@@ -125,8 +125,8 @@ class App:
         for route in self.routes:
             by_service.setdefault(route.service, {})[route.method] = adapter.method_handler(route)
         for service, handlers in by_service.items():
+            # registered, not generic: grpc core matches the method path itself, no Python lookup per call
             server.add_registered_method_handlers(service, handlers)  # type: ignore[attr-defined]
-            server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, handlers)])
         health = Health(self.service_names)
         health.register(server)
         if self.settings.reflection:
