@@ -2,52 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from concurrent import futures
-from pathlib import Path
 
 import grpc
 import pytest
 
 from clients.python import Connection, FileClient, FileServiceError, TlsConfig
 from demo.files.v1 import files_pb2, files_pb2_grpc
+from tests.pki import Pki, needs_openssl
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CA, a server certificate for 'localhost' and a client certificate, all signed by the CA."""
-    d = tmp_path_factory.mktemp("pki")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl(
-        "req",
-        "-x509",
-        *ec,
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-        cwd=d,
-    )
-    for name in ("server", "client"):
-        _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
-        (d / f"{name}.ext").write_text("subjectAltName=DNS:localhost\n")
-        _openssl(
-            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=d,
-        )  # fmt: skip
-    return d
+pytestmark = needs_openssl
 
 
 class Listing(files_pb2_grpc.FileServiceServicer):
@@ -60,12 +25,12 @@ class Listing(files_pb2_grpc.FileServiceServicer):
         )
 
 
-def _serve(pki: Path, *, require_client_cert: bool) -> Iterator[str]:
+def _serve(pki: Pki, *, require_client_cert: bool) -> Iterator[str]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     files_pb2_grpc.add_FileServiceServicer_to_server(Listing(), server)
     credentials = grpc.ssl_server_credentials(
-        [((pki / "server.key").read_bytes(), (pki / "server.pem").read_bytes())],
-        root_certificates=(pki / "ca.pem").read_bytes(),
+        [(pki.read("server.key"), pki.read("server.pem"))],
+        root_certificates=pki.read("ca.pem"),
         require_client_auth=require_client_cert,
     )
     port = server.add_secure_port("127.0.0.1:0", credentials)
@@ -77,17 +42,17 @@ def _serve(pki: Path, *, require_client_cert: bool) -> Iterator[str]:
 
 
 @pytest.fixture
-def tls_server(pki: Path) -> Iterator[str]:
+def tls_server(pki: Pki) -> Iterator[str]:
     yield from _serve(pki, require_client_cert=False)
 
 
 @pytest.fixture
-def mtls_server(pki: Path) -> Iterator[str]:
+def mtls_server(pki: Pki) -> Iterator[str]:
     yield from _serve(pki, require_client_cert=True)
 
 
-def test_tls_with_a_private_root_ca(tls_server: str, pki: Path) -> None:
-    tls = TlsConfig.from_files(root_ca=pki / "ca.pem", server_name="localhost")
+def test_tls_with_a_private_root_ca(tls_server: str, pki: Pki) -> None:
+    tls = TlsConfig.from_files(root_ca=pki.ca_pem, server_name="localhost")
     with FileClient(Connection(tls_server, tls=tls, timeout=5)) as client:
         assert [f.name for f in client.list_files()] == ["seen-by:anonymous"]
     with (
@@ -98,13 +63,11 @@ def test_tls_with_a_private_root_ca(tls_server: str, pki: Path) -> None:
     assert refused.value.code is grpc.StatusCode.UNAVAILABLE
 
 
-def test_mutual_tls_presents_the_client_certificate(mtls_server: str, pki: Path) -> None:
-    tls = TlsConfig.from_files(
-        pki / "ca.pem", pki / "client.pem", pki / "client.key", server_name="localhost"
-    )
+def test_mutual_tls_presents_the_client_certificate(mtls_server: str, pki: Pki) -> None:
+    tls = TlsConfig.from_files(pki.ca_pem, pki.client_pem, pki.client_key, server_name="localhost")
     with FileClient(Connection(mtls_server, tls=tls, timeout=5)) as client:
-        assert [f.name for f in client.list_files()] == ["seen-by:client"]
-    without_cert = TlsConfig.from_files(root_ca=pki / "ca.pem", server_name="localhost")
+        assert [f.name for f in client.list_files()] == ["seen-by:client-a"]
+    without_cert = TlsConfig.from_files(root_ca=pki.ca_pem, server_name="localhost")
     with (
         FileClient(Connection(mtls_server, tls=without_cert, timeout=5)) as client,
         pytest.raises(FileServiceError),
