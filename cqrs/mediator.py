@@ -6,12 +6,15 @@ a new handler instance, and drops both when it ends.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 
+from cqrs._eager import start_eagerly
 from cqrs.container import Container, Resolver, SupportsScope
 from cqrs.events.dispatcher import DispatchStats, EventDispatcher
+from cqrs.events.event import Event
 from cqrs.events.map import EventMap
 from cqrs.exceptions import HandlerNotFoundError, InvalidHandlerError
 from cqrs.middleware import Middleware, build_chain
@@ -109,5 +112,25 @@ class RequestMediator(_Mediator):
             events = handler.events
             if events:
                 handler.clear_events()
-                await self._dispatcher.dispatch(events, resolver)
+                await self._dispatch_to_the_end(events, resolver)
             return response
+
+    async def _dispatch_to_the_end(self, events: Sequence[Event], resolver: Resolver) -> None:
+        """Dispatch ``events`` so that a cancellation of the caller cannot cut them short.
+
+        The handler's work is done and its events are facts: when the caller is cancelled meanwhile
+        (a client that hung up, a deadline), they are still handled, then the cancellation propagates.
+        """
+        dispatcher = self._dispatcher
+        if not dispatcher.wants(events):
+            return
+        task = start_eagerly(dispatcher.dispatch(events, resolver))
+        if task is None:
+            return
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            while not task.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(task)
+            raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -100,3 +101,31 @@ def test_cqrs_imports_nothing_from_grpc() -> None:
     code = "import sys, cqrs, cqrs.requests.bootstrap; print(any(m.split('.')[0] == 'grpc' for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class SlowAudit(cqrs.EventHandler[Produced]):
+    started: asyncio.Event
+    release: asyncio.Event
+
+    async def handle(self, event: Produced) -> None:
+        SlowAudit.started.set()
+        await SlowAudit.release.wait()
+        Log.current.add(("audited", event.value))
+
+
+async def test_cancelling_send_while_its_events_run_still_handles_them_then_cancels() -> None:
+    log = Log()
+    SlowAudit.started, SlowAudit.release = asyncio.Event(), asyncio.Event()
+    mediator = bootstrap.bootstrap(
+        commands_mapper=lambda m: m.bind(Numbers, Double),
+        domain_events_mapper=lambda m: m.bind(Produced, SlowAudit),
+    )
+    sending = asyncio.create_task(mediator.send(Numbers(count=3)))
+    await SlowAudit.started.wait()
+    sending.cancel()
+    await asyncio.sleep(0)
+    assert not sending.done()  # still waiting for the event it recorded
+    SlowAudit.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    assert log.entries == ["handle", ("audited", 3)]
