@@ -6,8 +6,8 @@
 
 It runs as a file so that ``import cqrs`` finds the interpreter's own ``cqrs``: with
 bench/.venvs/python-cqrs-grpc/bin/python that is python-cqrs 5.3, not this repository's package.
-The generated ``benchgrpc`` package must be on PYTHONPATH. Both servers do what the project's
-handler in bench/_grpc_app.py does: one item per index, the payload built once per request.
+The generated ``benchgrpc`` package must be on PYTHONPATH. The python-cqrs server runs the
+handler of bench/_stream_handlers.py, the same code the project's server runs.
 """
 
 from __future__ import annotations
@@ -36,55 +36,13 @@ class BaselineServicer(bench_pb2_grpc.BenchServiceServicer):
 
 
 def pycqrs_servicer() -> Any:
-    import cqrs
-
     try:
         from cqrs.bootstrap.requests import bootstrap_streaming
     except ImportError:  # pragma: no cover - guards against running it with this project's cqrs
         raise SystemExit("pycqrs server: this interpreter's cqrs is not python-cqrs 5.x") from None
 
-    class StreamItemsRequest(cqrs.Request):
-        count: int
-        payload_size: int
-        with_event: bool
-        hold_ms: int
-
-    class Item(cqrs.Response):
-        index: int
-        payload: bytes
-
-    class ItemStreamed(cqrs.DomainEvent):
-        index: int
-
-    class Handler(cqrs.StreamingRequestHandler[StreamItemsRequest, Item]):
-        def __init__(self) -> None:
-            self._events: list[Any] = []
-
-        @property
-        def events(self) -> list[Any]:
-            return self._events.copy()
-
-        def clear_events(self) -> None:
-            self._events.clear()
-
-        async def handle(self, request: StreamItemsRequest) -> AsyncIterator[Item]:  # type: ignore[override]
-            payload = b"x" * request.payload_size
-            events = self._events
-            with_event = request.with_event
-            for index in range(1, request.count + 1):
-                if with_event:
-                    events.append(ItemStreamed(index=index))
-                yield Item(index=index, payload=payload)
-                if index == 1 and request.hold_ms:
-                    await asyncio.sleep(request.hold_ms / 1000)
-
-    class CountItem(cqrs.EventHandler[ItemStreamed]):
-        async def handle(self, event: ItemStreamed) -> None:
-            pass
-
-    class AuditItem(cqrs.EventHandler[ItemStreamed]):
-        async def handle(self, event: ItemStreamed) -> None:
-            pass
+    # run as a script, bench/ is on sys.path: the same handler code as the project's server
+    from _stream_handlers import StreamItemsHandler, StreamItemsRequest, bind_events
 
     class PlainContainer:
         """The lightest container python-cqrs accepts: a new instance per resolve."""
@@ -92,13 +50,9 @@ def pycqrs_servicer() -> Any:
         async def resolve(self, type_: type) -> Any:
             return type_()
 
-    def bind_events(mapper: Any) -> None:
-        mapper.bind(ItemStreamed, CountItem)
-        mapper.bind(ItemStreamed, AuditItem)
-
     mediator = bootstrap_streaming(
         di_container=PlainContainer(),
-        commands_mapper=lambda m: m.bind(StreamItemsRequest, Handler),
+        commands_mapper=lambda m: m.bind(StreamItemsRequest, StreamItemsHandler),
         domain_events_mapper=bind_events,
     )
 
