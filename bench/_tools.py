@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,23 +48,29 @@ def ensure_py_spy() -> str:
 
 
 def ensure_pycqrs_python() -> str:
-    """The interpreter of a venv holding python-cqrs 5.3 and this venv's grpcio/protobuf versions."""
-    python = PYCQRS_VENV / "bin" / "python"
-    marker = PYCQRS_VENV / ".installed"
-    if marker.exists():
-        return str(python)
+    """The interpreter of a venv holding python-cqrs 5.3 and this venv's grpcio/protobuf versions.
+
+    Built from this interpreter's Python version, and built anew when that or a pin changes, so the
+    two libraries are always compared on the same Python.
+    """
     from importlib import metadata
 
+    python = PYCQRS_VENV / "bin" / "python"
+    marker = PYCQRS_VENV / ".installed"
     pins = [
+        f"python {sys.version_info.major}.{sys.version_info.minor}",
         f"python-cqrs=={PYCQRS_VERSION}",
         f"grpcio=={metadata.version('grpcio')}",
         f"protobuf=={metadata.version('protobuf')}",
     ]
-    if not python.exists():
-        _run([sys.executable, "-m", "venv", str(PYCQRS_VENV)])
+    wanted = "\n".join(pins) + "\n"
+    if marker.exists() and marker.read_text() == wanted:
+        return str(python)
+    print(f"bench: building {PYCQRS_VENV.relative_to(ROOT)} ({', '.join(pins)})", flush=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(PYCQRS_VENV)
     _run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-    _run([str(python), "-m", "pip", "install", "--quiet", *pins])
-    marker.write_text("\n".join(pins) + "\n")
+    _run([str(python), "-m", "pip", "install", "--quiet", *pins[1:]])
+    marker.write_text(wanted)
     return str(python)
 
 

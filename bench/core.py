@@ -7,8 +7,8 @@ Scenarios (same handler code, same number of items, ``--repeat`` interleaved run
 * ``stream_1_event_2_handlers``: one DomainEvent per item, handled by two no-op EventHandlers.
 
 Both libraries are imported as ``cqrs``, so each runs :mod:`bench._core_workload` in its own interpreter:
-ours with this venv and the repository on ``PYTHONPATH``, python-cqrs 5.3 from a virtualenv this script
-creates under ``bench/.venvs/python-cqrs``. Ratios are to the plain-generator time of the same process.
+ours with this venv and the repository on ``PYTHONPATH``, python-cqrs 5.3 from the virtualenv that
+bench/_tools.py builds on the same Python. Ratios are to the plain-generator time of the same process.
 Results: ``bench/results/core.json`` (raw) and the ``core`` section of ``BENCHMARKS.md``.
 """
 
@@ -22,33 +22,17 @@ import platform
 import statistics
 import subprocess
 import sys
-import venv
 from pathlib import Path
 from typing import Any
 
 from bench._sections import markers, replace_section
+from bench._tools import ensure_pycqrs_python
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOAD = ROOT / "bench" / "_core_workload.py"
-PYTHON_CQRS_VENV = ROOT / "bench" / ".venvs" / "python-cqrs"
-PYTHON_CQRS_REQUIREMENT = "python-cqrs==5.3.0"
 RESULTS = ROOT / "bench" / "results" / "core.json"
 BEGIN, END = markers("core")
 SCENARIOS = ("plain_generator", "stream_0_events", "stream_1_event_2_handlers")
-
-
-def ensure_python_cqrs() -> Path:
-    """The python-cqrs venv's interpreter, creating the venv (same Python as ours) if missing."""
-    python = PYTHON_CQRS_VENV / "bin" / "python"
-    marker = PYTHON_CQRS_VENV / ".installed"
-    if not marker.exists() or marker.read_text().strip() != PYTHON_CQRS_REQUIREMENT:
-        print(
-            f"bench: creating {PYTHON_CQRS_VENV.relative_to(ROOT)} with {PYTHON_CQRS_REQUIREMENT}", flush=True
-        )
-        venv.EnvBuilder(with_pip=True, clear=True).create(PYTHON_CQRS_VENV)
-        subprocess.run([python, "-m", "pip", "install", "--quiet", PYTHON_CQRS_REQUIREMENT], check=True)
-        marker.write_text(PYTHON_CQRS_REQUIREMENT + "\n")
-    return python
 
 
 def run_workload(python: Path | str, items: int, repeat: int, ours: bool) -> dict[str, Any]:
@@ -111,7 +95,7 @@ def render(result: dict[str, Any]) -> str:
             f"(ours is {share:.1%} of python-cqrs's).",
             "",
             f"- Machine: {machine['platform']}, {machine['cpus']} CPUs; Python {machine['python']}; "
-            f"python-cqrs {theirs['cqrs_version']} in `bench/.venvs/python-cqrs`.",
+            f"python-cqrs {theirs['cqrs_version']} in `bench/.venvs/python-cqrs-grpc` (same Python as ours).",
             f"- Run: `make bench` (`python -m bench`) on {result['date']}; "
             "raw numbers in `bench/results/core.json`.",
             END,
@@ -128,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--items", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv if argv is not None else [])
-    theirs_python = ensure_python_cqrs()
+    theirs_python = ensure_pycqrs_python()
     print(f"bench core: {args.items:,} items x {args.repeat} runs, cqrs-grpc ...", flush=True)
     ours = summarize(run_workload(sys.executable, args.items, args.repeat, ours=True), args.items)
     print("bench core: python-cqrs 5.3 ...", flush=True)
