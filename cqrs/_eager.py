@@ -19,9 +19,17 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-__all__ = ["start_eagerly"]
+__all__ = ["spawn", "start_eagerly"]
 
 _EAGER = sys.version_info >= (3, 12)
+
+
+def spawn(coro: Coroutine[Any, Any, None], context: contextvars.Context | None = None) -> asyncio.Task[None]:
+    """A task for ``coro`` whose first step has already run where Python allows (3.12+), else scheduled."""
+    loop = asyncio.get_running_loop()
+    if not _EAGER:
+        return loop.create_task(coro, context=context)
+    return asyncio.Task(coro, loop=loop, context=context, eager_start=True)  # type: ignore[call-arg,unused-ignore]
 
 
 def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
@@ -30,11 +38,7 @@ def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
     Returns None when it finished during its eager first step (an exception it raised propagates from
     here), else the task that carries it on.
     """
-    loop = asyncio.get_running_loop()
-    context = contextvars.copy_context()
-    if not _EAGER:
-        return loop.create_task(coro, context=context)
-    task: asyncio.Task[None] = asyncio.Task(coro, loop=loop, context=context, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+    task = spawn(coro, contextvars.copy_context())
     if task.done():
         task.result()
         return None

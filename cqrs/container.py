@@ -145,6 +145,15 @@ class _Scope:
             return type_()
         return typing.cast(T, await container._resolve(type_, self))
 
+    def instant(self, type_: type[T]) -> T | None:
+        """``type_`` built at once if it is a plain class needing no injection (known after its first
+        :meth:`resolve`), else None: the event dispatcher resolves a handler per event, and a
+        coroutine round trip costs more than building a no-argument class."""
+        container = self._container
+        if type_ not in container._providers and container._plans.get(type_) == ():
+            return type_()
+        return None
+
     async def _scoped(self, type_: type, provider: _Provider) -> Any:
         if type_ in self._instances:
             return self._instances[type_]

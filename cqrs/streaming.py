@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-from cqrs._eager import start_eagerly
+from cqrs._eager import spawn, start_eagerly
 from cqrs.container import Resolver
 from cqrs.events.event import Event
 from cqrs.mediator import _Mediator
@@ -56,7 +57,8 @@ class StreamingRequestMediator(_Mediator):
         dispatcher = self._dispatcher
         # Under on_close="complete" a cancellation must not interrupt events already recorded, so
         # inline dispatches run shielded; under "cancel" they run in the consumer's task, no task.
-        dispatch = self._dispatch_shielded if self.settings.on_close == "complete" else dispatcher.dispatch
+        shielded = self.settings.on_close == "complete"
+        dispatch = self._dispatch_shielded if shielded else dispatcher.dispatch
         before_send = self.settings.event_timing == "before_send"
         concurrent = self.settings.concurrent_event_handle_enable
         async with self._scope() as resolver:
@@ -78,10 +80,13 @@ class StreamingRequestMediator(_Mediator):
                         if not dispatcher.wants(events):
                             yield item
                             continue
-                        task = asyncio.get_running_loop().create_task(dispatcher.dispatch(events, resolver))
+                        # eager where Python allows: handlers that never suspend are done before the send
+                        task = spawn(dispatcher.dispatch(events, resolver), contextvars.copy_context())
                         yield item
                         try:
-                            await self._join(task)
+                            if not task.done():
+                                await self._join(task)
+                            task.result()
                         finally:
                             if task.done():
                                 task = None
@@ -89,7 +94,13 @@ class StreamingRequestMediator(_Mediator):
                         pending = events
                         yield item
                         pending = None
-                        await dispatch(events, resolver)
+                        if not shielded:
+                            await dispatcher.dispatch(events, resolver)
+                        elif dispatcher.wants(events):
+                            # _dispatch_shielded written out: this runs once per item with events
+                            running = start_eagerly(dispatcher.dispatch(events, resolver))
+                            if running is not None:
+                                await self._shield(running, resolver)
                 events = handler.events
                 if events:
                     handler.clear_events()
@@ -107,15 +118,18 @@ class StreamingRequestMediator(_Mediator):
         """Dispatch ``events`` so that the consumer's cancellation cannot interrupt them: when the consumer
         is cancelled meanwhile, the events are finished first, then the cancellation propagates.
 
-        The dispatch starts inline and gets a task only if it suspends: one that never yields to the
-        loop (no-op or CPU-only handlers) cannot be cancelled anyway, and a task per item would cost
-        three loop iterations per item."""
+        The dispatch runs as a task of its own (so a timeout an event handler starts binds to that task,
+        not to the consumer's), started eagerly where Python allows: one that never suspends (no-op or
+        CPU-only handlers) finishes at once, without the three loop iterations a scheduled task costs."""
         dispatcher = self._dispatcher
         if not dispatcher.wants(events):
             return
         task = start_eagerly(dispatcher.dispatch(events, resolver, isolate=isolate))
-        if task is None:
-            return
+        if task is not None:
+            await self._shield(task, resolver)
+
+    async def _shield(self, task: asyncio.Task[None], resolver: Resolver) -> None:
+        """Wait for a dispatch that suspended; if the consumer is cancelled meanwhile, finish it first."""
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import contextlib
 import logging
 from typing import Any
@@ -365,3 +366,39 @@ async def test_fail_in_sequential_mode_raises_and_stops_the_handler() -> None:
     assert got == [0]  # with_send: item 0 was out before its event failed
     assert ("produce", 1) not in log.entries
     assert mediator.stats.event_handler_failures == 0
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks exist from Python 3.12")
+@pytest.mark.parametrize("timing", ["with_send", "before_send"])
+@pytest.mark.parametrize("concurrent", [False, True])
+async def test_handlers_that_never_suspend_cost_no_loop_iteration_per_item(
+    timing: str, concurrent: bool
+) -> None:
+    """Dispatch tasks (and concurrent workers) start eagerly: a stream whose event handlers never
+    suspend runs to the end without giving the loop a single turn, however many items it has."""
+
+    class AlsoRecordProduced(RecordProduced):
+        pass
+
+    Log()
+    mediator = streaming(
+        events=(RecordProduced, AlsoRecordProduced),
+        concurrent_event_handle_enable=concurrent,
+        event_timing=timing,
+    )
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count_turns())
+    await asyncio.sleep(0)  # the counter has taken its first turn
+    before = turns
+    assert await _drain(mediator.stream(Numbers(count=50))) == list(range(50))
+    after = turns
+    counter.cancel()
+    assert after == before
+    assert Log.current.entries.count(("event", 49)) == 2
