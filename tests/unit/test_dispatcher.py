@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import contextlib
 import logging
+import sys
 from typing import Any
 
 import pytest
