@@ -7,7 +7,7 @@ The mediator reads ``handler.events`` after each yield (and after ``handle`` ret
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 if TYPE_CHECKING:
     from cqrs.events.event import Event
@@ -15,13 +15,29 @@ if TYPE_CHECKING:
 __all__ = ["EventRecorder"]
 
 
+class _EventList:
+    """``self._events`` of a handler that never set it: an empty list created on first use.
+
+    Event handlers are built once per event they handle, so the recorder keeps them free of a Python
+    ``__init__``; code that appends to ``self._events`` directly still finds a list of its own.
+    """
+
+    @overload
+    def __get__(self, handler: None, owner: type) -> _EventList: ...
+    @overload
+    def __get__(self, handler: object, owner: type | None = None) -> list[Event]: ...
+    def __get__(self, handler: object, owner: type | None = None) -> list[Event] | _EventList:
+        if handler is None:
+            return self
+        events: list[Event] = []
+        handler.__dict__["_events"] = events  # shadows this descriptor from now on
+        return events
+
+
 class EventRecorder:
     """Keeps the events a handler recorded since the mediator last collected them."""
 
-    _events: list[Event]
-
-    def __init__(self) -> None:
-        self._events = []
+    _events = _EventList()
 
     @property
     def events(self) -> list[Event]:

@@ -95,3 +95,20 @@ def test_events_work_when_a_subclass_init_skips_super() -> None:
     assert handler.events == []
     handler.add_event(Evt())
     assert len(handler.events) == 1
+
+
+def test_a_handler_appending_to_its_own_events_list_directly_gets_a_list_of_its_own() -> None:
+    """``self._events`` exists without an ``__init__`` (handlers are built per event, so the recorder
+    has none) and is never shared between instances."""
+
+    class Direct(cqrs.EventHandler[Evt]):
+        async def handle(self, event: Evt) -> None:
+            self._events.append(Evt())
+
+    first, second = Direct(), Direct()
+    first._events.append(Evt())
+    assert first.events == [Evt()] and second.events == []
+    assert second._events == [] and second._events is second._events
+    first.clear_events()
+    assert first.events == [] and first._events == []
+    assert not isinstance(Direct._events, list), "class access gives the descriptor, builds nothing"
