@@ -27,9 +27,8 @@ class ServerSettings:
     without closing its socket (a frozen process, a dead NAT entry) are then cancelled and
     their handlers closed. ``min_client_ping_interval`` is how often clients may ping us.
 
-    ``stream_window_bytes``: the HTTP/2 flow-control window the server offers per stream for
-    request data. The response side is bounded by the client's window; see README for the
-    figure of how much a stream can buffer ahead of a slow reader.
+    Flow control is grpc's: a stream parked behind a slow reader is bounded by the client's HTTP/2
+    window and the socket buffers, not by a queue of ours (README, "What the server promises").
 
     ``reuse_port``: bind with SO_REUSEPORT so several processes can share the port
     (``--workers N`` sets it in each worker; off otherwise, so a second server fails to bind).
