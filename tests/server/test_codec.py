@@ -422,3 +422,42 @@ def test_none_for_a_field_that_cannot_be_none_is_an_encode_error() -> None:
         EVERYTHING.encode(Everything(origin=None))  # type: ignore[arg-type]
     with pytest.raises(EncodeError, match=r"Everything\.created_at.*expected a datetime"):
         EVERYTHING.encode(Everything(created_at=None))  # type: ignore[arg-type]
+
+
+def test_a_sequence_encoder_reuses_a_message_only_when_every_field_is_overwritten() -> None:
+    # Everything has optional, repeated, map and message fields: a fill does not reset them all
+    assert EVERYTHING.sequence_encoder() is EVERYTHING.encode
+    scalars = codec_for(pb.Scalars, Scalars)
+    first, second = scalars.sequence_encoder(), scalars.sequence_encoder()
+    assert first is not scalars.encode and first is not second, "one message object per sequence"
+
+
+def test_a_sequence_encoder_recovers_after_a_value_it_refused() -> None:
+    codec = codec_for(pb.Scalars, Scalars)
+    encode = codec.sequence_encoder()
+    good = Scalars(**{**_scalar_defaults(), "i32": 7, "text": "kept?"})
+    assert encode(good) == codec.encode(good)
+    with pytest.raises(EncodeError, match="i64"):
+        encode(Scalars(**{**_scalar_defaults(), "i32": 1, "i64": 2**70}))
+    after = Scalars(**_scalar_defaults())
+    assert encode(after) == codec.encode(after) == b""
+
+
+def _scalar_defaults() -> dict[str, object]:
+    return {
+        "i32": 0,
+        "i64": 0,
+        "u32": 0,
+        "u64": 0,
+        "s32": 0,
+        "s64": 0,
+        "f32": 0,
+        "f64": 0,
+        "sf32": 0,
+        "sf64": 0,
+        "dbl": 0.0,
+        "flt": 0.0,
+        "flag": False,
+        "text": "",
+        "data": b"",
+    }
