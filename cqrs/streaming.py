@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-from cqrs._eager import spawn, start_eagerly
+from cqrs._eager import start_eagerly
 from cqrs.container import Resolver
 from cqrs.events.event import Event
 from cqrs.mediator import _Mediator
@@ -80,13 +79,12 @@ class StreamingRequestMediator(_Mediator):
                         if not dispatcher.wants(events):
                             yield item
                             continue
-                        # eager where Python allows: handlers that never suspend are done before the send
-                        task = spawn(dispatcher.dispatch(events, resolver), contextvars.copy_context())
+                        # scheduled, not eager: the item is released first and its events run while
+                        # the consumer takes it (the workers inside start eagerly)
+                        task = asyncio.get_running_loop().create_task(dispatcher.dispatch(events, resolver))
                         yield item
                         try:
-                            if not task.done():
-                                await self._join(task)
-                            task.result()
+                            await self._join(task)
                         finally:
                             if task.done():
                                 task = None

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cqrs._eager import spawn
-from cqrs.container import Resolver
+from cqrs.container import Resolver, _Scope
 from cqrs.events.event import Event
 from cqrs.events.map import EventMap
 from cqrs.exceptions import EventDepthExceededError
@@ -74,7 +74,7 @@ class EventDispatcher:
         get = self._get
         gate = self._global
         # our own scopes build plain handler classes without a coroutine round trip
-        instant = getattr(resolver, "instant", None)
+        instant = resolver.instant if isinstance(resolver, _Scope) else None
         level: Sequence[Event] = events
         chains: _Chains = None
         depth = 0
@@ -154,23 +154,21 @@ class EventDispatcher:
                 await run(*job)
 
         # Eager workers (3.12+): handlers that never suspend finish while the workers are created,
-        # with no loop iteration per item. A worker that ends at once has emptied the queue (or
-        # failed), so no further worker is needed.
+        # with no loop iteration per item. A worker that ends at once (not cancelled) has emptied
+        # the queue or failed, so no further worker is needed.
         tasks: list[asyncio.Task[None]] = []
-        failed: BaseException | None = None
-        for _ in range(min(self._limit, len(jobs))):
-            task = spawn(worker())
-            if task.done():
-                failed = None if task.cancelled() else task.exception()
-                break
-            tasks.append(task)
         try:
-            if failed is None and tasks:
+            for _ in range(min(self._limit, len(jobs))):
+                task = spawn(worker())
+                tasks.append(task)
+                if task.done() and not task.cancelled():
+                    break
+            failed = _first_error(tasks)
+            if failed is None and not all(task.done() for task in tasks):
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
                 failed = _first_error(tasks)
         finally:
-            if tasks:
-                await _cancel_all(tasks)
+            await _cancel_all(tasks)
         if failed is not None:
             raise failed
         return found[0]

@@ -369,13 +369,15 @@ async def test_fail_in_sequential_mode_raises_and_stops_the_handler() -> None:
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks exist from Python 3.12")
-@pytest.mark.parametrize("timing", ["with_send", "before_send"])
-@pytest.mark.parametrize("concurrent", [False, True])
+@pytest.mark.parametrize(
+    ("timing", "concurrent"), [("with_send", False), ("before_send", False), ("before_send", True)]
+)
 async def test_handlers_that_never_suspend_cost_no_loop_iteration_per_item(
     timing: str, concurrent: bool
 ) -> None:
     """Dispatch tasks (and concurrent workers) start eagerly: a stream whose event handlers never
-    suspend runs to the end without giving the loop a single turn, however many items it has."""
+    suspend runs to the end without giving the loop a single turn, however many items it has.
+    (Concurrent ``with_send`` is left out on purpose: its events run while the consumer takes the item.)"""
 
     class AlsoRecordProduced(RecordProduced):
         pass
@@ -402,3 +404,56 @@ async def test_handlers_that_never_suspend_cost_no_loop_iteration_per_item(
     counter.cancel()
     assert after == before
     assert Log.current.entries.count(("event", 49)) == 2
+
+
+async def test_concurrent_with_send_releases_the_item_before_its_events_run() -> None:
+    """The documented order: the consumer has item k before k's handlers start, and they finish
+    before the handler is resumed for item k+1."""
+    Log()
+    mediator = streaming(concurrent_event_handle_enable=True, event_timing="with_send")
+    async with contextlib.aclosing(mediator.stream(Numbers(count=2))) as stream:
+        async for number in stream:
+            Log.current.add(("got", number.value))
+    entries = [e for e in Log.current.entries if e[0] != "handler-finally"]
+    assert entries == [("produce", 0), ("got", 0), ("event", 0), ("produce", 1), ("got", 1), ("event", 1)]
+
+
+async def test_a_concurrent_worker_cancelled_at_once_does_not_stop_the_other_jobs() -> None:
+    """A handler that raises CancelledError without suspending ends its worker at once; the jobs
+    behind it must still run (by the other workers), as with ordinary tasks."""
+    handled: list[int] = []
+
+    class CancelsItself(cqrs.EventHandler[Produced]):
+        async def handle(self, event: Produced) -> None:
+            raise asyncio.CancelledError
+
+    class Records(cqrs.EventHandler[Produced]):
+        async def handle(self, event: Produced) -> None:
+            handled.append(event.value)
+
+    mediator = streaming(events=(CancelsItself, Records), concurrent_event_handle_enable=True)
+    events = [Produced(value=1), Produced(value=2), Produced(value=3)]
+    await mediator._dispatcher.dispatch(events, cqrs.Container())
+    assert sorted(handled) == [1, 2, 3]
+
+
+async def test_a_resolver_that_answers_any_attribute_is_only_asked_to_resolve() -> None:
+    """Only the container's own scopes are asked for a plain handler directly; any other resolver
+    (a DI container with __getattr__, a mock) gets resolve() calls and nothing else."""
+    handled: list[int] = []
+
+    class Records(cqrs.EventHandler[Produced]):
+        async def handle(self, event: Produced) -> None:
+            handled.append(event.value)
+
+    class AnswersEverything:
+        def __getattr__(self, name: str) -> Any:
+            return lambda *args: "not a handler"
+
+        async def resolve(self, type_: type[Any]) -> Any:
+            return type_()
+
+    mediator = streaming(events=(Records,))
+    await mediator._dispatcher.dispatch([Produced(value=7)], AnswersEverything())
+    assert handled == [7]
+    assert mediator.stats.event_handler_failures == 0
