@@ -7,7 +7,7 @@ The mediator reads ``handler.events`` after each yield (and after ``handle`` ret
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     from cqrs.events.event import Event
@@ -38,6 +38,13 @@ class EventRecorder:
     """Keeps the events a handler recorded since the mediator last collected them."""
 
     _events = _EventList()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A class-level ``_events = []`` would be one list shared by every instance (and unseen by
+        # ``events``); each instance gets its own instead, as it always did.
+        if isinstance(cls.__dict__.get("_events"), list):
+            cls._events = _EventList()
 
     @property
     def events(self) -> list[Event]:

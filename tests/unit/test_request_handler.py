@@ -112,3 +112,15 @@ def test_a_handler_appending_to_its_own_events_list_directly_gets_a_list_of_its_
     first.clear_events()
     assert first.events == [] and first._events == []
     assert not isinstance(Direct._events, list), "class access gives the descriptor, builds nothing"
+
+
+def test_a_class_level_events_list_is_not_shared_between_instances() -> None:
+    class ClassList(cqrs.EventHandler[Evt]):
+        _events: list[cqrs.DomainEvent] = []  # the pattern under test: one list on the class
+
+        async def handle(self, event: Evt) -> None:
+            self._events.append(Evt())
+
+    first, second = ClassList(), ClassList()
+    first._events.append(Evt())
+    assert first.events == [Evt()] and second.events == []
