@@ -19,7 +19,7 @@ from google.protobuf import message_factory
 
 from cqrs import Request, RequestMediator, Response, StreamingRequestMediator
 from cqrs.requests.request_handler import handler_types
-from server.codec import check_fields, codec_for, compile_decoder
+from server.codec import check_fields, compile_decoder, compile_encoder
 
 ServiceSource = types.ModuleType | pb_descriptor.FileDescriptor | pb_descriptor.ServiceDescriptor
 
@@ -44,8 +44,6 @@ class Route:
     response_type: type[Response]
     decode: Callable[[bytes], Any]
     encode: Callable[[Any], bytes]
-    # a fresh encoder per stream: it may reuse one message object for all of that stream's items
-    stream_encoder: Callable[[], Callable[[Any], bytes]]
 
     @property
     def key(self) -> str:
@@ -170,7 +168,6 @@ def _bind(
     if field_problems:
         problems.extend(field_problems)
         return None
-    codec = codec_for(response_message, response_type)
     return Route(
         service=service.full_name,
         method=method.name,
@@ -178,8 +175,7 @@ def _bind(
         request_type=request_type,
         response_type=response_type,
         decode=compile_decoder(request_message, request_type),
-        encode=codec.encode,
-        stream_encoder=codec.sequence_encoder,
+        encode=compile_encoder(response_type, response_message),
     )
 
 

@@ -65,7 +65,7 @@ class RpcAdapter:
         mediator = self._streaming_mediator
         assert mediator is not None, "routing binds streaming RPCs only with a streaming mediator"
         stream = mediator.stream
-        decode, new_encoder, path = route.decode, route.stream_encoder, route.path
+        decode, encode, path = route.decode, route.encode, route.path
         errors, log, draining, limit = self._errors, self._log, self._draining, self._stream_limit
 
         async def serve_stream(request_bytes: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
@@ -79,7 +79,6 @@ class RpcAdapter:
                 if not admitted:
                     raise _too_many_streams(limit)
                 request = _decode(decode, request_bytes)
-                encode = new_encoder()
                 responses = stream(request)
                 try:
                     async for response in responses:

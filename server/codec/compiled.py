@@ -61,17 +61,12 @@ class Codec(Generic[T]):
     grpc's ``request_deserializer``/``response_serializer`` hooks; ``from_message``/
     ``to_message`` work on message objects. They are plain attributes (closures), so a call
     costs no method binding and no look-up of descriptors or type hints.
-
-    ``sequence_encoder()`` returns an ``encode`` for one sequence of calls made one after another
-    (one stream's responses): for messages of plain scalar fields only, it reuses one message
-    object, so it must not be shared between threads or interleaved tasks.
     """
 
     decode: Callable[[bytes], T]
     encode: Callable[[T], bytes]
     from_message: Callable[[Message], T]
     to_message: Callable[[T], Message]
-    sequence_encoder: Callable[[], Callable[[T], bytes]]
 
     def __init__(self, message_cls: type[Message], dataclass_type: type[T], plan: MessagePlan) -> None:
         self.message_cls = message_cls
@@ -104,26 +99,8 @@ class Codec(Generic[T]):
             fill(message, obj)
             return message.SerializeToString()
 
-        # A message whose every field is a plain scalar is wholly overwritten by each fill, so one
-        # object can serve a whole sequence of encodes: building it is a third of an encode.
-        overwrites_all = (
-            not plan.writers and not plan.oneofs and len(plan.plain) == len(message_cls.DESCRIPTOR.fields)
-        )
-
-        def sequence_encoder() -> Callable[[T], bytes]:
-            if not overwrites_all:
-                return encode
-            message = message_cls()
-
-            def encode_reusing(obj: T) -> bytes:
-                fill(message, obj)
-                return message.SerializeToString()
-
-            return encode_reusing
-
         self.decode = decode
         self.encode = encode
-        self.sequence_encoder = sequence_encoder
         self.from_message = from_message
         self.to_message = to_message
 
