@@ -140,10 +140,10 @@ class _Scope:
         self._stack: AsyncExitStack | None = None
 
     async def resolve(self, type_: type[T]) -> T:
-        container = self._container
-        if type_ not in container._providers and container._plans.get(type_) == ():
-            return type_()
-        return typing.cast(T, await container._resolve(type_, self))
+        built = self.instant(type_)
+        if built is not None:
+            return built
+        return typing.cast(T, await self._container._resolve(type_, self))
 
     def instant(self, type_: type[T]) -> T | None:
         """``type_`` built at once if it is a plain class needing no injection (known after its first
