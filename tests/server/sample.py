@@ -16,6 +16,7 @@ from cqrs.events.event import Event
 from cqrs.requests import bootstrap
 from cqrs.requests.request_handler import StreamingRequestHandler
 from server.app import App
+from server.demo.handlers import validate_file_ids  # the demo's rules: one copy
 
 
 class ProcessFilesCommand(cqrs.Request):
@@ -46,10 +47,6 @@ class FileProcessedEvent(cqrs.DomainEvent):
     processed_at: datetime
 
 
-MAX_FILE_IDS = 10_000
-MAX_FILE_ID_LENGTH = 256
-
-
 class FileStatusStore:
     """The last known status of each processed file, kept in memory."""
 
@@ -61,31 +58,6 @@ class FileStatusStore:
 
     def get(self, file_id: str) -> FileStatus | None:
         return self._statuses.get(file_id)
-
-
-def validate_file_ids(file_ids: list[str]) -> None:
-    """Refuse requests that name no file, too many, or ids no file can have."""
-    if not file_ids:
-        raise cqrs.ValidationError.for_field("file_ids", "must name at least one file")
-    if len(file_ids) > MAX_FILE_IDS:
-        raise cqrs.ValidationError.for_field(
-            "file_ids", f"names {len(file_ids)} files; at most {MAX_FILE_IDS}"
-        )
-    violations = [
-        cqrs.FieldViolation(f"file_ids[{index}]", description)
-        for index, file_id in enumerate(file_ids)
-        for description in _id_problems(file_id)
-    ]
-    if violations:
-        raise cqrs.ValidationError("some file ids are invalid", violations=violations)
-
-
-def _id_problems(file_id: str) -> list[str]:
-    if not file_id:
-        return ["must not be empty"]
-    if len(file_id) > MAX_FILE_ID_LENGTH:
-        return [f"is {len(file_id)} characters long; at most {MAX_FILE_ID_LENGTH}"]
-    return []
 
 
 class ProcessFilesCommandHandler(StreamingRequestHandler[ProcessFilesCommand, FileProcessedResult]):
