@@ -28,11 +28,11 @@ from server.codec.fields import VALUE_ERRORS
 from server.codec.messages import MessagePlan
 
 
-def _safe(names: list[str]) -> bool:
+def safe_names(names: list[str]) -> bool:
     return all(name.isidentifier() and not keyword.iskeyword(name) for name in names)
 
 
-def _define(source: str, name: str, namespace: dict[str, Any], plan: MessagePlan) -> Any:
+def define(source: str, name: str, namespace: dict[str, Any], plan: MessagePlan) -> Any:
     filename = f"<server.codec {plan.descriptor.full_name} <-> {plan.cls.__qualname__}>"
     exec(compile(source, filename, "exec"), namespace)  # identifiers only: see the module doc
     return namespace[name]
@@ -40,7 +40,7 @@ def _define(source: str, name: str, namespace: dict[str, Any], plan: MessagePlan
 
 def decoder(plan: MessagePlan) -> Callable[[Message], Any] | None:
     names = list(plan.plain) + [name for name, _ in plan.readers]
-    if not _safe(names):
+    if not safe_names(names):
         return None
     namespace: dict[str, Any] = {
         "cls": plan.cls,
@@ -57,13 +57,13 @@ def decoder(plan: MessagePlan) -> Callable[[Message], Any] | None:
     arguments = [f"{name}=message.{name}" for name in plan.plain]
     arguments += [f"{name}=v{index}" for index, (name, _) in enumerate(plan.readers)]
     lines.append(f"    return cls({', '.join(arguments)})")
-    decode: Callable[[Message], Any] = _define("\n".join(lines), "from_message", namespace, plan)
+    decode: Callable[[Message], Any] = define("\n".join(lines), "from_message", namespace, plan)
     return decode
 
 
 def encoder(plan: MessagePlan) -> Callable[[Message, Any], None] | None:
     names = list(plan.plain) + [name for name, _, _ in plan.writers]
-    if not _safe(names):
+    if not safe_names(names):
         return None
     namespace: dict[str, Any] = {
         "cls": plan.cls,
@@ -91,7 +91,7 @@ def encoder(plan: MessagePlan) -> Callable[[Message, Any], None] | None:
             "        slow(type(message)(), obj)",
             "        raise",
         ]
-    fill: Callable[[Message, Any], None] = _define("\n".join(lines), "fill", namespace, plan)
+    fill: Callable[[Message, Any], None] = define("\n".join(lines), "fill", namespace, plan)
     return fill
 
 

@@ -1,0 +1,193 @@
+"""Encoding flat messages straight to wire bytes, without building a protobuf message.
+
+A streamed response is encoded once per message, and building a protobuf object only to
+serialize it costs half the encode (the object, one ``setattr`` per field, the serializer
+call). For a message whose fields are all plain scalars (no nested messages, lists, maps,
+presence or conversions, which is what most streamed results are) the wire format is a
+few concatenations, and generated straight-line code writes it in about half the time:
+
+    def encode(obj):
+        if obj.__class__ is not cls:
+            return slow(obj)
+        try:
+            out = b""
+            v = obj.index
+            if v.__class__ is not int or not 0 <= v < 18446744073709551616:
+                raise Mismatch
+            if v:
+                out += T0 + FIXED64(v)
+            ...
+            return out
+        except Exception:  # Mismatch, or anything unexpected
+            pass
+        return slow(obj)
+
+The fast code only takes values it can encode exactly as protobuf does: the exact Python type
+of the field (``int`` for integers, never ``bool`` or an ``IntEnum``), inside the field's
+range. Anything else (another type, a value out of range, a lone surrogate in a string)
+goes to ``slow``, the protobuf path, which accepts what protobuf accepts and raises the
+codec's ``EncodeError`` naming the field for the rest. Output is byte-for-byte what
+protobuf writes (tested against it): fields in number order, proto3 zero values left out.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
+
+from server.codec.generate import define, safe_names
+from server.codec.messages import MessagePlan
+
+_F = FieldDescriptor
+
+
+class _Mismatch(Exception):
+    """A value the fast code does not take as is; raised inside it to reach the careful path."""
+
+
+_VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
+
+# Single-byte varints, the common case for lengths and small numbers.
+_SMALL = tuple(bytes((n,)) for n in range(128))
+
+
+def varint(value: int) -> bytes:
+    """A non-negative integer as a base-128 varint (callers map negatives to 64-bit first)."""
+    if value < 128:
+        return _SMALL[value]
+    out = bytearray()
+    while value > 127:
+        out.append((value & 127) | 128)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _signed_varint(value: int) -> bytes:
+    """int32/int64/enum: negatives are sign-extended to 64 bits, ten bytes on the wire."""
+    return varint(value if value >= 0 else value + (1 << 64))
+
+
+def _zigzag32(value: int) -> bytes:
+    return varint((value << 1) ^ (value >> 31))
+
+
+def _zigzag64(value: int) -> bytes:
+    return varint((value << 1) ^ (value >> 63))
+
+
+_INT32 = (-(1 << 31), 1 << 31)
+_INT64 = (-(1 << 63), 1 << 63)
+_UINT32 = (0, 1 << 32)
+_UINT64 = (0, 1 << 64)
+
+# proto type -> (Python type, half-open range or None, wire type, name of the writer in the namespace)
+_KINDS: dict[int, tuple[type, tuple[int, int] | None, int, str]] = {
+    _F.TYPE_INT32: (int, _INT32, _VARINT, "SIGNED"),
+    _F.TYPE_INT64: (int, _INT64, _VARINT, "SIGNED"),
+    _F.TYPE_UINT32: (int, _UINT32, _VARINT, "VARINT"),
+    _F.TYPE_UINT64: (int, _UINT64, _VARINT, "VARINT"),
+    _F.TYPE_SINT32: (int, _INT32, _VARINT, "ZIGZAG32"),
+    _F.TYPE_SINT64: (int, _INT64, _VARINT, "ZIGZAG64"),
+    _F.TYPE_FIXED32: (int, _UINT32, _FIXED32, "FIXED32"),
+    _F.TYPE_FIXED64: (int, _UINT64, _FIXED64, "FIXED64"),
+    _F.TYPE_SFIXED32: (int, _INT32, _FIXED32, "SFIXED32"),
+    _F.TYPE_SFIXED64: (int, _INT64, _FIXED64, "SFIXED64"),
+    _F.TYPE_DOUBLE: (float, None, _FIXED64, "DOUBLE"),
+    _F.TYPE_FLOAT: (float, None, _FIXED32, "FLOAT"),
+    _F.TYPE_BOOL: (bool, None, _VARINT, ""),
+    _F.TYPE_STRING: (str, None, _LENGTH, ""),
+    _F.TYPE_BYTES: (bytes, None, _LENGTH, ""),
+}
+
+_WRITERS: dict[str, Callable[[Any], bytes]] = {
+    "VARINT": varint,
+    "SIGNED": _signed_varint,
+    "ZIGZAG32": _zigzag32,
+    "ZIGZAG64": _zigzag64,
+    "FIXED32": struct.Struct("<I").pack,
+    "FIXED64": struct.Struct("<Q").pack,
+    "SFIXED32": struct.Struct("<i").pack,
+    "SFIXED64": struct.Struct("<q").pack,
+    # struct refuses a double out of float range (OverflowError): that value goes the slow way.
+    "DOUBLE": struct.Struct("<d").pack,
+    "FLOAT": struct.Struct("<f").pack,
+}
+
+
+def _field_lines(index: int, name: str, field: FieldDescriptor) -> list[str] | None:
+    kind = _KINDS.get(field.type)
+    if kind is None:
+        return None
+    py_type, bounds, _, writer = kind
+    check = f"v.__class__ is not {py_type.__name__}"
+    if bounds is not None:
+        check += f" or not {bounds[0]} <= v < {bounds[1]}"
+    lines = [f"    v = obj.{name}", f"    if {check}:", "        raise Mismatch"]
+    tag = f"T{index}"
+    if py_type is str:
+        lines += ["    if v:", "        v = v.encode()", f"        out += {tag} + varint(len(v)) + v"]
+    elif py_type is bytes:
+        lines += ["    if v:", f"        out += {tag} + varint(len(v)) + v"]
+    elif py_type is bool:
+        lines += ["    if v:", f"        out += {tag} + ONE"]
+    elif py_type is float:
+        # protobuf writes a float unless all bits of the stored value are zero: -0.0 is written,
+        # a double too small for a float field is not (it is stored as 0.0)
+        zero = "ZERO8" if writer == "DOUBLE" else "ZERO4"
+        lines += [f"    v = {writer}(v)", f"    if v != {zero}:", f"        out += {tag} + v"]
+    else:
+        lines += ["    if v:", f"        out += {tag} + {writer}(v)"]
+    return lines
+
+
+def wire_encoder(plan: MessagePlan, slow: Callable[[Any], bytes]) -> Callable[[Any], bytes] | None:
+    """The direct encoder for ``plan``'s message, or None when a field is not a plain scalar.
+
+    ``slow`` is the protobuf path: it gets every object the fast code does not take as is.
+    """
+    if plan.writers or plan.oneofs or not safe_names(list(plan.plain)):
+        return None
+    descriptor = plan.descriptor
+    if len(plan.plain) != len(descriptor.fields) or descriptor.GetOptions().message_set_wire_format:
+        return None
+    namespace: dict[str, Any] = {
+        "cls": plan.cls,
+        "slow": slow,
+        "Mismatch": _Mismatch,
+        "varint": varint,
+        "ONE": b"\x01",
+        "ZERO4": bytes(4),
+        "ZERO8": bytes(8),
+        **_WRITERS,
+    }
+    body: list[str] = []
+    for index, field in enumerate(sorted(descriptor.fields, key=lambda f: f.number)):
+        if field.is_repeated or field.has_presence or field.containing_oneof is not None:
+            return None
+        field_lines = _field_lines(index, field.name, field)
+        if field_lines is None:
+            return None
+        namespace[f"T{index}"] = varint(field.number << 3 | _KINDS[field.type][2])
+        body += field_lines
+    # A value the fast code does not take, or anything unexpected (a property that raises, bad
+    # UTF-8), goes to the careful path, outside the ``try`` so that its own error propagates.
+    source = "\n".join(
+        [
+            "def encode(obj):",
+            "    if obj.__class__ is not cls:",
+            "        return slow(obj)",
+            "    try:",
+            '        out = b""',
+            *("    " + line for line in body),
+            "        return out",
+            "    except Exception:",
+            "        pass",
+            "    return slow(obj)",
+        ]
+    )
+    encode: Callable[[Any], bytes] = define(source, "encode", namespace, plan)
+    return encode

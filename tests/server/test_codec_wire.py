@@ -1,0 +1,110 @@
+"""The direct wire encoder of flat messages writes exactly what protobuf writes, and hands every
+value it does not take as is to the protobuf path, which accepts or refuses it as before."""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.codec import EncodeError, codec_for
+from tests.protos.codec_models import Everything, Scalars, pb
+
+CODEC = codec_for(pb.Scalars, Scalars)
+ZEROS: dict[str, Any] = {
+    "i32": 0, "i64": 0, "u32": 0, "u64": 0, "s32": 0, "s64": 0, "f32": 0, "f64": 0,
+    "sf32": 0, "sf64": 0, "dbl": 0.0, "flt": 0.0, "flag": False, "text": "", "data": b"",
+}  # fmt: skip
+INT_RANGES = {
+    "i32": (-(2**31), 2**31 - 1), "i64": (-(2**63), 2**63 - 1), "u32": (0, 2**32 - 1),
+    "u64": (0, 2**64 - 1), "s32": (-(2**31), 2**31 - 1), "s64": (-(2**63), 2**63 - 1),
+    "f32": (0, 2**32 - 1), "f64": (0, 2**64 - 1), "sf32": (-(2**31), 2**31 - 1),
+    "sf64": (-(2**63), 2**63 - 1),
+}  # fmt: skip
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+def by_protobuf(value: Scalars) -> tuple[str, Any]:
+    """The reference: the same value written through a protobuf message."""
+    try:
+        return "ok", CODEC.to_message(value).SerializeToString()
+    except EncodeError as error:
+        return "error", str(error)
+
+
+def directly(value: Scalars) -> tuple[str, Any]:
+    try:
+        return "ok", CODEC.encode(value)
+    except EncodeError as error:
+        return "error", str(error)
+
+
+def edges(low: int, high: int) -> st.SearchStrategy[int]:
+    near = [low, low + 1, -1, 0, 1, 127, 128, 16383, 16384, high - 1, high]
+    return st.sampled_from([n for n in near if low <= n <= high]) | st.integers(low, high)
+
+
+floats = st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan, -math.nan, 5e-324]) | st.floats()
+text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=200)
+valid = st.builds(
+    Scalars,
+    **{name: edges(*bounds) for name, bounds in INT_RANGES.items()},
+    dbl=floats,
+    flt=floats,
+    flag=st.booleans(),
+    text=text,
+    data=st.binary(max_size=300),
+)
+
+
+def test_flat_messages_are_encoded_directly_and_others_through_protobuf() -> None:
+    assert CODEC.encodes_directly
+    assert not codec_for(pb.Everything, Everything).encodes_directly
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(valid)
+def test_valid_values_are_written_byte_for_byte_as_protobuf_writes_them(value: Scalars) -> None:
+    assert directly(value) == by_protobuf(value)
+
+
+def test_zero_values_are_left_out_but_negative_zero_floats_are_written() -> None:
+    assert CODEC.encode(Scalars(**ZEROS)) == b""
+    negative_zero = Scalars(**{**ZEROS, "dbl": -0.0})
+    assert CODEC.encode(negative_zero) == by_protobuf(negative_zero)[1] != b""
+
+
+# Values of other types than the field's, or outside its range: protobuf decides about each.
+odd_values = st.sampled_from(
+    [True, False, Level.HIGH, 1.0, 0.0, 2.5, 7, 0, -1, 2**64, -(2**63) - 1, None, "7", b"7", "\ud800",
+     bytearray(b"ab"), 1e39, -1e39, math.nan]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(valid, st.sampled_from(sorted(ZEROS)), odd_values)
+def test_odd_values_get_the_protobuf_paths_answer(value: Scalars, field: str, odd: Any) -> None:
+    setattr(value, field, odd)
+    assert directly(value) == by_protobuf(value)
+
+
+def test_a_wrong_value_is_refused_naming_the_field() -> None:
+    with pytest.raises(EncodeError, match=r"Scalars\.u32"):
+        CODEC.encode(Scalars(**{**ZEROS, "u32": -1}))
+    with pytest.raises(EncodeError, match=r"Scalars\.text"):
+        CODEC.encode(Scalars(**{**ZEROS, "text": "\ud800"}))
+
+
+def test_a_subclass_instance_is_encoded_through_protobuf() -> None:
+    class Tagged(Scalars):
+        pass
+
+    value = Tagged(**{**ZEROS, "i32": -5, "text": "é"})
+    assert CODEC.encode(value) == by_protobuf(value)[1]
