@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
 from cqrs._eager import start_eagerly
@@ -43,6 +43,52 @@ class StreamingRequestMediator(_Mediator):
         if not self.middlewares:
             return self._run(request, handler_type)
         return drive_stream(build_chain(self.middlewares, self._terminal), request)
+
+    async def stream_into(self, request: Request, sink: Callable[[Any], Awaitable[object]]) -> None:
+        """Stream ``request`` into ``sink``: ``await sink(item)`` for each item, in the caller's task.
+
+        Everything :meth:`stream` promises holds, with ``sink`` as the consumer: item k's events run
+        once ``sink`` has taken it and before the handler makes item k+1, and a ``sink`` that raises
+        (or a cancellation while it waits) stops the stream like a consumer that stops reading: the
+        handler is closed, the events of the item it stopped at are settled per ``on_close``, and the
+        exception propagates. Raises :class:`~cqrs.exceptions.HandlerNotFoundError` at once, like
+        :meth:`stream`.
+
+        Why it exists: a consumer that only forwards items (the gRPC server, which writes each one)
+        would otherwise pull them through an async generator of the mediator's, one more frame to
+        resume and one more awaitable per item, which is most of what the mediator costs per item.
+        Middleware, ``before_send`` and concurrent event handling keep the generator (:meth:`stream`).
+        """
+        handler_type = self._handler_type(request)
+        settings = self.settings
+        if (
+            self.middlewares
+            or settings.event_timing == "before_send"
+            or settings.concurrent_event_handle_enable
+        ):
+            async with contextlib.aclosing(self.stream(request)) as items:
+                async for item in items:
+                    await sink(item)
+            return
+        shielded = settings.on_close == "complete"
+        async with self._scope() as resolver:
+            handler = await resolver.resolve(handler_type)
+            agen = handler.handle(request)
+            pending: Sequence[Event] | None = None
+            try:
+                async for item in agen:
+                    events = handler.events
+                    if not events:
+                        await sink(item)
+                        continue
+                    handler.clear_events()
+                    pending = events
+                    await sink(item)
+                    pending = None
+                    await self._after_item(events, resolver, shielded)
+                await self._dispatch_tail(handler, resolver)
+            finally:
+                await self._close(agen, None, pending, resolver)
 
     async def _terminal(self, request: Request) -> int:
         count = 0
@@ -92,23 +138,46 @@ class StreamingRequestMediator(_Mediator):
                         pending = events
                         yield item
                         pending = None
-                        if not shielded:
-                            await dispatcher.dispatch(events, resolver)
-                        elif dispatcher.wants(events):
-                            # _dispatch_shielded written out: this runs once per item with events
-                            running = start_eagerly(dispatcher.dispatch(events, resolver))
-                            if running is not None:
-                                await self._shield(running, resolver)
-                events = handler.events
-                if events:
-                    handler.clear_events()
-                    await dispatch(events, resolver)
+                        await self._after_item(events, resolver, shielded)
+                await self._dispatch_tail(handler, resolver)
             finally:
-                try:
-                    await agen.aclose()
-                finally:
-                    if task is not None or pending:
-                        await self._settle(task, pending, resolver)
+                await self._close(agen, task, pending, resolver)
+
+    async def _after_item(self, events: Sequence[Event], resolver: Resolver, shielded: bool) -> None:
+        """Dispatch the events of an item the consumer took (``with_send``, sequential)."""
+        dispatcher = self._dispatcher
+        if not shielded:
+            await dispatcher.dispatch(events, resolver)
+        elif dispatcher.wants(events):
+            # _dispatch_shielded written out: this runs once per item with events
+            running = start_eagerly(dispatcher.dispatch(events, resolver))
+            if running is not None:
+                await self._shield(running, resolver)
+
+    async def _dispatch_tail(self, handler: Any, resolver: Resolver) -> None:
+        """Events recorded after the last yield (or by a handler that never yields)."""
+        events = handler.events
+        if events:
+            handler.clear_events()
+            if self.settings.on_close == "complete":
+                await self._dispatch_shielded(events, resolver)
+            else:
+                await self._dispatcher.dispatch(events, resolver)
+
+    async def _close(
+        self,
+        agen: AsyncGenerator[Any, None],
+        task: asyncio.Task[None] | None,
+        pending: Sequence[Event] | None,
+        resolver: Resolver,
+    ) -> None:
+        """Close the handler's generator (its ``finally`` runs now, in this task), then settle the
+        events of the item the consumer stopped at."""
+        try:
+            await agen.aclose()
+        finally:
+            if task is not None or pending:
+                await self._settle(task, pending, resolver)
 
     async def _dispatch_shielded(
         self, events: Sequence[Event], resolver: Resolver, isolate: bool = False

@@ -6,9 +6,10 @@ in one place is what makes cancellation, deadlines and errors behave the same fo
 
 Why ``context.write`` instead of an async-generator servicer: grpc never ``aclose()``s an
 async generator it iterates, so a cancelled call would leave the handler's ``finally`` to the
-garbage collector, in another task. Here the RPC's own task iterates the mediator stream and
-closes it in ``finally``; a client cancel or an expired deadline cancels that task, and the
-handler's cleanup runs at once with the RPC's context variables still set.
+garbage collector, in another task. Here the RPC's own task runs the mediator's stream loop
+(``stream_into``, which awaits each write itself and closes the handler in ``finally``); a
+client cancel or an expired deadline cancels that task, and the handler's cleanup runs at once
+with the RPC's context variables still set.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class RpcAdapter:
     def _streaming(self, route: Route) -> Behaviour:
         mediator = self._streaming_mediator
         assert mediator is not None, "routing binds streaming RPCs only with a streaming mediator"
-        stream = mediator.stream
+        stream_into = mediator.stream_into
         decode, encode, path = route.decode, route.encode, route.path
         errors, log, draining, limit = self._errors, self._log, self._draining, self._stream_limit
 
@@ -74,34 +75,30 @@ class RpcAdapter:
             write = context.write
             sent = 0
             code = _OK
+
+            def send(response: Any) -> Awaitable[None]:
+                # a plain function, not a coroutine: the mediator awaits grpc's write directly
+                nonlocal sent
+                message = encode(response)
+                sent += 1
+                return write(message)
+
             admitted = limit.try_enter()
             try:
                 if not admitted:
                     raise _too_many_streams(limit)
-                request = _decode(decode, request_bytes)
-                responses = stream(request)
-                try:
-                    async for response in responses:
-                        message = encode(response)
-                        try:
-                            await write(message)
-                        except (grpc.aio.AbortError, asyncio.CancelledError):
-                            raise
-                        except Exception as exc:
-                            # grpc fails the pending write when the call ends under it
-                            # (client cancel, deadline, dropped connection): not a bug.
-                            raise _CallEnded from exc
-                        sent += 1
-                finally:
-                    await responses.aclose()
+                await stream_into(_decode(decode, request_bytes), send)
             except asyncio.CancelledError:
                 code = _cancel_code(rpc)
                 raise
-            except _CallEnded:
-                code = _cancel_code(rpc)
             except grpc.aio.AbortError:
                 code = _aborted_code(context)  # the handler ended the call itself: its status stands
                 raise
+            except grpc.aio.BaseError:
+                # grpc fails the pending write when the call ends under it (client cancel, deadline,
+                # dropped connection): not a bug, and that message was not sent.
+                sent -= 1
+                code = _cancel_code(rpc)
             except Exception as exc:
                 outcome = errors.outcome(exc, method=path)
                 code = outcome.code
@@ -156,10 +153,6 @@ def _decode(decode: Callable[[bytes], Any], request_bytes: bytes) -> Any:
             reason="MALFORMED_REQUEST",
             violations=violations,
         ) from exc
-
-
-class _CallEnded(Exception):
-    """The call ended under a pending write; the stream stops and nothing more can be sent."""
 
 
 def _too_many_streams(limit: StreamLimit) -> RpcError:
