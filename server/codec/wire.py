@@ -128,10 +128,17 @@ def _field_lines(index: int, name: str, field: FieldDescriptor) -> list[str] | N
         check += f" or not {bounds[0]} <= v < {bounds[1]}"
     lines = [f"    v = obj.{name}", f"    if {check}:", "        raise Mismatch"]
     tag = f"T{index}"
+    # one-byte varints (lengths and numbers below 128) come from a table, not a call
+    length = "(SMALL[n] if n < 128 else varint(n))"
     if py_type is str:
-        lines += ["    if v:", "        v = v.encode()", f"        out += {tag} + varint(len(v)) + v"]
+        lines += [
+            "    if v:",
+            "        v = v.encode()",
+            "        n = len(v)",
+            f"        out += {tag} + {length} + v",
+        ]
     elif py_type is bytes:
-        lines += ["    if v:", f"        out += {tag} + varint(len(v)) + v"]
+        lines += ["    if v:", "        n = len(v)", f"        out += {tag} + {length} + v"]
     elif py_type is bool:
         lines += ["    if v:", f"        out += {tag} + ONE"]
     elif py_type is float:
@@ -139,6 +146,9 @@ def _field_lines(index: int, name: str, field: FieldDescriptor) -> list[str] | N
         # a double too small for a float field is not (it is stored as 0.0)
         zero = "ZERO8" if writer == "DOUBLE" else "ZERO4"
         lines += [f"    v = {writer}(v)", f"    if v != {zero}:", f"        out += {tag} + v"]
+    elif writer in ("VARINT", "SIGNED"):
+        small = "v < 128" if writer == "VARINT" else "0 <= v < 128"
+        lines += ["    if v:", f"        out += {tag} + (SMALL[v] if {small} else {writer}(v))"]
     else:
         lines += ["    if v:", f"        out += {tag} + {writer}(v)"]
     return lines
@@ -159,6 +169,7 @@ def wire_encoder(plan: MessagePlan, slow: Callable[[Any], bytes]) -> Callable[[A
         "slow": slow,
         "Mismatch": _Mismatch,
         "varint": varint,
+        "SMALL": _SMALL,
         "ONE": b"\x01",
         "ZERO4": bytes(4),
         "ZERO8": bytes(8),
