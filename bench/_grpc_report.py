@@ -122,7 +122,7 @@ def summarize_profile(raw: Path, top: int = 14) -> dict[str, Any]:
         if not stack:
             continue
         count = int(count_text)
-        frames = [_short(frame) for frame in stack.split(";")]
+        frames = [_short(frame) for frame in _name_the_write(stack.split(";"))]
         total += count
         own[frames[-1]] += count
         for frame in set(frames):
@@ -135,31 +135,53 @@ def summarize_profile(raw: Path, top: int = 14) -> dict[str, Any]:
     }
 
 
+_WRITE = "grpc write (Cython, core, sendmsg; awaited in stream_into)"
+
+
+def _sink_lines() -> frozenset[int]:
+    """Lines of ``cqrs/streaming.py`` where ``stream_into`` awaits the sink: the server's sink returns
+    grpc's write coroutine, which has no Python frame, so py-spy charges the write to these lines."""
+    source = (Path(__file__).resolve().parents[1] / "cqrs" / "streaming.py").read_text()
+    return frozenset(n for n, text in enumerate(source.splitlines(), 1) if "await sink(" in text)
+
+
+def _name_the_write(frames: list[str]) -> list[str]:
+    """A stack whose innermost frame is ``stream_into`` waiting on the sink is grpc's write."""
+    leaf = frames[-1] if frames else ""
+    name, _, where = leaf.partition(" (")
+    if name.endswith("stream_into") and where.rstrip(")").rsplit(":", 1)[-1].isdigit():
+        if int(where.rstrip(")").rsplit(":", 1)[-1]) in _sink_lines():
+            return [*frames, _WRITE]
+    return frames
+
+
 def _breakdown(raw: Path) -> dict[str, float]:
     """Shares of the event loop thread's busy samples per stage of one message (Python frames only:
-    time in grpc's C code is charged to the Python frame that called it, e.g. ``context.write``)."""
+    time in grpc's C code is charged to the Python frame that called it, e.g. the sink's write)."""
     shares: collections.Counter[str] = collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or "Thread._bootstrap" in stack:  # grpc's completion-queue poller thread
             continue
         count = int(count_text)
-        frames = stack.split(";")
+        frames = _name_the_write(stack.split(";"))
         at = [i for i, frame in enumerate(frames) if frame.startswith("RpcAdapter._streaming.")]
         if not at:
             shares["event loop, grpc callbacks, outside the RPC coroutine"] += count
             continue
-        below = ";".join(frames[at[-1] + 1 :])
-        if not below:
-            shares["context.write: grpc send (Cython, core, sendmsg)"] += count
+        below = ";".join(frames[at[0] + 1 :])
+        if not below or frames[-1] == _WRITE:
+            shares["grpc write: Cython, core, sendmsg"] += count
         elif "dispatch (" in below or "_run_sequentially" in below or "EventHandler" in below:
             shares["event dispatch (2 handlers)"] += count
-        elif "handle (" in below and "_grpc_app" in below:
-            shares["the handler's own code (incl. building items and events)"] += count
+        elif "encode (" in below or "fill (" in below:
+            shares["encode (dataclass -> wire bytes)"] += count
+        elif "handle (" in below and "_stream_handlers" in below:
+            shares["the handler's own code (building items and events)"] += count
+        elif frames[-1].startswith("RpcAdapter._streaming."):
+            shares["the RPC adapter (serve_stream, its send)"] += count
         elif "streaming.py" in below or "container.py" in below:
             shares["mediator (stream loop, scope, resolve)"] += count
-        elif "encode" in below or "fill" in below:
-            shares["encode (dataclass -> protobuf -> bytes)"] += count
         else:
             shares["other, inside the RPC coroutine"] += count
     busy = sum(shares.values()) or 1
