@@ -22,6 +22,10 @@ Type mapping (dataclass annotation ↔ proto field):
 
 A dataclass field with a default and no proto field is allowed (decode leaves the default,
 encode ignores it); other one-sided fields are problems.
+
+Messages whose fields are all plain scalars are encoded straight to wire bytes, without a
+protobuf message (``server.codec.wire``, byte-for-byte protobuf's output); the others go
+through a protobuf message.
 """
 
 from server.codec.compiled import (
