@@ -76,12 +76,19 @@ class RpcAdapter:
             sent = 0
             code = _OK
 
-            def send(response: Any) -> Awaitable[None]:
-                # a plain function, not a coroutine: the mediator awaits grpc's write directly
+            async def send(response: Any) -> None:
                 nonlocal sent
                 message = encode(response)
+                try:
+                    await write(message)
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:
+                    # grpc fails the pending write when the call ends under it (client cancel,
+                    # deadline, dropped connection): not a bug. Told apart here, at the write, so
+                    # that the same exception types raised by a handler still map to a status.
+                    raise _CallEnded from exc
                 sent += 1
-                return write(message)
 
             admitted = limit.try_enter()
             try:
@@ -94,10 +101,7 @@ class RpcAdapter:
             except grpc.aio.AbortError:
                 code = _aborted_code(context)  # the handler ended the call itself: its status stands
                 raise
-            except grpc.aio.BaseError:
-                # grpc fails the pending write when the call ends under it (client cancel, deadline,
-                # dropped connection): not a bug, and that message was not sent.
-                sent -= 1
+            except _CallEnded:
                 code = _cancel_code(rpc)
             except Exception as exc:
                 outcome = errors.outcome(exc, method=path)
@@ -153,6 +157,10 @@ def _decode(decode: Callable[[bytes], Any], request_bytes: bytes) -> Any:
             reason="MALFORMED_REQUEST",
             violations=violations,
         ) from exc
+
+
+class _CallEnded(Exception):
+    """The call ended under a pending write; the stream stops and nothing more can be sent."""
 
 
 def _too_many_streams(limit: StreamLimit) -> RpcError:

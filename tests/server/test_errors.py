@@ -50,6 +50,8 @@ class FailsAfter(StreamingRequestHandler[ProcessFilesCommand, FileProcessedResul
             raise cqrs.NotFoundError("file 'zz' is gone", reason="FILE_GONE", metadata={"file_id": "zz"})
         if kind == "custom":
             raise QuotaSpent("quota of tenant acme at /srv/quotas/acme.db is spent")
+        if kind == "grpc-usage":  # e.g. a downstream grpc.aio channel used after it was closed
+            raise grpc.aio.UsageError("secret: Channel is closed.")
         raise RuntimeError("secret token abc123 at /etc/app/config.py line 3")
 
 
@@ -103,6 +105,21 @@ async def test_unexpected_error_is_internal_with_an_error_id_and_no_internal_tex
     assert len(logged) == 1
     assert error_id in logged[0].getMessage()
     assert logged[0].exc_info is not None and "abc123" in str(logged[0].exc_info[1])
+
+
+async def test_a_grpc_library_error_from_the_handler_is_internal_not_a_quietly_cut_stream() -> None:
+    # grpc.aio's own error types are also what a write raises when the call ended under it; only a
+    # failed write may be taken for a client that went away, never the handler's exception
+    async with serve_for_test(app_with(FailsAfter)) as served:
+        stub = served.stub(files_pb2_grpc.FileServiceStub)
+        call = stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=["grpc-usage", "a"]))
+        received = []
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            async for result in call:
+                received.append(result.file_id)
+    assert received == ["a"]
+    assert failed.value.code() is grpc.StatusCode.INTERNAL
+    assert "secret" not in (failed.value.details() or "")
 
 
 async def test_registered_exception_maps_to_its_code_without_its_text() -> None:
