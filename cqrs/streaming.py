@@ -51,8 +51,9 @@ class StreamingRequestMediator(_Mediator):
         once ``sink`` has taken it and before the handler makes item k+1, and a ``sink`` that raises
         (or a cancellation while it waits) stops the stream like a consumer that stops reading: the
         handler is closed, the events of the item it stopped at are settled per ``on_close``, and the
-        exception propagates. Raises :class:`~cqrs.exceptions.HandlerNotFoundError` at once, like
-        :meth:`stream`.
+        exception propagates. That exception is also what the container scope's exit sees (a consumer
+        of :meth:`stream` that stops reading closes it with ``GeneratorExit``). Raises
+        :class:`~cqrs.exceptions.HandlerNotFoundError` when awaited, before anything runs.
 
         Why it exists: a consumer that only forwards items (the gRPC server, which writes each one)
         would otherwise pull them through an async generator of the mediator's, one more frame to
