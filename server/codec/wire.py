@@ -112,8 +112,8 @@ _WRITERS: dict[str, Callable[[Any], bytes]] = {
     "FIXED64": struct.Struct("<Q").pack,
     "SFIXED32": struct.Struct("<i").pack,
     "SFIXED64": struct.Struct("<q").pack,
-    # struct refuses a double out of float range (OverflowError): that value goes the slow way.
     "DOUBLE": struct.Struct("<d").pack,
+    # struct refuses a double out of float range (OverflowError): that value goes the slow way.
     "FLOAT": struct.Struct("<f").pack,
 }
 

@@ -154,3 +154,11 @@ class Palette:
 @dataclasses.dataclass(kw_only=True)
 class Holder:
     palette: Palette | None = None
+
+
+@dataclasses.dataclass(kw_only=True)
+class Sparse:
+    late: bytes = b""
+    middle: int = 0
+    early: str = ""
+    ratio: float = 0.0

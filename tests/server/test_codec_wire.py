@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.codec import EncodeError, codec_for
-from tests.protos.codec_models import Everything, Scalars, pb
+from tests.protos.codec_models import Everything, Scalars, Sparse, pb
 
 CODEC = codec_for(pb.Scalars, Scalars)
 ZEROS: dict[str, Any] = {
@@ -108,3 +108,21 @@ def test_a_subclass_instance_is_encoded_through_protobuf() -> None:
 
     value = Tagged(**{**ZEROS, "i32": -5, "text": "é"})
     assert CODEC.encode(value) == by_protobuf(value)[1]
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(
+    st.builds(
+        Sparse,
+        late=st.binary(max_size=200),
+        middle=edges(-(2**63), 2**63 - 1),
+        early=text,
+        ratio=floats,
+    )
+)
+def test_long_tags_and_fields_declared_out_of_order_are_written_as_protobuf_writes_them(
+    value: Sparse,
+) -> None:
+    codec = codec_for(pb.Sparse, Sparse)
+    assert codec.encodes_directly
+    assert codec.encode(value) == codec.to_message(value).SerializeToString()
