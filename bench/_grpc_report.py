@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import platform
 import statistics
@@ -135,23 +136,24 @@ def summarize_profile(raw: Path, top: int = 14) -> dict[str, Any]:
     }
 
 
-_WRITE = "grpc write (Cython, core, sendmsg; awaited in stream_into)"
+_WRITE = "grpc write (Cython, core, sendmsg; awaited in the adapter's send)"
 
 
-def _sink_lines() -> frozenset[int]:
-    """Lines of ``cqrs/streaming.py`` where ``stream_into`` awaits the sink: the server's sink returns
-    grpc's write coroutine, which has no Python frame, so py-spy charges the write to these lines."""
-    source = (Path(__file__).resolve().parents[1] / "cqrs" / "streaming.py").read_text()
-    return frozenset(n for n, text in enumerate(source.splitlines(), 1) if "await sink(" in text)
+@functools.cache
+def _write_lines() -> frozenset[int]:
+    """Lines of ``server/rpc.py`` that await grpc's write: its coroutine has no Python frame, so
+    py-spy charges the write (grpc's Cython, core and the ``sendmsg`` syscall) to these lines."""
+    source = (Path(__file__).resolve().parents[1] / "server" / "rpc.py").read_text()
+    return frozenset(n for n, text in enumerate(source.splitlines(), 1) if "await write(" in text)
 
 
 def _name_the_write(frames: list[str]) -> list[str]:
-    """A stack whose innermost frame is ``stream_into`` waiting on the sink is grpc's write."""
+    """A stack whose innermost frame is the adapter waiting on grpc's write is grpc's write."""
     leaf = frames[-1] if frames else ""
-    name, _, where = leaf.partition(" (")
-    if name.endswith("stream_into") and where.rstrip(")").rsplit(":", 1)[-1].isdigit():
-        if int(where.rstrip(")").rsplit(":", 1)[-1]) in _sink_lines():
-            return [*frames, _WRITE]
+    where = leaf.partition(" (")[2].rstrip(")")
+    path, _, line = where.rpartition(":")
+    if path.endswith("server/rpc.py") and line.isdigit() and int(line) in _write_lines():
+        return [*frames, _WRITE]
     return frames
 
 
@@ -170,7 +172,7 @@ def _breakdown(raw: Path) -> dict[str, float]:
             shares["event loop, grpc callbacks, outside the RPC coroutine"] += count
             continue
         below = ";".join(frames[at[0] + 1 :])
-        if not below or frames[-1] == _WRITE:
+        if frames[-1] == _WRITE:
             shares["grpc write: Cython, core, sendmsg"] += count
         elif "dispatch (" in below or "_run_sequentially" in below or "EventHandler" in below:
             shares["event dispatch (2 handlers)"] += count
