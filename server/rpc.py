@@ -7,9 +7,9 @@ in one place is what makes cancellation, deadlines and errors behave the same fo
 Why ``context.write`` instead of an async-generator servicer: grpc never ``aclose()``s an
 async generator it iterates, so a cancelled call would leave the handler's ``finally`` to the
 garbage collector, in another task. Here the RPC's own task runs the mediator's stream loop
-(``stream_into``, which awaits each write itself and closes the handler in ``finally``); a
-client cancel or an expired deadline cancels that task, and the handler's cleanup runs at once
-with the RPC's context variables still set.
+(``stream_into``, which awaits the adapter's ``send`` for each item and closes the handler in
+``finally``); a client cancel or an expired deadline cancels that task, and the handler's
+cleanup runs at once with the RPC's context variables still set.
 """
 
 from __future__ import annotations
