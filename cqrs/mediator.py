@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from cqrs._eager import start_eagerly
@@ -26,6 +26,7 @@ from cqrs.settings import MediatorSettings
 __all__ = ["RequestMediator"]
 
 ResT = TypeVar("ResT")
+_Dispatch = Callable[[Sequence[Event], Resolver], Awaitable[None]]
 
 
 class _Mediator:
@@ -76,6 +77,44 @@ class _Mediator:
             )
         return handler_type
 
+    async def _dispatch_shielded(
+        self, events: Sequence[Event], resolver: Resolver, isolate: bool = False
+    ) -> None:
+        """Dispatch ``events`` so that the caller's cancellation cannot cut them short: the handler's
+        work is done and its events are facts, so when the caller is cancelled meanwhile (a consumer
+        that closed the stream, a client that hung up, a deadline) they are finished first, then the
+        cancellation propagates.
+
+        The dispatch runs as a task of its own (so a timeout an event handler starts binds to that task,
+        not to the caller's), started eagerly where Python allows: one that never suspends (no-op or
+        CPU-only handlers) finishes at once, without the three loop iterations a scheduled task costs."""
+        dispatcher = self._dispatcher
+        if not dispatcher.wants(events):
+            return
+        task = start_eagerly(dispatcher.dispatch(events, resolver, isolate=isolate))
+        if task is not None:
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if not task.done():
+                    await self._finish(task)
+                raise
+
+    async def _finish(self, task: asyncio.Task[None]) -> None:
+        """Wait for a dispatch task to end whatever cancellations arrive meanwhile; report its failure
+        (nobody else will), then re-raise a cancellation that arrived while waiting."""
+        cancelled = False
+        while not task.done():
+            try:
+                await asyncio.wait((task,))
+            except asyncio.CancelledError:
+                cancelled = True
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self._dispatcher.report(error, None, None)
+        if cancelled:
+            raise asyncio.CancelledError
+
     def _scope(self) -> contextlib.AbstractAsyncContextManager[Resolver]:
         if self._scoped:
             return self.container.open_scope()  # type: ignore[attr-defined, no-any-return]
@@ -112,25 +151,5 @@ class RequestMediator(_Mediator):
             events = handler.events
             if events:
                 handler.clear_events()
-                await self._dispatch_to_the_end(events, resolver)
+                await self._dispatch_shielded(events, resolver)
             return response
-
-    async def _dispatch_to_the_end(self, events: Sequence[Event], resolver: Resolver) -> None:
-        """Dispatch ``events`` so that a cancellation of the caller cannot cut them short.
-
-        The handler's work is done and its events are facts: when the caller is cancelled meanwhile
-        (a client that hung up, a deadline), they are still handled, then the cancellation propagates.
-        """
-        dispatcher = self._dispatcher
-        if not dispatcher.wants(events):
-            return
-        task = start_eagerly(dispatcher.dispatch(events, resolver))
-        if task is None:
-            return
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            while not task.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(task)
-            raise

@@ -9,10 +9,9 @@ import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
-from cqrs._eager import start_eagerly
 from cqrs.container import Resolver
 from cqrs.events.event import Event
-from cqrs.mediator import _Mediator
+from cqrs.mediator import _Dispatch, _Mediator
 from cqrs.middleware import build_chain, drive_stream, emit
 from cqrs.requests.request import Request
 
@@ -71,7 +70,7 @@ class StreamingRequestMediator(_Mediator):
                 async for item in items:
                     await sink(item)
             return
-        shielded = settings.on_close == "complete"
+        dispatch = self._inline_dispatch()
         async with self._scope() as resolver:
             handler = await resolver.resolve(handler_type)
             agen = handler.handle(request)
@@ -86,8 +85,8 @@ class StreamingRequestMediator(_Mediator):
                     pending = events
                     await sink(item)
                     pending = None
-                    await self._after_item(events, resolver, shielded)
-                await self._dispatch_tail(handler, resolver)
+                    await dispatch(events, resolver)
+                await self._dispatch_tail(handler, resolver, dispatch)
             finally:
                 await self._close(agen, None, pending, resolver)
 
@@ -101,10 +100,7 @@ class StreamingRequestMediator(_Mediator):
 
     async def _run(self, request: Request, handler_type: type[Any]) -> AsyncGenerator[Any, None]:
         dispatcher = self._dispatcher
-        # Under on_close="complete" a cancellation must not interrupt events already recorded, so
-        # inline dispatches run shielded; under "cancel" they run in the consumer's task, no task.
-        shielded = self.settings.on_close == "complete"
-        dispatch = self._dispatch_shielded if shielded else dispatcher.dispatch
+        dispatch = self._inline_dispatch()
         before_send = self.settings.event_timing == "before_send"
         concurrent = self.settings.concurrent_event_handle_enable
         async with self._scope() as resolver:
@@ -139,31 +135,25 @@ class StreamingRequestMediator(_Mediator):
                         pending = events
                         yield item
                         pending = None
-                        await self._after_item(events, resolver, shielded)
-                await self._dispatch_tail(handler, resolver)
+                        await dispatch(events, resolver)
+                await self._dispatch_tail(handler, resolver, dispatch)
             finally:
                 await self._close(agen, task, pending, resolver)
 
-    async def _after_item(self, events: Sequence[Event], resolver: Resolver, shielded: bool) -> None:
-        """Dispatch the events of an item the consumer took (``with_send``, sequential)."""
-        dispatcher = self._dispatcher
-        if not shielded:
-            await dispatcher.dispatch(events, resolver)
-        elif dispatcher.wants(events):
-            # _dispatch_shielded written out: this runs once per item with events
-            running = start_eagerly(dispatcher.dispatch(events, resolver))
-            if running is not None:
-                await self._shield(running, resolver)
+    def _inline_dispatch(self) -> _Dispatch:
+        """How the consumer's task dispatches an item's events: under ``on_close="complete"`` a
+        cancellation must not interrupt events already recorded, so shielded in a task of their own;
+        under ``"cancel"`` right in the consumer's task."""
+        if self.settings.on_close == "complete":
+            return self._dispatch_shielded
+        return self._dispatcher.dispatch
 
-    async def _dispatch_tail(self, handler: Any, resolver: Resolver) -> None:
+    async def _dispatch_tail(self, handler: Any, resolver: Resolver, dispatch: _Dispatch) -> None:
         """Events recorded after the last yield (or by a handler that never yields)."""
         events = handler.events
         if events:
             handler.clear_events()
-            if self.settings.on_close == "complete":
-                await self._dispatch_shielded(events, resolver)
-            else:
-                await self._dispatcher.dispatch(events, resolver)
+            await dispatch(events, resolver)
 
     async def _close(
         self,
@@ -180,32 +170,6 @@ class StreamingRequestMediator(_Mediator):
             if task is not None or pending:
                 await self._settle(task, pending, resolver)
 
-    async def _dispatch_shielded(
-        self, events: Sequence[Event], resolver: Resolver, isolate: bool = False
-    ) -> None:
-        """Dispatch ``events`` so that the consumer's cancellation cannot interrupt them: when the consumer
-        is cancelled meanwhile, the events are finished first, then the cancellation propagates.
-
-        The dispatch runs as a task of its own (so a timeout an event handler starts binds to that task,
-        not to the consumer's), started eagerly where Python allows: one that never suspends (no-op or
-        CPU-only handlers) finishes at once, without the three loop iterations a scheduled task costs."""
-        dispatcher = self._dispatcher
-        if not dispatcher.wants(events):
-            return
-        task = start_eagerly(dispatcher.dispatch(events, resolver, isolate=isolate))
-        if task is not None:
-            await self._shield(task, resolver)
-
-    async def _shield(self, task: asyncio.Task[None], resolver: Resolver) -> None:
-        """Wait for a dispatch that suspended; if the consumer is cancelled meanwhile, finish it first."""
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.done():
-                raise
-            await self._settle(task, None, resolver)
-            raise
-
     async def _join(self, task: asyncio.Task[None]) -> None:
         """Wait for an item's dispatch task; a cancellation of the consumer spares it under "complete"."""
         if self.settings.on_close == "complete":
@@ -221,16 +185,6 @@ class StreamingRequestMediator(_Mediator):
         if task is not None:
             if not complete:
                 task.cancel()
-            cancelled = False
-            while not task.done():
-                try:
-                    await asyncio.wait((task,))
-                except asyncio.CancelledError:
-                    cancelled = True
-            error = None if task.cancelled() else task.exception()
-            if error is not None:
-                self._dispatcher.report(error, None, None)
-            if cancelled:
-                raise asyncio.CancelledError
+            await self._finish(task)
         elif pending and complete:
             await self._dispatch_shielded(pending, resolver, isolate=True)
