@@ -1,8 +1,9 @@
 """The core workload, run as a script by bench/core.py under two interpreters.
 
-It imports ``cqrs`` by name, so the same code measures this project's package (run with our venv and
-the repository on PYTHONPATH) and python-cqrs 5.3 (run with bench/.venvs/python-cqrs). It prints one
-JSON object: seconds per run for each scenario, ``--repeat`` runs each, interleaved.
+It imports ``cqrs`` by name, and the handler of bench/_stream_handlers.py, so the same code measures
+this project's package (run with our venv and the repository on PYTHONPATH) and python-cqrs 5.3 (run
+with bench/.venvs/python-cqrs). It prints one JSON object: seconds per run for each scenario,
+``--repeat`` runs each, interleaved.
 """
 
 from __future__ import annotations
@@ -25,71 +26,25 @@ try:  # this project (and the seed's import path)
 except ImportError:  # python-cqrs 5.3
     from cqrs.bootstrap.requests import bootstrap_streaming  # type: ignore[no-redef]
 
-
-class Stream(cqrs.Request):
-    count: int
-    with_event: bool
+# run as a script, bench/ is on sys.path: the handler both gRPC servers of the benchmark run too
+from _stream_handlers import PlainContainer, StreamItem, StreamItemsHandler, StreamItemsRequest, bind_events
 
 
-class Item(cqrs.Response):
-    index: int
-
-
-class ItemDone(cqrs.DomainEvent):
-    index: int
-
-
-class Handler(cqrs.StreamingRequestHandler[Stream, Item]):
-    def __init__(self) -> None:
-        self._events: list[Any] = []
-
-    @property
-    def events(self) -> list[Any]:
-        return self._events.copy()
-
-    def clear_events(self) -> None:
-        self._events.clear()
-
-    async def handle(self, request: Stream) -> AsyncIterator[Item]:  # type: ignore[override]
-        events = self._events
-        for i in range(request.count):
-            if request.with_event:
-                events.append(ItemDone(index=i))
-            yield Item(index=i)
-
-
-class NoOp1(cqrs.EventHandler[ItemDone]):
-    async def handle(self, event: ItemDone) -> None:
-        pass
-
-
-class NoOp2(cqrs.EventHandler[ItemDone]):
-    async def handle(self, event: ItemDone) -> None:
-        pass
-
-
-class PlainContainer:
-    """The minimal container both libraries accept: a new instance per resolve."""
-
-    async def resolve(self, type_: type) -> Any:
-        return type_()
-
-
-async def plain_generator(count: int) -> AsyncIterator[Item]:
+async def plain_generator(count: int) -> AsyncIterator[StreamItem]:
     for i in range(count):
-        yield Item(index=i)
+        yield StreamItem(index=i, payload=b"")
 
 
 def build() -> Any:
-    def bind_events(m: Any) -> None:
-        m.bind(ItemDone, NoOp1)
-        m.bind(ItemDone, NoOp2)
-
     return bootstrap_streaming(
         di_container=PlainContainer(),
-        commands_mapper=lambda m: m.bind(Stream, Handler),
+        commands_mapper=lambda m: m.bind(StreamItemsRequest, StreamItemsHandler),
         domain_events_mapper=bind_events,
     )
+
+
+def request(count: int, with_event: bool) -> StreamItemsRequest:
+    return StreamItemsRequest(count=count, payload_size=0, with_event=with_event, hold_ms=0)
 
 
 async def consume(stream: AsyncIterator[Any]) -> int:
@@ -103,8 +58,8 @@ async def run(items: int, repeat: int) -> dict[str, list[float]]:
     mediator = build()
     scenarios: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
         "plain_generator": lambda: consume(plain_generator(items)),
-        "stream_0_events": lambda: consume(mediator.stream(Stream(count=items, with_event=False))),
-        "stream_1_event_2_handlers": lambda: consume(mediator.stream(Stream(count=items, with_event=True))),
+        "stream_0_events": lambda: consume(mediator.stream(request(items, with_event=False))),
+        "stream_1_event_2_handlers": lambda: consume(mediator.stream(request(items, with_event=True))),
     }
     for make in scenarios.values():  # warm-up: caches, specialisation
         await make()

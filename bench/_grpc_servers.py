@@ -42,13 +42,7 @@ def pycqrs_servicer() -> Any:
         raise SystemExit("pycqrs server: this interpreter's cqrs is not python-cqrs 5.x") from None
 
     # run as a script, bench/ is on sys.path: the same handler code as the project's server
-    from _stream_handlers import StreamItemsHandler, StreamItemsRequest, bind_events
-
-    class PlainContainer:
-        """The lightest container python-cqrs accepts: a new instance per resolve."""
-
-        async def resolve(self, type_: type) -> Any:
-            return type_()
+    from _stream_handlers import PlainContainer, StreamItemsHandler, StreamItemsRequest, bind_events
 
     mediator = bootstrap_streaming(
         di_container=PlainContainer(),

@@ -1,8 +1,9 @@
 """The benchmark's streaming handler and event handlers, written once for both libraries.
 
-Both the project's server (bench/_grpc_app.py) and python-cqrs's (bench/_grpc_servers.py, run by
-python-cqrs's interpreter) import this file; ``import cqrs`` resolves to whichever library that
-interpreter has, so the two servers run literally the same handler code.
+The project's server (bench/_grpc_app.py), python-cqrs's (bench/_grpc_servers.py, run by
+python-cqrs's interpreter) and the in-process core workload (bench/_core_workload.py, run by both)
+import this file; ``import cqrs`` resolves to whichever library that interpreter has, so both
+libraries run literally the same handler code.
 
 The handler does what the baseline servicer does (one item per requested index, the payload built
 once per request) and, when asked, records one domain event per item, handled by two no-op
@@ -70,3 +71,10 @@ class AuditItem(cqrs.EventHandler[ItemStreamed]):
 def bind_events(mapper: Any) -> None:
     mapper.bind(ItemStreamed, CountItem)
     mapper.bind(ItemStreamed, AuditItem)
+
+
+class PlainContainer:
+    """The lightest container python-cqrs accepts (ours too): a new instance per resolve."""
+
+    async def resolve(self, type_: type) -> Any:
+        return type_()
