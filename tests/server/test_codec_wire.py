@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.codec import EncodeError, codec_for
+from server.codec.wire import varint
 from tests.protos.codec_models import Everything, Scalars, Sparse, pb
 
 CODEC = codec_for(pb.Scalars, Scalars)
@@ -126,3 +127,20 @@ def test_long_tags_and_fields_declared_out_of_order_are_written_as_protobuf_writ
     codec = codec_for(pb.Sparse, Sparse)
     assert codec.encodes_directly
     assert codec.encode(value) == codec.to_message(value).SerializeToString()
+
+
+def by_the_book(value: int) -> bytes:
+    """Base-128 varint the plain way: seven bits per byte, low first, high bit = more follows."""
+    out = bytearray()
+    while value > 127:
+        out.append(value & 127 | 128)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def test_varints_are_right_on_both_sides_of_every_length_boundary() -> None:
+    """The common lengths are unrolled: each branch ends exactly where one more byte is needed."""
+    values = {(1 << bits) + delta for bits in range(65) for delta in (-2, -1, 0, 1)}
+    for value in sorted(v for v in values if 0 <= v < 1 << 64):
+        assert varint(value) == by_the_book(value), value
