@@ -101,6 +101,17 @@ def build_routes(
     return routes
 
 
+def _naming_fix(service: pb_descriptor.ServiceDescriptor, method: pb_descriptor.MethodDescriptor) -> str:
+    """How to give an unrouted RPC its Request class. A message from another file (``Empty``, a
+    type several services share) is rarely worth a class of that name, so ``bindings`` comes first."""
+    binding = f'add_services(..., bindings={{"{service.full_name}/{method.name}": YourRequest}})'
+    source = method.input_type.file.name
+    if source != service.file.name:
+        message = method.input_type.full_name
+        return f"{message} comes from {source}: name this RPC's Request class with {binding}"
+    return f"bind a Request class named {method.input_type.name}, or name one for this RPC with {binding}"
+
+
 def _bind(
     service: pb_descriptor.ServiceDescriptor,
     method: pb_descriptor.MethodDescriptor,
@@ -136,7 +147,8 @@ def _bind(
             hint = f"; {method.input_type.name} is bound to the other mediator, but this RPC needs the {kind}"
         problems.append(
             f"{rpc} has no handler: no Request class named {method.input_type.name} is bound in the {kind}"
-            f"{hint} (bound: {', '.join(sorted(c.__name__ for c in request_map)) or 'nothing'})"
+            f"{hint} (bound: {', '.join(sorted(c.__name__ for c in request_map)) or 'nothing'}); "
+            f"{_naming_fix(service, method)}"
         )
         return None
     handler = request_map.get(request_type)

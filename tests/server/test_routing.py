@@ -5,7 +5,10 @@ from __future__ import annotations
 import typing
 from datetime import datetime
 
+import grpc
 import pytest
+from emptytest.v1 import empty_test_pb2, empty_test_pb2_grpc
+from google.protobuf import empty_pb2
 from sample.files.v1 import files_pb2
 
 import cqrs
@@ -141,3 +144,71 @@ def test_a_streaming_rpc_whose_handler_is_not_an_async_generator_is_refused() ->
             streaming_mediator=_streaming(ProcessFilesCommand, NotAGenerator), mediator=_unary()
         ).add_services(files_pb2)
     assert "NotAGenerator" in str(refused.value) and "async generator" in str(refused.value)
+
+
+class TicksQuery(cqrs.Request):
+    pass
+
+
+class Tick(cqrs.Response):
+    n: int
+
+
+class TicksHandler(StreamingRequestHandler[TicksQuery, Tick]):
+    async def handle(self, request: TicksQuery) -> typing.AsyncIterator[Tick]:
+        for n in range(3):
+            yield Tick(n=n)
+
+
+class ResetCommand(cqrs.Request):
+    pass
+
+
+class Reset(cqrs.Response):
+    pass
+
+
+class ResetHandler(cqrs.RequestHandler[ResetCommand, Reset]):
+    async def handle(self, request: ResetCommand) -> Reset:
+        return Reset()
+
+
+def _clock_app() -> App:
+    return App(
+        streaming_mediator=bootstrap.bootstrap_streaming(
+            queries_mapper=lambda m: m.bind(TicksQuery, TicksHandler)
+        ),
+        mediator=bootstrap.bootstrap(commands_mapper=lambda m: m.bind(ResetCommand, ResetHandler)),
+    )
+
+
+def test_an_rpc_taking_a_shared_message_like_empty_is_told_to_use_bindings() -> None:
+    with pytest.raises(StartupError) as refused:
+        _clock_app().add_services(empty_test_pb2)
+    ticks, reset = refused.value.problems
+    assert "google.protobuf.Empty comes from google/protobuf/empty.proto" in ticks
+    assert 'bindings={"emptytest.v1.Clock/Ticks": YourRequest}' in ticks
+    assert 'bindings={"emptytest.v1.Clock/Reset": YourRequest}' in reset
+    with pytest.raises(StartupError) as refused:
+        App(streaming_mediator=_streaming(RenamedCommand, RenamedHandler), mediator=_unary()).add_services(
+            files_pb2
+        )
+    assert (
+        f'bind a Request class named ProcessFilesCommand, or name one for this RPC with add_services(..., bindings={{"{PROCESS}"'
+        in str(refused.value)
+    )
+
+
+async def test_rpcs_taking_and_returning_empty_are_served_once_bound() -> None:
+    app = _clock_app()
+    app.add_services(
+        empty_test_pb2,
+        bindings={"emptytest.v1.Clock/Ticks": TicksQuery, "emptytest.v1.Clock/Reset": ResetCommand},
+    )
+    async with (
+        app.serve("127.0.0.1:0") as running,
+        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        stub = empty_test_pb2_grpc.ClockStub(channel)
+        assert [tick.n async for tick in stub.Ticks(empty_pb2.Empty())] == [0, 1, 2]
+        assert await stub.Reset(empty_pb2.Empty()) == empty_pb2.Empty()
