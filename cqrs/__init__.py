@@ -26,6 +26,7 @@ from cqrs.exceptions import (
     HandlerNotFoundError,
     InvalidHandlerError,
     ResolutionError,
+    SinkError,
 )
 from cqrs.mediator import RequestMediator
 from cqrs.middleware import Middleware, Next, StreamClosed
@@ -65,6 +66,7 @@ __all__ = [
     "Resolver",
     "ResourceExhaustedError",
     "Response",
+    "SinkError",
     "StreamClosed",
     "StreamingRequestHandler",
     "StreamingRequestMediator",

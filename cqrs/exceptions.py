@@ -1,7 +1,8 @@
-"""Errors that mean the mediator was wired or used wrongly (bugs), as opposed to :mod:`cqrs.errors`.
+"""Errors the mediator raises itself, as opposed to the domain errors of :mod:`cqrs.errors`.
 
-Domain errors in :mod:`cqrs.errors` are outcomes meant for the caller; these are for the developer and
-name what is wrong and how to fix it.
+Domain errors in :mod:`cqrs.errors` are outcomes meant for the caller. Most of these mean the mediator
+was wired or used wrongly (bugs) and name what is wrong and how to fix it; :class:`SinkError` tells a
+streaming consumer that the failure was its own.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ __all__ = [
     "HandlerNotFoundError",
     "InvalidHandlerError",
     "ResolutionError",
+    "SinkError",
 ]
 
 
@@ -50,3 +52,17 @@ class EventDepthExceededError(Exception):
             f"a handler probably records an event that leads back to itself (raise max_event_depth "
             f"if the chain is intended)"
         )
+
+
+class SinkError(Exception):
+    """The ``sink`` of :meth:`~cqrs.StreamingRequestMediator.stream_into` raised while taking ``item``;
+    ``__cause__`` is what it raised.
+
+    Why a wrapper: a consumer that forwards items (the gRPC server, writing each one to a connection)
+    has to tell its own failures (the connection is gone) from the handler's (a bug, or a domain error
+    to report), and the same exception types can come from both. Cancellation is not wrapped.
+    """
+
+    def __init__(self, item: object) -> None:
+        self.item = item
+        super().__init__(f"the stream's sink failed to take a {type(item).__name__}")

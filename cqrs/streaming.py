@@ -11,6 +11,7 @@ from typing import Any
 
 from cqrs.container import Resolver
 from cqrs.events.event import Event
+from cqrs.exceptions import SinkError
 from cqrs.mediator import _Dispatch, _Mediator
 from cqrs.middleware import build_chain, drive_stream, emit
 from cqrs.requests.request import Request
@@ -49,10 +50,15 @@ class StreamingRequestMediator(_Mediator):
         Everything :meth:`stream` promises holds, with ``sink`` as the consumer: item k's events run
         once ``sink`` has taken it and before the handler makes item k+1, and a ``sink`` that raises
         (or a cancellation while it waits) stops the stream like a consumer that stops reading: the
-        handler is closed, the events of the item it stopped at are settled per ``on_close``, and the
-        exception propagates. That exception is also what the container scope's exit sees (a consumer
-        of :meth:`stream` that stops reading closes it with ``GeneratorExit``). Raises
-        :class:`~cqrs.exceptions.HandlerNotFoundError` when awaited, before anything runs.
+        handler is closed and the events of the item it stopped at are settled per ``on_close``. The
+        sink's exception comes out as :class:`~cqrs.exceptions.SinkError` (``__cause__`` is the
+        original), so the caller knows it was its own and not the handler's; a cancellation comes out
+        as it is. That is also what the container scope's exit sees (a consumer of :meth:`stream` that
+        stops reading closes it with ``GeneratorExit``). The handler's own exceptions propagate as they
+        are. Raises :class:`~cqrs.exceptions.HandlerNotFoundError` when awaited, before anything runs.
+
+        ``sink`` may be a coroutine function or a plain function that returns an awaitable (a write
+        it started): the latter saves a coroutine per item.
 
         Why it exists: a consumer that only forwards items (the gRPC server, which writes each one)
         would otherwise pull them through an async generator of the mediator's, one more frame to
@@ -68,7 +74,10 @@ class StreamingRequestMediator(_Mediator):
         ):
             async with contextlib.aclosing(self.stream(request)) as items:
                 async for item in items:
-                    await sink(item)
+                    try:
+                        await sink(item)
+                    except Exception as exc:
+                        raise SinkError(item) from exc
             return
         dispatch = self._inline_dispatch()
         async with self._scope() as resolver:
@@ -78,14 +87,16 @@ class StreamingRequestMediator(_Mediator):
             try:
                 async for item in agen:
                     events = handler.events
-                    if not events:
+                    if events:
+                        handler.clear_events()
+                        pending = events
+                    try:
                         await sink(item)
-                        continue
-                    handler.clear_events()
-                    pending = events
-                    await sink(item)
-                    pending = None
-                    await dispatch(events, resolver)
+                    except Exception as exc:
+                        raise SinkError(item) from exc
+                    if pending:
+                        pending = None
+                        await dispatch(events, resolver)
                 await self._dispatch_tail(handler, resolver, dispatch)
             finally:
                 await self._close(agen, None, pending, resolver)

@@ -122,6 +122,35 @@ async def test_a_grpc_library_error_from_the_handler_is_internal_not_a_quietly_c
     assert "secret" not in (failed.value.details() or "")
 
 
+class BadSecondResult(StreamingRequestHandler[ProcessFilesCommand, FileProcessedResult]):
+    """Yields a good result, then one whose ``index`` cannot be an int32 (an application bug)."""
+
+    async def handle(self, request: ProcessFilesCommand) -> typing.AsyncIterator[FileProcessedResult]:
+        now = datetime.now(UTC)
+        yield FileProcessedResult(file_id="a", status="completed", processed_at=now)
+        yield FileProcessedResult(file_id="b", status="completed", processed_at=now, index=2**40)
+
+
+async def test_a_response_that_cannot_be_encoded_is_internal_after_the_messages_before_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # it fails inside the server's sink, beside grpc's write: it must not pass for a client that left
+    caplog.set_level(logging.INFO)
+    async with serve_for_test(app_with(BadSecondResult)) as served:
+        stub = served.stub(files_pb2_grpc.FileServiceStub)
+        received = []
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            async for result in stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=["x"])):
+                received.append(result.file_id)
+    assert received == ["a"]
+    assert failed.value.code() is grpc.StatusCode.INTERNAL
+    assert "index" not in (failed.value.details() or "")
+    [line] = [r for r in caplog.records if r.name == "server.rpc"]
+    assert (line.rpc_status, line.rpc_messages) == ("INTERNAL", 1)  # type: ignore[attr-defined]
+    [bug] = [r for r in caplog.records if r.name == "server.errors"]
+    assert "index" in str(bug.exc_info[1] if bug.exc_info else "")
+
+
 async def test_registered_exception_maps_to_its_code_without_its_text() -> None:
     app = app_with(FailsAfter)
     app.map_error(QuotaSpent, grpc.StatusCode.RESOURCE_EXHAUSTED)

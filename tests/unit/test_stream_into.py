@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
 import cqrs
-from cqrs import HandlerNotFoundError
+from cqrs import HandlerNotFoundError, SinkError
 
 from ._support import Log, Number, Numbers, spin, streaming, wait_for
 from .test_streaming import GatedHandler, NeverYields, PassThrough, SecondHandler, SlowNumbers, new_gate
@@ -85,7 +85,7 @@ def settled_events(settings: dict[str, Any]) -> list[tuple[str, int]]:
 
 
 @pytest.mark.parametrize("settings", SETTINGS)
-async def test_a_sink_that_raises_closes_the_handler_settles_the_item_and_propagates(
+async def test_a_sink_that_raises_closes_the_handler_settles_the_item_and_says_it_was_the_sink(
     settings: dict[str, Any],
 ) -> None:
     log = Log()
@@ -94,8 +94,9 @@ async def test_a_sink_that_raises_closes_the_handler_settles_the_item_and_propag
         await asyncio.sleep(0)
         raise SinkFailed
 
-    with pytest.raises(SinkFailed):
+    with pytest.raises(SinkError) as failed:
         await streaming(**settings).stream_into(Numbers(count=3), sink)
+    assert isinstance(failed.value.__cause__, SinkFailed) and failed.value.item == Number(value=0)
     assert ("handler-finally", asyncio.current_task()) in log.entries
     assert ("produce", 1) not in log.entries
     assert [e for e in log.entries if e[0] == "event"] == settled_events(settings)
@@ -179,3 +180,45 @@ async def test_a_request_without_handler_fails_before_anything_runs() -> None:
     with pytest.raises(HandlerNotFoundError, match="Unbound"):
         await streaming().stream_into(Unbound(), sink)
     assert taken == []
+
+
+class HandlerFailed(Exception):
+    pass
+
+
+class FailsAfterOne(cqrs.StreamingRequestHandler[Numbers, Number]):
+    async def handle(self, request: Numbers) -> AsyncIterator[Number]:
+        yield Number(value=0)
+        raise HandlerFailed
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+async def test_the_handlers_own_exception_comes_out_as_it_is(settings: dict[str, Any]) -> None:
+    Log()
+    taken, sink = recording_sink()
+    with pytest.raises(HandlerFailed):
+        await streaming(handler=FailsAfterOne, **settings).stream_into(Numbers(), sink)
+    assert taken == [0]
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+async def test_a_plain_function_sink_returning_its_write_is_awaited_and_its_failure_is_the_sinks(
+    settings: dict[str, Any],
+) -> None:
+    """The gRPC server's shape: the sink starts a write and hands it back to be awaited."""
+    Log()
+    written: list[int] = []
+
+    async def write(value: int) -> None:
+        await asyncio.sleep(0)
+        if value == 2:
+            raise SinkFailed
+        written.append(value)
+
+    def sink(item: Number) -> Awaitable[None]:
+        return write(item.value)
+
+    with pytest.raises(SinkError) as failed:
+        await streaming(**settings).stream_into(Numbers(count=4), sink)
+    assert written == [0, 1] and isinstance(failed.value.__cause__, SinkFailed)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
