@@ -148,7 +148,7 @@ async def test_a_response_that_cannot_be_encoded_is_internal_after_the_messages_
     [line] = [r for r in caplog.records if r.name == "server.rpc"]
     assert (line.rpc_status, line.rpc_messages) == ("INTERNAL", 1)  # type: ignore[attr-defined]
     [bug] = [r for r in caplog.records if r.name == "server.errors"]
-    assert "index" in str(bug.exc_info[1] if bug.exc_info else "")
+    assert bug.exc_info is not None and "index" in str(bug.exc_info[1].__cause__)  # logged, with its cause
 
 
 async def test_registered_exception_maps_to_its_code_without_its_text() -> None:
