@@ -55,14 +55,16 @@ class EventDepthExceededError(Exception):
 
 
 class SinkError(Exception):
-    """The ``sink`` of :meth:`~cqrs.StreamingRequestMediator.stream_into` raised while taking ``item``;
-    ``__cause__`` is what it raised.
+    """``sink``, given to :meth:`~cqrs.StreamingRequestMediator.stream_into`, raised while taking
+    ``item``; ``__cause__`` is what it raised.
 
     Why a wrapper: a consumer that forwards items (the gRPC server, writing each one to a connection)
     has to tell its own failures (the connection is gone) from the handler's (a bug, or a domain error
-    to report), and the same exception types can come from both. Cancellation is not wrapped.
+    to report), and the same exception types can come from both. ``sink`` says whose it was: a handler
+    that streams into a sink of its own may let that sink's SinkError out. Cancellation is not wrapped.
     """
 
-    def __init__(self, item: object) -> None:
+    def __init__(self, item: object, sink: object) -> None:
         self.item = item
+        self.sink = sink
         super().__init__(f"the stream's sink failed to take a {type(item).__name__}")

@@ -52,10 +52,11 @@ class StreamingRequestMediator(_Mediator):
         (or a cancellation while it waits) stops the stream like a consumer that stops reading: the
         handler is closed and the events of the item it stopped at are settled per ``on_close``. The
         sink's exception comes out as :class:`~cqrs.exceptions.SinkError` (``__cause__`` is the
-        original), so the caller knows it was its own and not the handler's; a cancellation comes out
-        as it is. That is also what the container scope's exit sees (a consumer of :meth:`stream` that
-        stops reading closes it with ``GeneratorExit``). The handler's own exceptions propagate as they
-        are. Raises :class:`~cqrs.exceptions.HandlerNotFoundError` when awaited, before anything runs.
+        original, ``.sink`` the sink), so the caller knows it was its own and not the handler's; a
+        cancellation comes out as it is. Without middleware, ``before_send`` or concurrent events that
+        is also what the container scope's exit sees (with them, the scope closes inside :meth:`stream`,
+        as for a consumer that stops reading). The handler's own exceptions propagate as they are.
+        Raises :class:`~cqrs.exceptions.HandlerNotFoundError` when awaited, before anything runs.
 
         ``sink`` may be a coroutine function or a plain function that returns an awaitable (a write
         it started): the latter saves a coroutine per item.
@@ -77,7 +78,7 @@ class StreamingRequestMediator(_Mediator):
                     try:
                         await sink(item)
                     except Exception as exc:
-                        raise SinkError(item) from exc
+                        raise SinkError(item, sink) from exc
             return
         dispatch = self._inline_dispatch()
         async with self._scope() as resolver:
@@ -93,7 +94,7 @@ class StreamingRequestMediator(_Mediator):
                     try:
                         await sink(item)
                     except Exception as exc:
-                        raise SinkError(item) from exc
+                        raise SinkError(item, sink) from exc
                     if pending:
                         pending = None
                         await dispatch(events, resolver)

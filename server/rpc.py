@@ -80,7 +80,8 @@ class RpcAdapter:
                 # A plain function handing grpc's write to the mediator to await: a coroutine here
                 # would be one more frame to suspend and resume per message (~4 % of the server's
                 # CPU per message, measured). A failed write reaches us as SinkError. A message
-                # counts once handed to grpc (on a cancel, the last one may not have gone out).
+                # counts once handed to grpc and is taken back if grpc refuses it; one in flight
+                # when the call is cancelled stays counted.
                 nonlocal sent
                 message = encode(response)
                 sent += 1
@@ -94,24 +95,22 @@ class RpcAdapter:
                     await stream_into(_decode(decode, request_bytes), send)
                 except SinkError as failed:
                     cause = failed.__cause__
+                    if failed.sink is not send or not isinstance(cause, grpc.aio.BaseError):
+                        raise  # the handler's own, or the response could not be encoded: mapped below
+                    sent -= 1  # grpc refused the write
                     if isinstance(cause, grpc.aio.AbortError):
                         raise cause from None  # a write after the handler aborted: its status stands
-                    if isinstance(cause, grpc.aio.BaseError):
-                        # grpc fails a pending write with its own errors when the call ends under
-                        # it (client cancel, deadline, dropped connection): not a bug
-                        raise _CallEnded from None
-                    raise  # the response could not be encoded: a bug, mapped below
+                    # grpc fails a pending write with its own errors when the call ends under it
+                    # (client cancel, deadline, dropped connection): not a bug
+                    code = _cancel_code(rpc)
             except asyncio.CancelledError:
                 code = _cancel_code(rpc)
                 raise
             except grpc.aio.AbortError:
                 code = _aborted_code(context)  # the handler ended the call itself: its status stands
                 raise
-            except _CallEnded:
-                sent -= 1  # the write that failed
-                code = _cancel_code(rpc)
             except Exception as exc:
-                outcome = errors.outcome(exc, method=path)
+                outcome = errors.outcome(_reported(exc, send), method=path)
                 code = outcome.code
                 await context.abort(outcome.code, outcome.message, outcome.trailers)
             finally:
@@ -166,8 +165,12 @@ def _decode(decode: Callable[[bytes], Any], request_bytes: bytes) -> Any:
         ) from exc
 
 
-class _CallEnded(Exception):
-    """The call ended under a pending write; the stream stops and nothing more can be sent."""
+def _reported(exc: Exception, send: Callable[[Any], Awaitable[None]]) -> BaseException:
+    """What a failure is mapped and logged as: a response that ``send`` could not encode is reported
+    as what encoding raised, like an exception of the handler's (a mapped error keeps its status)."""
+    if isinstance(exc, SinkError) and exc.sink is send and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
 
 
 def _too_many_streams(limit: StreamLimit) -> RpcError:

@@ -52,6 +52,8 @@ class FailsAfter(StreamingRequestHandler[ProcessFilesCommand, FileProcessedResul
             raise QuotaSpent("quota of tenant acme at /srv/quotas/acme.db is spent")
         if kind == "grpc-usage":  # e.g. a downstream grpc.aio channel used after it was closed
             raise grpc.aio.UsageError("secret: Channel is closed.")
+        if kind == "own-sink":  # a handler that streamed into a sink of its own, which hit grpc
+            raise cqrs.SinkError("item", print) from grpc.aio.UsageError("secret: Channel is closed.")
         raise RuntimeError("secret token abc123 at /etc/app/config.py line 3")
 
 
@@ -107,12 +109,14 @@ async def test_unexpected_error_is_internal_with_an_error_id_and_no_internal_tex
     assert logged[0].exc_info is not None and "abc123" in str(logged[0].exc_info[1])
 
 
-async def test_a_grpc_library_error_from_the_handler_is_internal_not_a_quietly_cut_stream() -> None:
+@pytest.mark.parametrize("kind", ["grpc-usage", "own-sink"])
+async def test_a_grpc_library_error_from_the_handler_is_internal_not_a_quietly_cut_stream(kind: str) -> None:
     # grpc.aio's own error types are also what a write raises when the call ended under it; only a
-    # failed write may be taken for a client that went away, never the handler's exception
+    # failed write of the server's own sink may be taken for a client that went away, never the
+    # handler's exception (nor a SinkError of a sink the handler streamed into itself)
     async with serve_for_test(app_with(FailsAfter)) as served:
         stub = served.stub(files_pb2_grpc.FileServiceStub)
-        call = stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=["grpc-usage", "a"]))
+        call = stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=[kind, "a"]))
         received = []
         with pytest.raises(grpc.aio.AioRpcError) as failed:
             async for result in call:
@@ -148,7 +152,7 @@ async def test_a_response_that_cannot_be_encoded_is_internal_after_the_messages_
     [line] = [r for r in caplog.records if r.name == "server.rpc"]
     assert (line.rpc_status, line.rpc_messages) == ("INTERNAL", 1)  # type: ignore[attr-defined]
     [bug] = [r for r in caplog.records if r.name == "server.errors"]
-    assert bug.exc_info is not None and "index" in str(bug.exc_info[1].__cause__)  # logged, with its cause
+    assert bug.exc_info is not None and "index" in str(bug.exc_info[1])  # logged as what encode raised
 
 
 async def test_registered_exception_maps_to_its_code_without_its_text() -> None:
@@ -229,3 +233,21 @@ def test_a_mapped_exception_with_a_blank_docstring_gets_its_class_name_as_messag
     mapper.register(Blank, grpc.StatusCode.ABORTED)
     outcome = mapper.outcome(Blank("internal detail"), method="/x.Y/Z")
     assert (outcome.code, outcome.message) == (grpc.StatusCode.ABORTED, "Blank")
+
+
+async def test_a_write_after_the_handler_aborted_keeps_its_status_and_is_not_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with serve_for_test(ticks_app()) as served:
+        stub = served.stub(stream_test_pb2_grpc.TickServiceStub)
+        call = stub.Ticks(stream_test_pb2.TicksCommand(count=2, mode="abort-then-yield", name="zz"))
+        received = []
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            async for tick in call:
+                received.append(tick.seq)
+    assert received == [1, 2]
+    assert failed.value.code() is grpc.StatusCode.NOT_FOUND
+    assert not [r for r in caplog.records if r.name == "server.errors"]
+    [line] = [r for r in caplog.records if r.name == "server.rpc"]
+    assert (line.rpc_status, line.rpc_messages) == ("NOT_FOUND", 2)  # type: ignore[attr-defined]

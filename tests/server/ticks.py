@@ -90,9 +90,16 @@ class TicksHandler(StreamingRequestHandler[TicksCommand, Tick]):
                 if request.mode.startswith("event"):
                     self._events.append(TickEvent(seq=seq))
                 yield Tick(seq=seq, payload=payload)
-            if request.mode == "abort":  # a handler that ends the call itself, the grpc way
+            if request.mode in ("abort", "abort-then-yield"):  # a handler that ends the call itself
                 rpc = current_rpc()
-                await rpc.grpc_context.abort(grpc.StatusCode.NOT_FOUND, f"no ticks named {request.name!r}")
+                try:
+                    await rpc.grpc_context.abort(
+                        grpc.StatusCode.NOT_FOUND, f"no ticks named {request.name!r}"
+                    )
+                except grpc.aio.AbortError:
+                    if request.mode == "abort":
+                        raise
+                    yield Tick(seq=seq + 1, payload=payload)  # swallowed, and one more: grpc refuses it
             if request.mode == "block":
                 probe.started.set()
                 await asyncio.Event().wait()

@@ -194,7 +194,7 @@ class FailsAfterOne(cqrs.StreamingRequestHandler[Numbers, Number]):
 
 @pytest.mark.parametrize("settings", SETTINGS)
 async def test_the_handlers_own_exception_comes_out_as_it_is(settings: dict[str, Any]) -> None:
-    Log()
+    Log()  # a fresh Log.current for the handlers
     taken, sink = recording_sink()
     with pytest.raises(HandlerFailed):
         await streaming(handler=FailsAfterOne, **settings).stream_into(Numbers(), sink)
@@ -206,7 +206,7 @@ async def test_a_plain_function_sink_returning_its_write_is_awaited_and_its_fail
     settings: dict[str, Any],
 ) -> None:
     """The gRPC server's shape: the sink starts a write and hands it back to be awaited."""
-    Log()
+    log = Log()
     written: list[int] = []
 
     async def write(value: int) -> None:
@@ -221,4 +221,9 @@ async def test_a_plain_function_sink_returning_its_write_is_awaited_and_its_fail
     with pytest.raises(SinkError) as failed:
         await streaming(**settings).stream_into(Numbers(count=4), sink)
     assert written == [0, 1] and isinstance(failed.value.__cause__, SinkFailed)
+    assert failed.value.sink is sink and failed.value.item == Number(value=2)
+    # items 0 and 1 had their events once each; item 2, which the sink refused, is settled like item 0
+    # of a consumer that stops at once
+    stopped_at_two = [("event", 2) for _ in settled_events(settings)]
+    assert [e for e in log.entries if e[0] == "event"] == [("event", 0), ("event", 1), *stopped_at_two]
     assert asyncio.all_tasks() == {asyncio.current_task()}
