@@ -102,14 +102,13 @@ def build_routes(
 
 
 def _naming_fix(service: pb_descriptor.ServiceDescriptor, method: pb_descriptor.MethodDescriptor) -> str:
-    """How to give an unrouted RPC its Request class. A message from another file (``Empty``, a
+    """How to give an unrouted RPC its Request class. A message of another package (``Empty``, a
     type several services share) is rarely worth a class of that name, so ``bindings`` comes first."""
     binding = f'add_services(..., bindings={{"{service.full_name}/{method.name}": YourRequest}})'
-    source = method.input_type.file.name
-    if source != service.file.name:
-        message = method.input_type.full_name
-        return f"{message} comes from {source}: name this RPC's Request class with {binding}"
-    return f"bind a Request class named {method.input_type.name}, or name one for this RPC with {binding}"
+    message = method.input_type
+    if message.file.package != service.file.package:
+        return f"{message.full_name} comes from {message.file.name}: name this RPC's Request class: {binding}"
+    return f"bind a Request class named {message.name}, or name one for this RPC with {binding}"
 
 
 def _bind(
@@ -135,10 +134,13 @@ def _bind(
         )
         return None
     request_map = dict(chosen.request_map.items())
+    reported = len(problems)
     request_type = bindings.get(f"{service.full_name}/{method.name}") or _find_request_type(
         method.input_type.name, request_map, rpc, problems
     )
     if request_type is None:
+        if len(problems) > reported:  # the name fits several classes: reported with its fix already
+            return None
         other = mediator if streaming else streaming_mediator
         hint = ""
         if other is not None and any(

@@ -5,16 +5,16 @@ from __future__ import annotations
 import typing
 from datetime import datetime
 
-import grpc
 import pytest
-from emptytest.v1 import empty_test_pb2, empty_test_pb2_grpc
 from google.protobuf import empty_pb2
 from sample.files.v1 import files_pb2
 
 import cqrs
 from cqrs.requests import bootstrap
 from cqrs.requests.request_handler import StreamingRequestHandler
+from emptytest.v1 import empty_test_pb2, empty_test_pb2_grpc
 from server import App, StartupError
+from server.testing import serve_for_test
 from tests.server.sample import (
     FileProcessedResult,
     GetFileStatusQuery,
@@ -22,6 +22,7 @@ from tests.server.sample import (
     ProcessFilesCommand,
     ProcessFilesCommandHandler,
 )
+from tests.server.sample import ProcessFilesCommand as SampleProcessFiles
 
 PROCESS = "sample.files.v1.FileService/ProcessFiles"
 
@@ -205,10 +206,28 @@ async def test_rpcs_taking_and_returning_empty_are_served_once_bound() -> None:
         empty_test_pb2,
         bindings={"emptytest.v1.Clock/Ticks": TicksQuery, "emptytest.v1.Clock/Reset": ResetCommand},
     )
-    async with (
-        app.serve("127.0.0.1:0") as running,
-        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
-    ):
-        stub = empty_test_pb2_grpc.ClockStub(channel)
+    async with serve_for_test(app) as served:
+        stub = served.stub(empty_test_pb2_grpc.ClockStub)
         assert [tick.n async for tick in stub.Ticks(empty_pb2.Empty())] == [0, 1, 2]
         assert await stub.Reset(empty_pb2.Empty()) == empty_pb2.Empty()
+
+
+def test_a_request_name_that_fits_two_bound_classes_is_one_problem_with_its_fix() -> None:
+    class ProcessFilesCommand(cqrs.Request):  # same name as tests.server.sample's, another class
+        file_ids: list[str]
+
+    class Other(StreamingRequestHandler[ProcessFilesCommand, FileProcessedResult]):
+        async def handle(self, request: ProcessFilesCommand) -> typing.AsyncIterator[FileProcessedResult]:
+            if False:
+                yield
+
+    def bind(m: typing.Any) -> None:
+        m.bind(ProcessFilesCommand, Other)
+        m.bind(SampleProcessFiles, ProcessFilesCommandHandler)
+
+    app = App(streaming_mediator=bootstrap.bootstrap_streaming(commands_mapper=bind), mediator=_unary())
+    with pytest.raises(StartupError) as refused:
+        app.add_services(files_pb2)
+    [problem] = refused.value.problems
+    assert f"rpc {PROCESS}: several bound Request classes are named ProcessFilesCommand" in problem
+    assert "pick one with bindings=" in problem
