@@ -134,13 +134,18 @@ def _bind(
         )
         return None
     request_map = dict(chosen.request_map.items())
-    reported = len(problems)
-    request_type = bindings.get(f"{service.full_name}/{method.name}") or _find_request_type(
-        method.input_type.name, request_map, rpc, problems
-    )
+    request_type = bindings.get(f"{service.full_name}/{method.name}")
     if request_type is None:
-        if len(problems) > reported:  # the name fits several classes: reported with its fix already
+        named = [c for c in request_map if c.__name__ == method.input_type.name]
+        if len(named) > 1:
+            names = ", ".join(f"{c.__module__}.{c.__qualname__}" for c in named)
+            problems.append(
+                f"{rpc}: several bound Request classes are named {method.input_type.name} ({names}); "
+                "pick one with bindings="
+            )
             return None
+        request_type = named[0] if named else None
+    if request_type is None:
         other = mediator if streaming else streaming_mediator
         hint = ""
         if other is not None and any(
@@ -191,16 +196,3 @@ def _bind(
         decode=compile_decoder(request_message, request_type),
         encode=compile_encoder(response_type, response_message),
     )
-
-
-def _find_request_type(
-    name: str, request_map: Mapping[type[Request], Any], rpc: str, problems: list[str]
-) -> type[Request] | None:
-    matches = [request_type for request_type in request_map if request_type.__name__ == name]
-    if len(matches) > 1:
-        names = ", ".join(f"{c.__module__}.{c.__qualname__}" for c in matches)
-        problems.append(
-            f"{rpc}: several bound Request classes are named {name} ({names}); pick one with bindings="
-        )
-        return None
-    return matches[0] if matches else None
