@@ -15,7 +15,7 @@ few concatenations, and generated straight-line code writes it in about half the
             if v.__class__ is not int or not 0 <= v < 18446744073709551616:
                 raise Mismatch
             if v:
-                out += T0 + FIXED64(v)
+                out += P0(T0, v)           # the tag and the value packed together
             ...
             return out
         except Exception:  # Mismatch, or anything unexpected
@@ -113,52 +113,84 @@ _KINDS: dict[int, tuple[type, tuple[int, int] | None, int, str]] = {
     _F.TYPE_BYTES: (bytes, None, _LENGTH, ""),
 }
 
-_WRITERS: dict[str, Callable[[Any], bytes]] = {
+_VARINT_WRITERS: dict[str, Callable[[int], bytes]] = {
     "VARINT": varint,
     "SIGNED": _signed_varint,
     "ZIGZAG32": _zigzag32,
     "ZIGZAG64": _zigzag64,
-    "FIXED32": struct.Struct("<I").pack,
-    "FIXED64": struct.Struct("<Q").pack,
-    "SFIXED32": struct.Struct("<i").pack,
-    "SFIXED64": struct.Struct("<q").pack,
-    "DOUBLE": struct.Struct("<d").pack,
-    # struct refuses a double out of float range (OverflowError): that value goes the slow way.
-    "FLOAT": struct.Struct("<f").pack,
 }
 
+# The fixed-width writers as struct formats, so that the tag is packed with the value in one call.
+# struct refuses a double out of float range (OverflowError): that value goes the slow way.
+_FIXED_FORMATS = {
+    "FIXED32": "I",
+    "FIXED64": "Q",
+    "SFIXED32": "i",
+    "SFIXED64": "q",
+    "DOUBLE": "d",
+    "FLOAT": "f",
+}
 
-def _field_lines(index: int, name: str, field: FieldDescriptor) -> list[str] | None:
+_TAGGED_SMALL: dict[bytes, tuple[bytes, ...]] = {}
+
+
+def _tagged_small(tag: bytes) -> tuple[bytes, ...]:
+    """``tag`` followed by each one-byte varint: a field's tag and a short length or small number
+    in one lookup instead of a concatenation. Shared by every field with the same tag."""
+    table = _TAGGED_SMALL.get(tag)
+    if table is None:
+        table = _TAGGED_SMALL[tag] = tuple(tag + small for small in _SMALL)
+    return table
+
+
+def _field_lines(index: int, field: FieldDescriptor, namespace: dict[str, Any]) -> list[str] | None:
+    """The lines that write one field, and the constants they use (added to ``namespace``).
+
+    Each written field costs one allocation where it can: the tag comes packed with a fixed-width
+    value, or from a table with a one-byte length or number; a long string or bytes value is
+    joined in, so it is copied once, not twice.
+    """
     kind = _KINDS.get(field.type)
     if kind is None:
         return None
-    py_type, bounds, _, writer = kind
+    py_type, bounds, wire_type, writer = kind
     check = f"v.__class__ is not {py_type.__name__}"
     if bounds is not None:
         check += f" or not {bounds[0]} <= v < {bounds[1]}"
-    lines = [f"    v = obj.{name}", f"    if {check}:", "        raise Mismatch"]
-    tag = f"T{index}"
-    # one-byte varints (lengths and numbers below 128) come from a table, not a call
-    length = "(SMALL[n] if n < 128 else varint(n))"
-    if py_type is str:
+    lines = [f"    v = obj.{field.name}", f"    if {check}:", "        raise Mismatch"]
+    tag_bytes = varint(field.number << 3 | wire_type)
+    tag, small = f"T{index}", f"S{index}"
+    namespace[tag] = tag_bytes
+    if py_type is str or py_type is bytes:
+        namespace[small] = _tagged_small(tag_bytes)
+        lines.append("    if v:")
+        if py_type is str:
+            lines.append("        v = v.encode()")
         lines += [
-            "    if v:",
-            "        v = v.encode()",
             "        n = len(v)",
-            f"        out += {tag} + {length} + v",
+            "        if n < 128:",
+            f"            out += {small}[n] + v",
+            "        else:",
+            f"            out = JOIN((out, {tag}, varint(n), v))",
         ]
-    elif py_type is bytes:
-        lines += ["    if v:", "        n = len(v)", f"        out += {tag} + {length} + v"]
     elif py_type is bool:
-        lines += ["    if v:", f"        out += {tag} + ONE"]
-    elif py_type is float:
-        # protobuf writes a float unless all bits of the stored value are zero: -0.0 is written,
-        # a double too small for a float field is not (it is stored as 0.0)
-        zero = "ZERO8" if writer == "DOUBLE" else "ZERO4"
-        lines += [f"    v = {writer}(v)", f"    if v != {zero}:", f"        out += {tag} + v"]
+        namespace[tag] = tag_bytes + b"\x01"
+        lines += ["    if v:", f"        out += {tag}"]
+    elif writer in _FIXED_FORMATS:
+        pack = f"P{index}"
+        namespace[pack] = struct.Struct(f"<{len(tag_bytes)}s{_FIXED_FORMATS[writer]}").pack
+        if py_type is float:
+            # protobuf writes a float unless all bits of the stored value are zero: -0.0 is written,
+            # a double too small for a float field is not (it is stored as 0.0)
+            zero = f"Z{index}"
+            namespace[zero] = tag_bytes + bytes(8 if writer == "DOUBLE" else 4)
+            lines += [f"    v = {pack}({tag}, v)", f"    if v != {zero}:", "        out += v"]
+        else:
+            lines += ["    if v:", f"        out += {pack}({tag}, v)"]
     elif writer in ("VARINT", "SIGNED"):
-        small = "v < 128" if writer == "VARINT" else "0 <= v < 128"
-        lines += ["    if v:", f"        out += {tag} + (SMALL[v] if {small} else {writer}(v))"]
+        namespace[small] = _tagged_small(tag_bytes)
+        in_table = "v < 128" if writer == "VARINT" else "0 <= v < 128"
+        lines += ["    if v:", f"        out += {small}[v] if {in_table} else {tag} + {writer}(v)"]
     else:
         lines += ["    if v:", f"        out += {tag} + {writer}(v)"]
     return lines
@@ -179,20 +211,16 @@ def wire_encoder(plan: MessagePlan, slow: Callable[[Any], bytes]) -> Callable[[A
         "slow": slow,
         "Mismatch": _Mismatch,
         "varint": varint,
-        "SMALL": _SMALL,
-        "ONE": b"\x01",
-        "ZERO4": bytes(4),
-        "ZERO8": bytes(8),
-        **_WRITERS,
+        "JOIN": b"".join,
+        **_VARINT_WRITERS,
     }
     body: list[str] = []
     for index, field in enumerate(sorted(descriptor.fields, key=lambda f: f.number)):
         if field.is_repeated or field.has_presence or field.containing_oneof is not None:
             return None
-        field_lines = _field_lines(index, field.name, field)
+        field_lines = _field_lines(index, field, namespace)
         if field_lines is None:
             return None
-        namespace[f"T{index}"] = varint(field.number << 3 | _KINDS[field.type][2])
         body += field_lines
     # A value the fast code does not take, or anything unexpected (a property that raises, bad
     # UTF-8), goes to the careful path, outside the ``try`` so that its own error propagates.

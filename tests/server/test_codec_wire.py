@@ -76,6 +76,14 @@ def test_valid_values_are_written_byte_for_byte_as_protobuf_writes_them(value: S
     assert directly(value) == by_protobuf(value)
 
 
+@pytest.mark.parametrize("length", [127, 128, 300, 16383, 16384, 70_000])
+def test_long_strings_and_bytes_get_their_multi_byte_length_as_protobuf_writes_it(length: int) -> None:
+    # Hypothesis rarely draws values this long, and a length of 128 or more is written another way
+    for text in ("a" * length, "é" * (length // 2)):  # 2 bytes per "é": the UTF-8 length counts
+        value = Scalars(**{**ZEROS, "i32": 1, "text": text, "data": b"\xff" * length})
+        assert directly(value) == by_protobuf(value)
+
+
 def test_zero_values_are_left_out_but_negative_zero_floats_are_written() -> None:
     assert CODEC.encode(Scalars(**ZEROS)) == b""
     negative_zero = Scalars(**{**ZEROS, "dbl": -0.0})
