@@ -18,6 +18,9 @@ from cqrs.requests.request import Request
 
 __all__ = ["StreamingRequestMediator"]
 
+# what stream_into enters when it is given no guard (nullcontext is reusable and async-capable)
+_UNGUARDED: contextlib.nullcontext[None] = contextlib.nullcontext()
+
 
 class StreamingRequestMediator(_Mediator):
     """Streams the responses of a :class:`~cqrs.StreamingRequestHandler`.
@@ -44,7 +47,13 @@ class StreamingRequestMediator(_Mediator):
             return self._run(request, handler_type)
         return drive_stream(build_chain(self.middlewares, self._terminal), request)
 
-    async def stream_into(self, request: Request, sink: Callable[[Any], Awaitable[object]]) -> None:
+    async def stream_into(
+        self,
+        request: Request,
+        sink: Callable[[Any], Awaitable[object]],
+        *,
+        guard: contextlib.AbstractAsyncContextManager[object] | None = None,
+    ) -> None:
         """Stream ``request`` into ``sink``: ``await sink(item)`` for each item, in the caller's task.
 
         Everything :meth:`stream` promises holds, with ``sink`` as the consumer: item k's events run
@@ -56,51 +65,60 @@ class StreamingRequestMediator(_Mediator):
         cancellation comes out as it is. Without middleware, ``before_send`` or concurrent events that
         is also what the container scope's exit sees (with them, the scope closes inside :meth:`stream`,
         as for a consumer that stops reading). The handler's own exceptions propagate as they are.
-        Raises :class:`~cqrs.exceptions.HandlerNotFoundError` when awaited, before anything runs.
+        :class:`~cqrs.exceptions.HandlerNotFoundError` is raised when awaited, before anything runs.
 
         ``sink`` may be a coroutine function or a plain function that returns an awaitable (a write
         it started): the latter saves a coroutine per item.
+
+        ``guard``, an async context manager, is entered before anything runs and exited after all of
+        it (handler closed, scope exited) in this coroutine's own frame, so its ``__aexit__`` sees
+        what the caller would catch around ``await stream_into(...)`` (the handler's exceptions, a
+        ``SinkError``, a cancellation, ``HandlerNotFoundError``) and may suppress or replace it. It is
+        for a caller that would otherwise await this in a coroutine of its own only to wrap it: each
+        item's awaited write suspends and resumes every coroutine between the task and the write, so
+        that wrapper costs something per item, not once.
 
         Why it exists: a consumer that only forwards items (the gRPC server, which writes each one)
         would otherwise pull them through an async generator of the mediator's, one more frame to
         resume and one more awaitable per item, which is most of what the mediator costs per item.
         Middleware, ``before_send`` and concurrent event handling keep the generator (:meth:`stream`).
         """
-        handler_type = self._handler_type(request)
-        settings = self.settings
-        if (
-            self.middlewares
-            or settings.event_timing == "before_send"
-            or settings.concurrent_event_handle_enable
-        ):
-            async with contextlib.aclosing(self.stream(request)) as items:
-                async for item in items:
-                    try:
-                        await sink(item)
-                    except Exception as exc:
-                        raise SinkError(item, sink) from exc
-            return
-        dispatch = self._inline_dispatch()
-        async with self._scope() as resolver:
-            handler = await resolver.resolve(handler_type)
-            agen = handler.handle(request)
-            pending: Sequence[Event] | None = None
-            try:
-                async for item in agen:
-                    events = handler.events
-                    if events:
-                        handler.clear_events()
-                        pending = events
-                    try:
-                        await sink(item)
-                    except Exception as exc:
-                        raise SinkError(item, sink) from exc
-                    if pending:
-                        pending = None
-                        await dispatch(events, resolver)
-                await self._dispatch_tail(handler, resolver, dispatch)
-            finally:
-                await self._close(agen, None, pending, resolver)
+        async with _UNGUARDED if guard is None else guard:
+            handler_type = self._handler_type(request)
+            settings = self.settings
+            if (
+                self.middlewares
+                or settings.event_timing == "before_send"
+                or settings.concurrent_event_handle_enable
+            ):
+                async with contextlib.aclosing(self.stream(request)) as items:
+                    async for item in items:
+                        try:
+                            await sink(item)
+                        except Exception as exc:
+                            raise SinkError(item, sink) from exc
+                return
+            dispatch = self._inline_dispatch()
+            async with self._scope() as resolver:
+                handler = await resolver.resolve(handler_type)
+                agen = handler.handle(request)
+                pending: Sequence[Event] | None = None
+                try:
+                    async for item in agen:
+                        events = handler.events
+                        if events:
+                            handler.clear_events()
+                            pending = events
+                        try:
+                            await sink(item)
+                        except Exception as exc:
+                            raise SinkError(item, sink) from exc
+                        if pending:
+                            pending = None
+                            await dispatch(events, resolver)
+                    await self._dispatch_tail(handler, resolver, dispatch)
+                finally:
+                    await self._close(agen, None, pending, resolver)
 
     async def _terminal(self, request: Request) -> int:
         count = 0

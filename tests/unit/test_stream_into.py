@@ -227,3 +227,96 @@ async def test_a_plain_function_sink_returning_its_write_is_awaited_and_its_fail
     stopped_at_two = [("event", 2) for _ in settled_events(settings)]
     assert [e for e in log.entries if e[0] == "event"] == [("event", 0), ("event", 1), *stopped_at_two]
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+class Guard:
+    """Records what it sees, in the trace the handlers write to; suppresses when told to."""
+
+    def __init__(self, suppress: bool = False) -> None:
+        self.suppress = suppress
+        self.seen: list[BaseException | None] = []
+        self.exited_in: asyncio.Task[Any] | None = None
+
+    async def __aenter__(self) -> None:
+        Log.current.add(("guard-enter",))
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        await asyncio.sleep(0)  # an exit that awaits (the server's aborts) is awaited in place
+        Log.current.add(("guard-exit",))
+        self.seen.append(exc)
+        self.exited_in = asyncio.current_task()
+        return self.suppress
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+async def test_the_guard_is_entered_first_and_exited_last_in_the_streams_task(
+    settings: dict[str, Any],
+) -> None:
+    log = Log()
+    guard = Guard()
+    _, sink = recording_sink()
+    await streaming(**settings).stream_into(Numbers(count=2, tail_events=1), sink, guard=guard)
+    assert log.entries[0] == ("guard-enter",) and log.entries[-1] == ("guard-exit",)
+    assert ("event", 100) in log.entries and ("handler-finally", asyncio.current_task()) in log.entries
+    assert guard.seen == [None] and guard.exited_in is asyncio.current_task()
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+async def test_the_guard_sees_the_handlers_exception_after_the_handler_is_closed(
+    settings: dict[str, Any],
+) -> None:
+    log = Log()
+    guard = Guard()
+    _, sink = recording_sink()
+    with pytest.raises(HandlerFailed):
+        await streaming(handler=FailsAfterOne, **settings).stream_into(Numbers(), sink, guard=guard)
+    assert [type(e) for e in guard.seen] == [HandlerFailed]
+    assert log.entries[-1] == ("guard-exit",)
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+async def test_the_guard_sees_a_sinks_failure_as_sink_error_and_may_suppress_it(
+    settings: dict[str, Any],
+) -> None:
+    log = Log()
+    guard = Guard(suppress=True)
+
+    def sink(item: Number) -> Awaitable[None]:
+        raise SinkFailed
+
+    await streaming(**settings).stream_into(Numbers(count=3), sink, guard=guard)  # suppressed: returns
+    (seen,) = guard.seen
+    assert isinstance(seen, SinkError) and isinstance(seen.__cause__, SinkFailed) and seen.sink is sink
+    assert ("handler-finally", asyncio.current_task()) in log.entries
+    assert log.entries.index(("handler-finally", asyncio.current_task())) < log.entries.index(("guard-exit",))
+    assert [e for e in log.entries if e[0] == "event"] == settled_events(settings)
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+async def test_the_guard_sees_a_cancellation_after_the_handler_is_closed(settings: dict[str, Any]) -> None:
+    log = Log()
+    guard = Guard()
+    waiting = asyncio.Event()
+
+    async def sink(item: Number) -> None:
+        waiting.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(streaming(**settings).stream_into(Numbers(count=3), sink, guard=guard))
+    await wait_for(waiting.is_set)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [type(e) for e in guard.seen] == [asyncio.CancelledError] and guard.exited_in is task
+    assert log.entries.index(("handler-finally", task)) < log.entries.index(("guard-exit",))
+
+
+async def test_the_guard_sees_a_request_without_handler() -> None:
+    class Unbound(cqrs.Request):
+        pass
+
+    Log()
+    guard = Guard(suppress=True)
+    taken, sink = recording_sink()
+    await streaming().stream_into(Unbound(), sink, guard=guard)
+    assert [type(e) for e in guard.seen] == [HandlerNotFoundError] and taken == []
