@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import typing
 from datetime import UTC, datetime
 
@@ -15,6 +16,8 @@ from cqrs.events.event import Event
 from cqrs.requests.request_handler import StreamingRequestHandler
 from server import current_rpc, maybe_current_rpc
 from server.testing import ServedApp, serve_for_test
+from streamtest.v1 import stream_test_pb2, stream_test_pb2_grpc
+from tests.server import ticks
 from tests.server.helpers import app_with
 from tests.server.sample import FileProcessedEvent, FileProcessedResult, FileStatusStore, ProcessFilesCommand
 
@@ -196,3 +199,28 @@ async def test_handler_reads_metadata_method_and_deadline_from_the_rpc_context()
     assert with_meta.file_id == "/sample.files.v1.FileService/ProcessFiles"
     assert with_meta.status == "acme/set"
     assert without.status == "none/none"
+
+
+async def _three_ticks(probe: ticks.Probe) -> list[int]:
+    async with serve_for_test(ticks.ticks_app(probe)) as served:
+        stub = served.stub(stream_test_pb2_grpc.TickServiceStub)
+        return [t.seq async for t in stub.Ticks(stream_test_pb2.TicksCommand(count=3, mode="count"))]
+
+
+@pytest.mark.skipif(not hasattr(inspect, "markcoroutinefunction"), reason="Python 3.12+ marks the adapter")
+async def test_grpc_awaits_the_mediators_stream_loop_with_no_coroutine_of_ours_around_it() -> None:
+    # every message's write suspends and resumes each coroutine between grpc and the write, so a
+    # wrapper there would cost on every message (BENCHMARKS.md): the mediator's loop is the only one
+    probe = ticks.Probe()
+    assert await _three_ticks(probe) == [1, 2, 3]
+    assert probe.callers == ["StreamingRequestMediator.stream_into"]
+
+
+async def test_without_marked_coroutine_functions_one_coroutine_awaits_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python 3.11 has no ``inspect.markcoroutinefunction``: streams work the same, one frame deeper."""
+    monkeypatch.delattr(inspect, "markcoroutinefunction", raising=False)
+    probe = ticks.Probe()
+    assert await _three_ticks(probe) == [1, 2, 3]
+    assert probe.callers == ["StreamingRequestMediator.stream_into", "_awaited_by_grpc.<locals>.awaiting"]
