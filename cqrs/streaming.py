@@ -65,7 +65,8 @@ class StreamingRequestMediator(_Mediator):
         cancellation comes out as it is. Without middleware, ``before_send`` or concurrent events that
         is also what the container scope's exit sees (with them, the scope closes inside :meth:`stream`,
         as for a consumer that stops reading). The handler's own exceptions propagate as they are.
-        :class:`~cqrs.exceptions.HandlerNotFoundError` is raised when awaited, before anything runs.
+        :class:`~cqrs.exceptions.HandlerNotFoundError` is raised when awaited, before the handler or the
+        container is touched (inside ``guard``, which is entered first).
 
         ``sink`` may be a coroutine function or a plain function that returns an awaitable (a write
         it started): the latter saves a coroutine per item.

@@ -6,10 +6,11 @@ in one place is what makes cancellation, deadlines and errors behave the same fo
 
 Why ``context.write`` instead of an async-generator servicer: grpc never ``aclose()``s an async
 generator it iterates, so a cancelled call would leave the handler's ``finally`` to the garbage
-collector, in another task. Here grpc's task for the RPC awaits the mediator's stream loop itself
-(``stream_into``, which awaits each write and closes the handler in ``finally``), with a per-call
-object as the guard the loop enters around the stream: a client cancel or an expired deadline
-cancels that task, and the handler's cleanup runs at once with the RPC's context variables still set.
+collector, in another task. Here grpc's task for the RPC awaits the mediator's stream loop
+(``stream_into``, which awaits each write and closes the handler in ``finally``; directly on Python
+3.12+, through one small coroutine before), with a per-call object as the guard the loop enters
+around the stream: a client cancel or an expired deadline cancels that task, and the handler's
+cleanup runs at once with the RPC's context variables still set.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class RpcAdapter:
                 request = _decode(decode, request_bytes)
             except Exception as refused:
                 return call.refuse(refused)
+            except BaseException:
+                call.finish(_OK)  # not ours to map (an interrupt): still release what the call holds
+                raise
             return stream_into(request, call.send, guard=call)
 
         return _awaited_by_grpc(serve_stream)
@@ -141,9 +145,9 @@ class _StreamCall:
 
     Why a guard and not a coroutine of ours awaiting ``stream_into`` in a ``try``: every message's
     write suspends and resumes each coroutine between grpc's task and grpc's write, and one Python
-    coroutine level there costs about 2 % of the server's CPU per message (measured, see
-    BENCHMARKS.md). With the guard, grpc awaits the mediator's loop directly, and that loop's frame
-    is the only one of ours on the per-message path.
+    coroutine level there costs about 2 % of the server's CPU per message (A/B runs of 2026-11-26
+    in BENCHMARKS.md). With the guard, grpc awaits the mediator's loop directly, and that loop's
+    frame is the only one of ours on the per-message path.
     """
 
     __slots__ = (
@@ -212,7 +216,7 @@ class _StreamCall:
             if exc is None:
                 return False
             cause = exc.__cause__
-            if isinstance(exc, SinkError) and exc.sink == self.send:
+            if isinstance(exc, SinkError) and getattr(exc.sink, "__self__", None) is self:  # our send
                 if isinstance(cause, grpc.aio.BaseError):
                     self.sent -= 1  # grpc refused the write
                     if isinstance(cause, grpc.aio.AbortError):
@@ -231,12 +235,17 @@ class _StreamCall:
                 outcome = self._errors.outcome(exc, method=self._rpc.method)
                 code = outcome.code
                 await self._context.abort(outcome.code, outcome.message, outcome.trailers)
+                return True  # not reached (abort raises); had it returned, its status is out already
             return False
         finally:
-            if self._admitted:
-                self._limit.leave()
-            _leave(self._token)
-            self._log.finished(self._rpc, code, self.sent)
+            self.finish(code)
+
+    def finish(self, code: grpc.StatusCode) -> None:
+        """Release what the call holds and write its log line: once, however it ended."""
+        if self._admitted:
+            self._limit.leave()
+        _leave(self._token)
+        self._log.finished(self._rpc, code, self.sent)
 
 
 def _awaited_by_grpc(behaviour: Callable[..., Awaitable[None]]) -> Behaviour:
