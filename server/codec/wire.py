@@ -146,9 +146,9 @@ def _tagged_small(tag: bytes) -> tuple[bytes, ...]:
 def _field_lines(index: int, field: FieldDescriptor, namespace: dict[str, Any]) -> list[str] | None:
     """The lines that write one field, and the constants they use (added to ``namespace``).
 
-    Each written field costs one allocation where it can: the tag comes packed with a fixed-width
-    value, or from a table with a one-byte length or number; a long string or bytes value is
-    joined in, so it is copied once, not twice.
+    Each field is written with as few intermediate bytes objects as it can: the tag comes packed
+    with a fixed-width value, or from a table together with a one-byte length or number; a long
+    string or bytes value is joined in, so it is copied once, not twice.
     """
     kind = _KINDS.get(field.type)
     if kind is None:

@@ -83,6 +83,11 @@ class Scalars:
 
 
 @dataclasses.dataclass(kw_only=True)
+class FarScalars(Scalars):
+    """The same fields as :class:`Scalars`, for ``FarScalars`` (long tags)."""
+
+
+@dataclasses.dataclass(kw_only=True)
 class Everything:
     name: str = ""
     blob: bytes = b""

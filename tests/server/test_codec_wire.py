@@ -3,6 +3,7 @@ value it does not take as is to the protobuf path, which accepts or refuses it a
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from typing import Any
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from server.codec import EncodeError, codec_for
 from server.codec.wire import varint
-from tests.protos.codec_models import Everything, Scalars, Sparse, pb
+from tests.protos.codec_models import Everything, FarScalars, Scalars, Sparse, pb
 
 CODEC = codec_for(pb.Scalars, Scalars)
 ZEROS: dict[str, Any] = {
@@ -82,6 +83,18 @@ def test_long_strings_and_bytes_get_their_multi_byte_length_as_protobuf_writes_i
     for text in ("a" * length, "é" * (length // 2)):  # 2 bytes per "é": the UTF-8 length counts
         value = Scalars(**{**ZEROS, "i32": 1, "text": text, "data": b"\xff" * length})
         assert directly(value) == by_protobuf(value)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(valid)
+def test_every_scalar_kind_with_a_two_to_five_byte_tag_is_written_as_protobuf_writes_it(
+    value: Scalars,
+) -> None:
+    # the tag is packed with fixed-width values and tabled with one-byte numbers and lengths
+    far_codec = codec_for(pb.FarScalars, FarScalars)
+    far = FarScalars(**dataclasses.asdict(value))
+    assert far_codec.encodes_directly
+    assert far_codec.encode(far) == far_codec.to_message(far).SerializeToString()
 
 
 def test_zero_values_are_left_out_but_negative_zero_floats_are_written() -> None:
