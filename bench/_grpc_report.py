@@ -136,23 +136,28 @@ def summarize_profile(raw: Path, top: int = 14) -> dict[str, Any]:
     }
 
 
-_WRITE = "grpc write (Cython, core, sendmsg; awaited in the adapter's send)"
+_WRITE = "grpc write (Cython, core, sendmsg; awaited in the mediator's stream loop)"
+
+# The frames that run one RPC's stream: the mediator's loop, which grpc awaits directly, the adapter's
+# per-call object (its send, and the guard around the loop) and the adapter's set-up.
+_RPC_FRAMES = ("StreamingRequestMediator.stream_into", "_StreamCall.", "RpcAdapter._streaming.")
 
 
 @functools.cache
 def _write_lines() -> frozenset[int]:
-    """Lines of ``server/rpc.py`` that await grpc's write: its coroutine has no Python frame, so
-    py-spy charges the write (grpc's Cython, core and the ``sendmsg`` syscall) to these lines."""
-    source = (Path(__file__).resolve().parents[1] / "server" / "rpc.py").read_text()
-    return frozenset(n for n, text in enumerate(source.splitlines(), 1) if "await write(" in text)
+    """Lines of ``cqrs/streaming.py`` that await the sink, which in the server is grpc's write: its
+    coroutine has no Python frame, so py-spy charges the write (grpc's Cython, core and the
+    ``sendmsg`` syscall) to these lines."""
+    source = (Path(__file__).resolve().parents[1] / "cqrs" / "streaming.py").read_text()
+    return frozenset(n for n, text in enumerate(source.splitlines(), 1) if "await sink(item)" in text)
 
 
 def _name_the_write(frames: list[str]) -> list[str]:
-    """A stack whose innermost frame is the adapter waiting on grpc's write is grpc's write."""
+    """A stack whose innermost frame is the mediator's loop waiting on the sink is grpc's write."""
     leaf = frames[-1] if frames else ""
     where = leaf.partition(" (")[2].rstrip(")")
     path, _, line = where.rpartition(":")
-    if path.endswith("server/rpc.py") and line.isdigit() and int(line) in _write_lines():
+    if path.endswith("cqrs/streaming.py") and line.isdigit() and int(line) in _write_lines():
         return [*frames, _WRITE]
     return frames
 
@@ -167,11 +172,11 @@ def _breakdown(raw: Path) -> dict[str, float]:
             continue
         count = int(count_text)
         frames = _name_the_write(stack.split(";"))
-        at = [i for i, frame in enumerate(frames) if frame.startswith("RpcAdapter._streaming.")]
+        at = [i for i, frame in enumerate(frames) if frame.startswith(_RPC_FRAMES)]
         if not at:
             shares["event loop, grpc callbacks, outside the RPC coroutine"] += count
             continue
-        below = ";".join(frames[at[0] + 1 :])
+        below = ";".join(frames[at[0] :])  # from the RPC's outermost frame of ours inwards
         if frames[-1] == _WRITE:
             shares["grpc write: Cython, core, sendmsg"] += count
         elif "dispatch (" in below or "_run_sequentially" in below or "EventHandler" in below:
@@ -180,8 +185,8 @@ def _breakdown(raw: Path) -> dict[str, float]:
             shares["encode (dataclass -> wire bytes)"] += count
         elif "handle (" in below and "_stream_handlers" in below:
             shares["the handler's own code (building items and events)"] += count
-        elif frames[-1].startswith("RpcAdapter._streaming."):
-            shares["the RPC adapter (serve_stream, its send)"] += count
+        elif frames[-1].startswith(_RPC_FRAMES[1:]):
+            shares["the RPC adapter (its send, the guard, set-up)"] += count
         elif "streaming.py" in below or "container.py" in below:
             shares["mediator (stream loop, scope, resolve)"] += count
         else:
