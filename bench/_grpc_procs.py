@@ -32,6 +32,9 @@ def _env(*paths: Path) -> dict[str, str]:
     return env
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
 class Server:
     """One server process on 127.0.0.1 with a free port; ``kind`` is baseline, ours or pycqrs."""
 
@@ -74,6 +77,14 @@ class Server:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def cpu_seconds(self, *, loop_thread: bool = False) -> float:
+        """CPU time (user + system) the server has used: the whole process, or only its main thread,
+        which runs the event loop and so every line of Python per message."""
+        where = f"/proc/{self.pid}/task/{self.pid}/stat" if loop_thread else f"/proc/{self.pid}/stat"
+        with open(where) as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
     def rss_kb(self) -> dict[str, int]:
         out: dict[str, int] = {}

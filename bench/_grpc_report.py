@@ -19,6 +19,7 @@ NOTES = ROOT / "bench" / "grpc_notes.md"
 BEGIN, END = markers("grpc")
 THROUGHPUT = ("py1_msgs_per_s", "py10_msgs_per_s", "h2_1_msgs_per_s", "h2_40_msgs_per_s")
 LATENCY = ("ttfm_p50_ms", "ttfm_p99_ms")
+CPU = ("h2_40_cpu_us_per_msg", "h2_40_loop_cpu_us_per_msg")
 LABELS = {
     "py1_msgs_per_s": "py 1 stream",
     "py10_msgs_per_s": "py 10 streams",
@@ -243,6 +244,29 @@ def _table(result: dict[str, Any], payload: str) -> list[str]:
     return rows
 
 
+def _cpu_table(result: dict[str, Any]) -> list[str]:
+    """Server CPU per message under h2load 40 streams, or nothing for a run that did not record it."""
+    payloads = list(result["ratios"]["baseline"])
+    if any(CPU[0] not in result["medians"]["baseline"][p] for p in payloads):
+        return []
+    columns = [(p, k) for p in payloads for k in CPU]
+    label = {CPU[0]: "process", CPU[1]: "loop thread"}
+    base = result["medians"]["baseline"]
+    rows = [
+        "**Server CPU per message under h2load, 40 streams** (user + system time from `/proc`, the "
+        "whole process and its event-loop thread, per message; ratio to the baseline, lower is better). "
+        "It does not depend on how the two CPUs were shared during the run, so it moves less between "
+        "runs than messages/s:",
+        "",
+        "| server | " + " | ".join(f"{p} B {label[k]}" for p, k in columns) + " |",
+        "| --- | " + " | ".join("---:" for _ in columns) + " |",
+        "| baseline (absolute) | " + " | ".join(f"{base[p][k]:.1f} µs" for p, k in columns) + " |",
+    ]
+    for variant, by in result["ratios"].items():
+        rows.append(f"| {variant} | " + " | ".join(f"{by[p][k]:.2f}" for p, k in columns) + " |")
+    return [*rows, ""]
+
+
 def render(result: dict[str, Any]) -> str:
     mach = result["machine"]
     lines = [BEGIN, "## gRPC end to end (bench/grpc_bench.py)", ""]
@@ -266,6 +290,7 @@ def render(result: dict[str, Any]) -> str:
     if "ratios" in result:
         for payload in result["ratios"]["baseline"]:
             lines += [f"**{payload} B payload**", "", *_table(result, payload), ""]
+        lines += _cpu_table(result)
         rss = result["rss_kb"]
         lines.append(
             "Server RSS after the runs (VmRSS, ratio to baseline): "
