@@ -73,7 +73,7 @@ class RpcAdapter:
 
         def serve_stream(
             request_bytes: bytes, context: grpc.aio.ServicerContext[Any, Any]
-        ) -> Awaitable[None]:
+        ) -> Awaitable[object]:
             call = _StreamCall(RpcContext(path, context, draining), encode, errors, log, limit)
             try:
                 call.admit()
@@ -196,10 +196,10 @@ class _StreamCall:
         self.sent += 1
         return self._write(message)
 
-    async def refuse(self, reason: Exception) -> None:
+    def refuse(self, reason: Exception) -> Awaitable[bool]:
         """End a stream refused before it started (over the limit, a request that does not decode)
         with the status and the log line of a stream that failed."""
-        await self._end(reason)
+        return self._end(reason)
 
     async def __aenter__(self) -> None:
         return None
@@ -248,7 +248,7 @@ class _StreamCall:
         self._log.finished(self._rpc, code, self.sent)
 
 
-def _awaited_by_grpc(behaviour: Callable[..., Awaitable[None]]) -> Behaviour:
+def _awaited_by_grpc(behaviour: Callable[..., Awaitable[object]]) -> Behaviour:
     """Let grpc await what ``behaviour`` returns, with no coroutine of ours in between.
 
     grpc awaits the result of a handler it takes for a coroutine function; Python 3.12 can mark a
