@@ -141,7 +141,8 @@ _WRITE = "grpc write (Cython, core, sendmsg; awaited in the mediator's stream lo
 
 # The frames that run one RPC's stream: the mediator's loop, which grpc awaits directly, the adapter's
 # per-call object (its send, and the guard around the loop) and the adapter's set-up.
-_RPC_FRAMES = ("StreamingRequestMediator.stream_into", "_StreamCall.", "RpcAdapter._streaming.")
+_ADAPTER_FRAMES = ("_StreamCall.", "RpcAdapter._streaming.")
+_RPC_FRAMES = ("StreamingRequestMediator.stream_into", *_ADAPTER_FRAMES)
 
 
 @functools.cache
@@ -186,7 +187,7 @@ def _breakdown(raw: Path) -> dict[str, float]:
             shares["encode (dataclass -> wire bytes)"] += count
         elif "handle (" in below and "_stream_handlers" in below:
             shares["the handler's own code (building items and events)"] += count
-        elif frames[-1].startswith(_RPC_FRAMES[1:]):
+        elif frames[-1].startswith(_ADAPTER_FRAMES):
             shares["the RPC adapter (its send, the guard, set-up)"] += count
         elif "streaming.py" in below or "container.py" in below:
             shares["mediator (stream loop, scope, resolve)"] += count
