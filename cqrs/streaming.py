@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from typing import Any
 
 from cqrs.container import Resolver
@@ -53,6 +53,7 @@ class StreamingRequestMediator(_Mediator):
         sink: Callable[[Any], Awaitable[object]],
         *,
         guard: contextlib.AbstractAsyncContextManager[object] | None = None,
+        events_during_sink: bool = False,
     ) -> None:
         """Stream ``request`` into ``sink``: ``await sink(item)`` for each item, in the caller's task.
 
@@ -79,6 +80,17 @@ class StreamingRequestMediator(_Mediator):
         item's awaited write suspends and resumes every coroutine between the task and the write, so
         that wrapper costs something per item, not once.
 
+        ``events_during_sink=True`` says that the awaitable ``sink`` returns hands the item over in its
+        first step (before it first suspends) and afterwards only waits for the hand-over to finish, as
+        grpc's ``context.write`` does (it starts the send in grpc's core, then awaits its completion).
+        An item's events then run while the sink waits: for a stream of one item at a time the wait is
+        mostly idle (the write's completion comes back through grpc's poller thread), so the events cost
+        the stream almost nothing; the handler still resumes only after both have finished. It applies
+        where an item's events are finished whatever becomes of the item (``on_close="complete"``, the
+        default) and to the direct loop below; elsewhere an item's events wait for the sink as usual. If
+        the events are cancelled or fail meanwhile, the rest of the sink's awaitable is abandoned as a
+        cancelled task's would be (the future it waits on is cancelled, the awaitable closed).
+
         Why it exists: a consumer that only forwards items (the gRPC server, which writes each one)
         would otherwise pull them through an async generator of the mediator's, one more frame to
         resume and one more awaitable per item, which is most of what the mediator costs per item.
@@ -100,6 +112,7 @@ class StreamingRequestMediator(_Mediator):
                             raise SinkError(item, sink) from exc
                 return
             dispatch = self._inline_dispatch()
+            overlap = events_during_sink and settings.on_close == "complete"
             async with self._scope() as resolver:
                 handler = await resolver.resolve(handler_type)
                 agen = handler.handle(request)
@@ -110,6 +123,25 @@ class StreamingRequestMediator(_Mediator):
                         if events:
                             handler.clear_events()
                             pending = events
+                            if overlap:
+                                try:
+                                    rest = _first_step(sink(item))
+                                except Exception as exc:
+                                    raise SinkError(item, sink) from exc
+                                pending = None
+                                if rest is None:  # the sink finished in its first step
+                                    await dispatch(events, resolver)
+                                    continue
+                                try:
+                                    await dispatch(events, resolver)
+                                except BaseException:
+                                    rest.abandon()
+                                    raise
+                                try:
+                                    await rest
+                                except Exception as exc:
+                                    raise SinkError(item, sink) from exc
+                                continue
                         try:
                             await sink(item)
                         except Exception as exc:
@@ -219,3 +251,46 @@ class StreamingRequestMediator(_Mediator):
             await self._finish(task)
         elif pending and complete:
             await self._dispatch_shielded(pending, resolver, isolate=True)
+
+
+def _first_step(awaitable: Awaitable[object]) -> _Rest | None:
+    """Run ``awaitable`` up to where it first suspends: None if it finished there, else the rest of it."""
+    steps = awaitable.__await__()
+    try:
+        return _Rest(steps, steps.send(None))
+    except StopIteration:
+        return None
+
+
+class _Rest:
+    """The rest of an awaitable whose first step has run: awaiting it hands the task what that step
+    yielded (the future the awaitable waits on), then resumes the awaitable as awaiting it directly
+    would have, a cancellation included."""
+
+    __slots__ = ("_steps", "_yielded")
+
+    def __init__(self, steps: Generator[Any, None, object], yielded: Any) -> None:
+        self._steps = steps
+        self._yielded = yielded
+
+    def __await__(self) -> Generator[Any, None, object]:
+        steps = self._steps
+        yielded = self._yielded
+        while True:
+            try:
+                yield yielded
+            except BaseException as exc:  # thrown in by the task (a cancellation): the awaitable's to handle
+                try:
+                    yielded = steps.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+                continue
+            return (yield from steps)
+
+    def abandon(self) -> None:
+        """Give up on the awaitable as a cancelled task would: cancel the future it waits on (so whoever
+        completes it knows nobody is waiting), then close it (its ``finally`` blocks run)."""
+        cancel = getattr(self._yielded, "cancel", None)
+        if cancel is not None:
+            cancel()
+        self._steps.close()

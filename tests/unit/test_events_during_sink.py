@@ -1,0 +1,219 @@
+"""stream_into(..., events_during_sink=True): an item's events run while the sink's write is in flight.
+
+The sink's first step hands the item over (grpc's write starts the send in its core); what follows only
+waits for that to finish. Every other promise of stream_into holds: item k's events finish before item
+k+1 is produced, a failing sink is the sink's error, cancellation closes the handler in its task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+import cqrs
+from cqrs import SinkError
+
+from ._support import Log, Number, Numbers, Produced, RecordProduced, spin, streaming, wait_for
+from .test_streaming import GatedHandler, PassThrough, new_gate
+
+
+class SinkFailed(Exception):
+    pass
+
+
+class EventFailed(Exception):
+    pass
+
+
+class FailingEvent(cqrs.EventHandler[Produced]):
+    async def handle(self, event: Produced) -> None:
+        raise EventFailed
+
+
+def two_step_sink() -> Callable[[Number], Awaitable[None]]:
+    """A write that starts, suspends once, then finishes: like grpc's, with a visible start and end."""
+
+    async def sink(item: Number) -> None:
+        Log.current.add(("sink-start", item.value))
+        await asyncio.sleep(0)
+        Log.current.add(("sink-done", item.value))
+
+    return sink
+
+
+class HeldWrite:
+    """A sink whose write waits on a future the test holds, recording how the write ended."""
+
+    def __init__(self) -> None:
+        self.futures: list[asyncio.Future[None]] = []
+        self.ended: list[str] = []
+
+    async def __call__(self, item: Number) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            self.ended.append("cancelled")
+            raise
+        except GeneratorExit:
+            self.ended.append("closed")
+            raise
+        self.ended.append("done")
+
+    def release(self) -> None:
+        """Let every write still waiting finish (a failed test must not leave a stream behind)."""
+        for future in self.futures:
+            if not future.done():
+                future.set_result(None)
+
+
+def events_of(log: Log) -> list[Any]:
+    return [e for e in log.entries if e[0] == "event"]
+
+
+async def test_an_items_events_run_after_the_sink_started_it_and_before_it_finished() -> None:
+    log = Log()
+    await streaming().stream_into(Numbers(count=3, tail_events=1), two_step_sink(), events_during_sink=True)
+    trace = [e for e in log.entries if e[0] != "handler-finally"]
+    for i in range(3):
+        assert trace.index(("sink-start", i)) < trace.index(("event", i)) < trace.index(("sink-done", i))
+    for i in range(2):
+        assert trace.index(("sink-done", i)) < trace.index(("produce", i + 1))
+    assert trace[-1] == ("event", 100)  # recorded after the last yield: no write to overlap
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"on_close": "cancel"}, {"middlewares": [PassThrough()]}],
+    ids=["on_close=cancel", "middleware"],
+)
+async def test_elsewhere_an_items_events_still_wait_for_the_sink(settings: dict[str, Any]) -> None:
+    # under "cancel" a sink that fails must cancel the events of its item, so they cannot start early
+    log = Log()
+    await streaming(**settings).stream_into(Numbers(count=3), two_step_sink(), events_during_sink=True)
+    for i in range(3):
+        assert log.entries.index(("sink-done", i)) < log.entries.index(("event", i))
+
+
+async def test_a_sink_that_finishes_in_its_first_step_has_its_item_events_after_it() -> None:
+    log = Log()
+
+    async def sink(item: Number) -> None:
+        Log.current.add(("sink-done", item.value))
+
+    await streaming().stream_into(Numbers(count=2), sink, events_during_sink=True)
+    assert [e for e in log.entries if e[0] != "handler-finally"] == [
+        ("produce", 0),
+        ("sink-done", 0),
+        ("event", 0),
+        ("produce", 1),
+        ("sink-done", 1),
+        ("event", 1),
+    ]
+
+
+async def test_the_handler_resumes_only_after_the_items_events_and_its_write() -> None:
+    log = Log()
+    gate = new_gate()
+    write = HeldWrite()
+    mediator = streaming(events=(GatedHandler,))
+    running = asyncio.create_task(mediator.stream_into(Numbers(count=2), write, events_during_sink=True))
+    try:
+        await wait_for(gate.started.is_set)  # item 0's events run while its write waits
+        assert write.ended == []
+        gate.opened.set()
+        await spin()
+        assert gate.finished == [0] and ("produce", 1) not in log.entries  # the write still waits
+        write.futures[0].set_result(None)
+        await wait_for(lambda: len(write.futures) == 2)
+        write.futures[1].set_result(None)
+        await running
+    finally:
+        gate.opened.set()
+        write.release()
+    assert write.ended == ["done", "done"] and gate.finished == [0, 1]
+
+
+async def test_a_write_that_fails_after_its_items_events_ran_is_the_sinks_error() -> None:
+    log = Log()
+
+    async def sink(item: Number) -> None:
+        await asyncio.sleep(0)
+        raise SinkFailed
+
+    with pytest.raises(SinkError) as failed:
+        await streaming().stream_into(Numbers(count=3), sink, events_during_sink=True)
+    assert isinstance(failed.value.__cause__, SinkFailed) and failed.value.item == Number(value=0)
+    assert events_of(log) == [("event", 0)]  # once: they ran during the write, nothing left to settle
+    assert ("handler-finally", asyncio.current_task()) in log.entries
+    assert ("produce", 1) not in log.entries
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_a_write_that_fails_at_once_settles_its_items_events_once_after_closing_the_handler() -> None:
+    log = Log()
+
+    def sink(item: Number) -> Awaitable[None]:
+        raise SinkFailed
+
+    with pytest.raises(SinkError):
+        await streaming().stream_into(Numbers(count=3), sink, events_during_sink=True)
+    assert events_of(log) == [("event", 0)]
+    assert log.entries.index(("handler-finally", asyncio.current_task())) < log.entries.index(("event", 0))
+
+
+async def test_cancelled_while_the_items_events_run_finishes_them_then_abandons_the_write() -> None:
+    log = Log()
+    gate = new_gate()
+    write = HeldWrite()
+    mediator = streaming(events=(GatedHandler,))
+    task = asyncio.create_task(mediator.stream_into(Numbers(count=3), write, events_during_sink=True))
+    try:
+        await wait_for(gate.started.is_set)
+        task.cancel()
+        await spin()
+        assert not task.done()  # "complete": item 0's events are finished first
+        gate.opened.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        gate.opened.set()
+        write.release()
+    assert gate.finished == [0]
+    # given up as a cancelled task gives up a write: its future cancelled, the write closed
+    assert write.futures[0].cancelled() and write.ended == ["closed"]
+    assert ("handler-finally", task) in log.entries and ("produce", 1) not in log.entries
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_cancelled_while_the_write_waits_after_the_events_the_write_sees_the_cancellation() -> None:
+    log = Log()
+    write = HeldWrite()
+    task = asyncio.create_task(streaming().stream_into(Numbers(count=3), write, events_during_sink=True))
+    try:
+        await wait_for(lambda: ("event", 0) in log.entries)
+        await spin()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        write.release()
+    assert write.ended == ["cancelled"]  # as if the task had awaited the write itself
+    assert events_of(log) == [("event", 0)]
+    assert ("handler-finally", task) in log.entries
+
+
+async def test_events_that_fail_under_the_fail_policy_abandon_the_write_and_come_out_as_they_are() -> None:
+    log = Log()
+    write = HeldWrite()
+    mediator = streaming(events=(FailingEvent, RecordProduced), event_failure_policy="fail")
+    with pytest.raises(EventFailed):
+        async with asyncio.timeout(2):  # a write left waiting would hang here
+            await mediator.stream_into(Numbers(count=3), write, events_during_sink=True)
+    assert write.futures[0].cancelled() and write.ended == ["closed"]
+    assert ("handler-finally", asyncio.current_task()) in log.entries
+    assert asyncio.all_tasks() == {asyncio.current_task()}
