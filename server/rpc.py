@@ -83,7 +83,9 @@ class RpcAdapter:
             except BaseException:
                 call.finish(_OK)  # not ours to map (an interrupt): still release what the call holds
                 raise
-            return stream_into(request, call.send, guard=call)
+            # grpc's write starts the send in its first step and then only waits for it to
+            # complete: an item's events run during that wait
+            return stream_into(request, call.send, guard=call, events_during_sink=True)
 
         return _awaited_by_grpc(serve_stream)
 

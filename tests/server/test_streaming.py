@@ -162,6 +162,106 @@ async def test_client_cancel_closes_the_handler_in_the_rpc_task(messages: int) -
         assert after.value.code() is grpc.StatusCode.NOT_FOUND
 
 
+class EventGate:
+    """Holds each event handler until the test opens it."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.opened = asyncio.Event()
+        self.handled: list[str] = []
+
+
+class GatedRecord(cqrs.EventHandler[FileProcessedEvent]):
+    def __init__(self, gate: EventGate) -> None:
+        self._gate = gate
+
+    async def handle(self, event: FileProcessedEvent) -> None:
+        self._gate.started.set()
+        await self._gate.opened.wait()
+        self._gate.handled.append(event.file_id)
+
+
+class EventfulProbe(Probe):
+    def __init__(self) -> None:
+        super().__init__()
+        self.produced: list[str] = []
+
+
+class EventfulHandler(StreamingRequestHandler[ProcessFilesCommand, FileProcessedResult]):
+    """Records one event per item; reports what it produced and where it was closed."""
+
+    def __init__(self, probe: EventfulProbe) -> None:
+        self._probe = probe
+        self._events: list[Event] = []
+
+    @property
+    def events(self) -> list[Event]:
+        return self._events.copy()
+
+    def clear_events(self) -> None:
+        self._events.clear()
+
+    async def handle(self, request: ProcessFilesCommand) -> typing.AsyncIterator[FileProcessedResult]:
+        probe = self._probe
+        probe.start_task = asyncio.current_task()
+        try:
+            for file_id in request.file_ids:
+                probe.produced.append(file_id)
+                now = datetime.now(UTC)
+                self._events.append(FileProcessedEvent(file_id=file_id, status="completed", processed_at=now))
+                yield FileProcessedResult(file_id=file_id, status="completed", processed_at=now)
+        finally:
+            probe.close_task = asyncio.current_task()
+            probe.closed.set()
+
+
+async def test_a_client_cancel_while_an_items_events_run_finishes_them_then_closes_the_handler() -> None:
+    # the server runs an item's events while grpc's write of it completes: a cancel arriving then
+    # must still finish the events, give the write up cleanly and close the handler in the RPC task
+    probe, gate = EventfulProbe(), EventGate()
+    container = cqrs.Container()
+    container.register_instance(EventfulProbe, probe)
+    container.register_instance(EventGate, gate)
+    app = app_with(EventfulHandler, events=[(FileProcessedEvent, GatedRecord)], container=container)
+    async with serve_for_test(app) as served:
+        stub = served.stub(files_pb2_grpc.FileServiceStub)
+        call = stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=["a", "b", "c"]))
+        try:
+            assert (await call.read()).file_id == "a"
+            await asyncio.wait_for(gate.started.wait(), 5)
+            call.cancel()
+            rpc_task = probe.start_task
+            assert rpc_task is not None
+            async with asyncio.timeout(5):
+                while not rpc_task.cancelling():  # noqa: ASYNC110 - grpc cancels the task, no event to wait on
+                    await asyncio.sleep(0.001)
+            assert not probe.closed.is_set()  # item a's events are being finished first
+        finally:
+            gate.opened.set()
+        await asyncio.wait_for(probe.closed.wait(), 5)
+        assert gate.handled == ["a"] and probe.produced == ["a"]
+        assert probe.close_task is rpc_task
+        assert [
+            r.file_id async for r in stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=["d"]))
+        ] == ["d"]
+        assert gate.handled == ["a", "d"]
+
+
+async def test_the_server_lets_an_items_events_run_while_grpcs_write_of_it_completes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[object] = []
+    stream_into = cqrs.StreamingRequestMediator.stream_into
+
+    def recording(self: cqrs.StreamingRequestMediator, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        asked.append(kwargs.get("events_during_sink"))
+        return stream_into(self, *args, **kwargs)
+
+    monkeypatch.setattr(cqrs.StreamingRequestMediator, "stream_into", recording)
+    assert await _three_ticks(ticks.Probe()) == [1, 2, 3]
+    assert asked == [True]
+
+
 async def test_deadline_ends_the_stream_and_closes_the_handler() -> None:
     probe = Probe()
     async with await _served_blocking(probe) as served:
