@@ -84,12 +84,16 @@ class StreamingRequestMediator(_Mediator):
         first step (before it first suspends) and afterwards only waits for the hand-over to finish, as
         grpc's ``context.write`` does (it starts the send in grpc's core, then awaits its completion).
         An item's events then run while the sink waits: for a stream of one item at a time the wait is
-        mostly idle (the write's completion comes back through grpc's poller thread), so the events cost
-        the stream almost nothing; the handler still resumes only after both have finished. It applies
+        mostly idle (the write's completion comes back through grpc's poller thread), so the events use
+        that time instead of adding to it; the handler still resumes only after both have finished. It applies
         where an item's events are finished whatever becomes of the item (``on_close="complete"``, the
         default) and to the direct loop below; elsewhere an item's events wait for the sink as usual. If
-        the events are cancelled or fail meanwhile, the rest of the sink's awaitable is abandoned as a
-        cancelled task's would be (the future it waits on is cancelled, the awaitable closed).
+        the stream is cancelled while the events run, the sink's awaitable is cancelled as a cancelled
+        task would cancel it (the future it waits on cancelled, its own handling run) before the
+        cancellation propagates; if the events fail, it is awaited to its end first, so an item under
+        way is finished before the stream ends (a gRPC call can only send its status after it). A
+        sink whose first step does not hand the item over (one that waits first) is still served
+        correctly, it just gains nothing.
 
         Why it exists: a consumer that only forwards items (the gRPC server, which writes each one)
         would otherwise pull them through an async generator of the mediator's, one more frame to
@@ -134,8 +138,14 @@ class StreamingRequestMediator(_Mediator):
                                     continue
                                 try:
                                     await dispatch(events, resolver)
-                                except BaseException:
-                                    rest.abandon()
+                                except asyncio.CancelledError:
+                                    await rest.cancelled()  # as if the task had been waiting on it
+                                    raise
+                                except Exception:
+                                    # the item is under way: finish its write before the events' error
+                                    # ends the stream (a gRPC call settles its status only after it)
+                                    with contextlib.suppress(Exception):
+                                        await rest
                                     raise
                                 try:
                                     await rest
@@ -267,11 +277,12 @@ class _Rest:
     yielded (the future the awaitable waits on), then resumes the awaitable as awaiting it directly
     would have, a cancellation included."""
 
-    __slots__ = ("_steps", "_yielded")
+    __slots__ = ("_cancel", "_steps", "_yielded")
 
     def __init__(self, steps: Generator[Any, None, object], yielded: Any) -> None:
         self._steps = steps
         self._yielded = yielded
+        self._cancel = False
 
     def __await__(self) -> Generator[Any, None, object]:
         steps = self._steps
@@ -279,18 +290,28 @@ class _Rest:
         while True:
             try:
                 yield yielded
-            except BaseException as exc:  # thrown in by the task (a cancellation): the awaitable's to handle
+            except BaseException as exc:  # a cancellation (or a close): the awaitable's to handle
                 try:
                     yielded = steps.throw(exc)
                 except StopIteration as stop:
                     return stop.value
                 continue
+            if self._cancel:  # cancelled while what it waited on could not be: as Task.cancel() does
+                self._cancel = False
+                try:
+                    yielded = steps.throw(asyncio.CancelledError())
+                except StopIteration as stop:
+                    return stop.value
+                continue
             return (yield from steps)
 
-    def abandon(self) -> None:
-        """Give up on the awaitable as a cancelled task would: cancel the future it waits on (so whoever
-        completes it knows nobody is waiting), then close it (its ``finally`` blocks run)."""
+    async def cancelled(self) -> None:
+        """Cancel the awaitable as a cancelled task cancels what it awaits, then let it finish: the
+        future it waits on is cancelled (else a CancelledError is thrown into it) and it runs its own
+        handling of that, ``except CancelledError`` and ``finally`` blocks included. What it raises
+        then is dropped: the caller is propagating the cancellation it answers."""
         cancel = getattr(self._yielded, "cancel", None)
-        if cancel is not None:
-            cancel()
-        self._steps.close()
+        if cancel is None or not cancel():
+            self._cancel = True
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self

@@ -15,6 +15,7 @@ import pytest
 
 import cqrs
 from cqrs import SinkError
+from cqrs.streaming import _first_step
 
 from ._support import Log, Number, Numbers, Produced, RecordProduced, spin, streaming, wait_for
 from .test_streaming import GatedHandler, PassThrough, new_gate
@@ -131,7 +132,8 @@ async def test_the_handler_resumes_only_after_the_items_events_and_its_write() -
         write.futures[0].set_result(None)
         await wait_for(lambda: len(write.futures) == 2)
         write.futures[1].set_result(None)
-        await running
+        async with asyncio.timeout(2):
+            await running
     finally:
         gate.opened.set()
         write.release()
@@ -166,7 +168,32 @@ async def test_a_write_that_fails_at_once_settles_its_items_events_once_after_cl
     assert log.entries.index(("handler-finally", asyncio.current_task())) < log.entries.index(("event", 0))
 
 
-async def test_cancelled_while_the_items_events_run_finishes_them_then_abandons_the_write() -> None:
+class DoneWrite:
+    """A write whose first step yields something a cancellation cannot cancel by the time it comes:
+    a future completed meanwhile, or a bare ``yield`` (``asyncio.sleep(0)``); then it waits until
+    it is released."""
+
+    def __init__(self, first: str) -> None:
+        self.first = first
+        self.ended: list[str] = []
+        self.release = asyncio.Event()
+        self.future: asyncio.Future[None] | None = None
+
+    async def __call__(self, item: Number) -> None:
+        try:
+            if self.first == "done future":
+                self.future = asyncio.get_running_loop().create_future()
+                await self.future
+            else:
+                await asyncio.sleep(0)
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.ended.append("cancelled")
+            raise
+        self.ended.append("done")
+
+
+async def test_cancelled_while_the_items_events_run_finishes_them_then_cancels_the_write() -> None:
     log = Log()
     gate = new_gate()
     write = HeldWrite()
@@ -179,15 +206,39 @@ async def test_cancelled_while_the_items_events_run_finishes_them_then_abandons_
         assert not task.done()  # "complete": item 0's events are finished first
         gate.opened.set()
         with pytest.raises(asyncio.CancelledError):
-            await task
+            async with asyncio.timeout(2):
+                await task
     finally:
         gate.opened.set()
         write.release()
     assert gate.finished == [0]
-    # given up as a cancelled task gives up a write: its future cancelled, the write closed
-    assert write.futures[0].cancelled() and write.ended == ["closed"]
+    # cancelled as a cancelled task cancels what it awaits: its future, then its own handling
+    assert write.futures[0].cancelled() and write.ended == ["cancelled"]
     assert ("handler-finally", task) in log.entries and ("produce", 1) not in log.entries
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+@pytest.mark.parametrize("first", ["done future", "bare yield"])
+async def test_a_write_waiting_on_nothing_cancellable_gets_the_cancellation_thrown_in(first: str) -> None:
+    Log()
+    gate = new_gate()
+    write = DoneWrite(first)
+    mediator = streaming(events=(GatedHandler,))
+    task = asyncio.create_task(mediator.stream_into(Numbers(count=3), write, events_during_sink=True))
+    try:
+        await wait_for(gate.started.is_set)
+        if write.future is not None:
+            write.future.set_result(None)  # done before the cancellation: Future.cancel() refuses
+        task.cancel()
+        await spin()
+        gate.opened.set()
+        with pytest.raises(asyncio.CancelledError):
+            async with asyncio.timeout(2):
+                await task
+    finally:
+        gate.opened.set()
+        write.release.set()
+    assert write.ended == ["cancelled"] and gate.finished == [0]
 
 
 async def test_cancelled_while_the_write_waits_after_the_events_the_write_sees_the_cancellation() -> None:
@@ -199,7 +250,8 @@ async def test_cancelled_while_the_write_waits_after_the_events_the_write_sees_t
         await spin()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await task
+            async with asyncio.timeout(2):
+                await task
     finally:
         write.release()
     assert write.ended == ["cancelled"]  # as if the task had awaited the write itself
@@ -207,13 +259,33 @@ async def test_cancelled_while_the_write_waits_after_the_events_the_write_sees_t
     assert ("handler-finally", task) in log.entries
 
 
-async def test_events_that_fail_under_the_fail_policy_abandon_the_write_and_come_out_as_they_are() -> None:
+async def test_events_that_fail_under_the_fail_policy_come_out_as_they_are_after_the_write_ends() -> None:
+    # the item is under way when its events fail: a gRPC call must see its write finish before it
+    # can send a status, so the write is awaited to its end, then the events' error ends the stream
     log = Log()
-    write = HeldWrite()
     mediator = streaming(events=(FailingEvent, RecordProduced), event_failure_policy="fail")
     with pytest.raises(EventFailed):
-        async with asyncio.timeout(2):  # a write left waiting would hang here
-            await mediator.stream_into(Numbers(count=3), write, events_during_sink=True)
-    assert write.futures[0].cancelled() and write.ended == ["closed"]
+        async with asyncio.timeout(2):
+            await mediator.stream_into(Numbers(count=3), two_step_sink(), events_during_sink=True)
+    trace = [e for e in log.entries if e[0] != "handler-finally"]
+    assert trace == [("produce", 0), ("sink-start", 0), ("sink-done", 0)]
     assert ("handler-finally", asyncio.current_task()) in log.entries
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+def test_closing_a_waiting_rest_closes_the_awaitable_it_resumes() -> None:
+    """A suspended stream closed from outside (loop teardown) closes the sink's write with it."""
+    closed: list[bool] = []
+
+    async def write() -> None:
+        try:
+            await asyncio.sleep(0)
+        finally:
+            closed.append(True)
+
+    rest = _first_step(write())
+    assert rest is not None
+    waiting = rest.__await__()
+    next(waiting)  # suspended where the task would wait on what the write's first step yielded
+    waiting.close()
+    assert closed == [True]
