@@ -14,7 +14,7 @@ from sample.files.v1 import files_pb2, files_pb2_grpc
 import cqrs
 from cqrs.events.event import Event
 from cqrs.requests.request_handler import StreamingRequestHandler
-from server import current_rpc, maybe_current_rpc
+from server import current_rpc, maybe_current_rpc, rpc
 from server.testing import ServedApp, serve_for_test
 from streamtest.v1 import stream_test_pb2, stream_test_pb2_grpc
 from tests.server import ticks
@@ -217,7 +217,8 @@ class EventfulHandler(StreamingRequestHandler[ProcessFilesCommand, FileProcessed
 
 async def test_a_client_cancel_while_an_items_events_run_finishes_them_then_closes_the_handler() -> None:
     # the server runs an item's events while grpc's write of it completes: a cancel arriving then
-    # must still finish the events, give the write up cleanly and close the handler in the RPC task
+    # must still finish the events, cancel the write cleanly and close the handler in the RPC task
+    # (a regression guard for that path: the same holds when events run after the write)
     probe, gate = EventfulProbe(), EventGate()
     container = cqrs.Container()
     container.register_instance(EventfulProbe, probe)
@@ -247,19 +248,81 @@ async def test_a_client_cancel_while_an_items_events_run_finishes_them_then_clos
         assert gate.handled == ["a", "d"]
 
 
-async def test_the_server_lets_an_items_events_run_while_grpcs_write_of_it_completes(
+class RecordInto(cqrs.EventHandler[FileProcessedEvent]):
+    def __init__(self, seen: Seen) -> None:
+        self._seen = seen
+
+    async def handle(self, event: FileProcessedEvent) -> None:
+        self._seen.handled.append(f"event {event.file_id}")
+
+
+async def test_an_items_events_run_while_grpcs_write_of_it_is_in_flight(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    asked: list[object] = []
-    stream_into = cqrs.StreamingRequestMediator.stream_into
+    # grpc's write starts the send in its first step and then waits for grpc to complete it: the
+    # server runs the item's events in that wait, and resumes the handler once both are done
+    seen = Seen()
+    send = rpc._StreamCall.send
 
-    def recording(self: cqrs.StreamingRequestMediator, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
-        asked.append(kwargs.get("events_during_sink"))
-        return stream_into(self, *args, **kwargs)
+    def traced(call: rpc._StreamCall, response: FileProcessedResult) -> typing.Awaitable[None]:
+        write = send(call, response)
 
-    monkeypatch.setattr(cqrs.StreamingRequestMediator, "stream_into", recording)
-    assert await _three_ticks(ticks.Probe()) == [1, 2, 3]
-    assert asked == [True]
+        async def traced_write() -> None:
+            seen.handled.append(f"write-start {response.file_id}")
+            await write
+            seen.handled.append(f"write-done {response.file_id}")
+
+        return traced_write()
+
+    monkeypatch.setattr(rpc._StreamCall, "send", traced)
+    container = cqrs.Container()
+    container.register_instance(Seen, seen)
+    container.register_instance(EventfulProbe, EventfulProbe())
+    app = app_with(EventfulHandler, events=[(FileProcessedEvent, RecordInto)], container=container)
+    async with serve_for_test(app) as served:
+        stub = served.stub(files_pb2_grpc.FileServiceStub)
+        ids = ["a", "b"]
+        assert [
+            r.file_id async for r in stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=ids))
+        ] == ids
+    assert seen.handled == [
+        *("write-start a", "event a", "write-done a"),
+        *("write-start b", "event b", "write-done b"),
+    ]
+
+
+class FailOnBad(cqrs.EventHandler[FileProcessedEvent]):
+    async def handle(self, event: FileProcessedEvent) -> None:
+        if event.file_id == "bad":
+            raise RuntimeError("the audit log refused the file")
+
+
+@pytest.mark.parametrize("failing_item", [0, 2])
+async def test_events_failing_during_a_write_end_the_stream_with_internal(failing_item: int) -> None:
+    # under event_failure_policy="fail" the failure ends the call, even on the first item, whose
+    # write also carries the call's headers: it is finished first, then the status is sent
+    probe = EventfulProbe()
+    container = cqrs.Container()
+    container.register_instance(EventfulProbe, probe)
+    ids = [f"f{n}" for n in range(failing_item)] + ["bad", "never"]
+
+    app = app_with(
+        EventfulHandler,
+        events=[(FileProcessedEvent, FailOnBad)],
+        container=container,
+        event_failure_policy="fail",
+    )
+    async with serve_for_test(app) as served:
+        stub = served.stub(files_pb2_grpc.FileServiceStub)
+        received: list[str] = []
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            async for result in stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=ids), timeout=5):
+                received.append(result.file_id)
+        assert failed.value.code() is grpc.StatusCode.INTERNAL, failed.value
+        assert received == ids[: failing_item + 1] and "never" not in probe.produced
+        assert [
+            r.file_id async for r in stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=["ok"]))
+        ] == ["ok"]
 
 
 async def test_deadline_ends_the_stream_and_closes_the_handler() -> None:
