@@ -28,8 +28,9 @@ class MediatorSettings:
     ``event_timing``
         ``"with_send"`` (default): an item is released to the consumer at once and its events run while
         the consumer takes it (concurrently in a task when ``concurrent_event_handle_enable``, otherwise
-        when the consumer asks for the next item, or, for ``stream_into(..., events_during_sink=True)``,
-        while the sink's write completes); either way they finish before the
+        when the consumer asks for the next item, or, for ``stream_into(..., events_during_sink=True)``
+        under ``on_close="complete"`` without middleware, while the sink's write completes); either way
+        they finish before the
         handler is resumed, so item k's events always precede item k+1. It is the default because the
         client sees each message one event-round-trip earlier with the same ordering guarantee.
         ``"before_send"``: the item is released only after its events are handled (python-cqrs).
