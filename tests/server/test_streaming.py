@@ -192,14 +192,6 @@ class EventfulHandler(StreamingRequestHandler[ProcessFilesCommand, FileProcessed
 
     def __init__(self, probe: EventfulProbe) -> None:
         self._probe = probe
-        self._events: list[Event] = []
-
-    @property
-    def events(self) -> list[Event]:
-        return self._events.copy()
-
-    def clear_events(self) -> None:
-        self._events.clear()
 
     async def handle(self, request: ProcessFilesCommand) -> typing.AsyncIterator[FileProcessedResult]:
         probe = self._probe
@@ -208,7 +200,7 @@ class EventfulHandler(StreamingRequestHandler[ProcessFilesCommand, FileProcessed
             for file_id in request.file_ids:
                 probe.produced.append(file_id)
                 now = datetime.now(UTC)
-                self._events.append(FileProcessedEvent(file_id=file_id, status="completed", processed_at=now))
+                self.add_event(FileProcessedEvent(file_id=file_id, status="completed", processed_at=now))
                 yield FileProcessedResult(file_id=file_id, status="completed", processed_at=now)
         finally:
             probe.close_task = asyncio.current_task()
