@@ -291,6 +291,7 @@ class _Rest:
             try:
                 yield yielded
             except BaseException as exc:  # a cancellation (or a close): the awaitable's to handle
+                self._cancel = False  # this one is delivered now, a pending one with it (as in a task)
                 try:
                     yielded = steps.throw(exc)
                 except StopIteration as stop:

@@ -289,3 +289,37 @@ def test_closing_a_waiting_rest_closes_the_awaitable_it_resumes() -> None:
     next(waiting)  # suspended where the task would wait on what the write's first step yielded
     waiting.close()
     assert closed == [True]
+
+
+@pytest.mark.parametrize("first", ["done future", "bare yield"])
+async def test_a_cancellation_arriving_while_the_rest_is_cancelled_is_delivered_once(first: str) -> None:
+    """As with a task: a second cancel while the first is pending reaches the write once, so the
+    write's own cleanup (which awaits) is not cut short by a cancellation nobody sent."""
+    seen: list[str] = []
+    future: asyncio.Future[None] | None = None
+
+    async def write() -> None:
+        nonlocal future
+        try:
+            if first == "done future":
+                future = asyncio.get_running_loop().create_future()
+                await future
+            else:
+                await asyncio.sleep(0)
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            await asyncio.sleep(0)  # cleanup that awaits
+            seen.append("cleaned up")
+            raise
+
+    rest = _first_step(write())
+    assert rest is not None
+    if future is not None:
+        future.set_result(None)  # done: Future.cancel() refuses, the cancellation is thrown in instead
+    cancelling = asyncio.create_task(rest.cancelled())
+    await asyncio.sleep(0)  # at its first yield
+    cancelling.cancel()  # a second cancellation
+    async with asyncio.timeout(2):
+        await asyncio.gather(cancelling, return_exceptions=True)
+    assert seen == ["cancelled", "cleaned up"]
