@@ -288,23 +288,20 @@ class _Rest:
         steps = self._steps
         yielded = self._yielded
         while True:
+            thrown: BaseException
             try:
                 yield yielded
             except BaseException as exc:  # a cancellation (or a close): the awaitable's to handle
-                self._cancel = False  # this one is delivered now, a pending one with it (as in a task)
-                try:
-                    yielded = steps.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-                continue
-            if self._cancel:  # cancelled while what it waited on could not be: as Task.cancel() does
-                self._cancel = False
-                try:
-                    yielded = steps.throw(asyncio.CancelledError())
-                except StopIteration as stop:
-                    return stop.value
-                continue
-            return (yield from steps)
+                thrown = exc
+            else:
+                if not self._cancel:
+                    return (yield from steps)
+                thrown = asyncio.CancelledError()  # cancelled while what it waited on could not be
+            self._cancel = False  # delivered now; a pending one goes with it, as in a task
+            try:
+                yielded = steps.throw(thrown)
+            except StopIteration as stop:
+                return stop.value
 
     async def cancelled(self) -> None:
         """Cancel the awaitable as a cancelled task cancels what it awaits, then let it finish: the

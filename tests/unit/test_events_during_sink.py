@@ -72,6 +72,12 @@ class HeldWrite:
                 future.set_result(None)
 
 
+def gated_stream(write: Callable[[Number], Awaitable[None]], count: int) -> asyncio.Task[None]:
+    """A stream whose items' events wait at the gate (GatedHandler), written through ``write``."""
+    mediator = streaming(events=(GatedHandler,))
+    return asyncio.create_task(mediator.stream_into(Numbers(count=count), write, events_during_sink=True))
+
+
 def events_of(log: Log) -> list[Any]:
     return [e for e in log.entries if e[0] == "event"]
 
@@ -121,8 +127,7 @@ async def test_the_handler_resumes_only_after_the_items_events_and_its_write() -
     log = Log()
     gate = new_gate()
     write = HeldWrite()
-    mediator = streaming(events=(GatedHandler,))
-    running = asyncio.create_task(mediator.stream_into(Numbers(count=2), write, events_during_sink=True))
+    running = gated_stream(write, count=2)
     try:
         await wait_for(gate.started.is_set)  # item 0's events run while its write waits
         assert write.ended == []
@@ -197,8 +202,7 @@ async def test_cancelled_while_the_items_events_run_finishes_them_then_cancels_t
     log = Log()
     gate = new_gate()
     write = HeldWrite()
-    mediator = streaming(events=(GatedHandler,))
-    task = asyncio.create_task(mediator.stream_into(Numbers(count=3), write, events_during_sink=True))
+    task = gated_stream(write, count=3)
     try:
         await wait_for(gate.started.is_set)
         task.cancel()
@@ -223,8 +227,7 @@ async def test_a_write_waiting_on_nothing_cancellable_gets_the_cancellation_thro
     Log()
     gate = new_gate()
     write = DoneWrite(first)
-    mediator = streaming(events=(GatedHandler,))
-    task = asyncio.create_task(mediator.stream_into(Numbers(count=3), write, events_during_sink=True))
+    task = gated_stream(write, count=3)
     try:
         await wait_for(gate.started.is_set)
         if write.future is not None:
