@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from server import workers
 from server.app import App, RunningServer
+from server.event_loop import new_event_loop
 from server.observability import configure_logging
 from server.routing import StartupError
 from server.settings import ServerSettings
@@ -283,13 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 @contextlib.contextmanager
 def _event_loop() -> Iterator[asyncio.Runner]:
-    """An asyncio runner on uvloop when it is installed (faster I/O), the default loop otherwise."""
-    factory = None
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
+    """An asyncio runner on uvloop when it is installed (faster I/O), the default loop otherwise,
+    with grpc's completion wake-ups batched (server/event_loop.py)."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
         yield runner
 
 

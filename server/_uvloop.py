@@ -1,0 +1,23 @@
+"""uvloop with grpc's completion wake-ups batched (server/event_loop.py says why).
+
+A module of its own because uvloop is optional: importing this fails with ImportError without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import uvloop
+
+from server.event_loop import Ts, batched_reader
+
+if TYPE_CHECKING:
+    from _typeshed import FileDescriptorLike
+
+
+class BatchingUvLoop(uvloop.Loop):
+    """uvloop's loop with grpc's completion wake-ups batched."""
+
+    def add_reader(self, fd: FileDescriptorLike, callback: Callable[[*Ts], Any], *args: *Ts) -> None:
+        super().add_reader(fd, batched_reader(fd, callback, args), *args)

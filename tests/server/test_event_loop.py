@@ -1,0 +1,218 @@
+"""The serving event loop batches grpc's completion wake-ups (server/event_loop.py).
+
+grpc's reader is stood in for by ``PollerCompletionQueue`` below, which keeps grpc's contract: the
+poller queues a completion and then writes one byte; the reader reads one byte (failing on an empty
+socket) and then handles every completion queued. The real grpc runs on the loop at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import select
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from sample.files.v1 import files_pb2, files_pb2_grpc
+
+from server import cli, event_loop
+from server.event_loop import BatchingSelectorLoop, batched_reader, new_event_loop
+from server.testing import serve_for_test
+from tests.server.sample import create_app
+
+LOOPS: list[Callable[[], asyncio.AbstractEventLoop]] = [new_event_loop, BatchingSelectorLoop]
+
+
+class PollerCompletionQueue:
+    """grpc's completion queue as its loop reader sees it (named as grpc names it)."""
+
+    def __init__(self) -> None:
+        self.read_socket, self._write_socket = socket.socketpair()
+        self.read_socket.setblocking(False)
+        self._queue: collections.deque[int] = collections.deque()
+        self._lock = threading.Lock()
+        self.handled: list[int] = []
+        self.reader_calls = 0
+        self.all_handled: asyncio.Future[None] | None = None
+        self.expected = 0
+
+    def complete(self, completion: int) -> None:
+        """The poller thread's side: queue, then wake the loop with one byte."""
+        with self._lock:
+            self._queue.append(completion)
+        self._write_socket.send(b"1")
+
+    def _handle_events(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.reader_calls += 1
+        self.read_socket.recv(1)
+        while True:
+            with self._lock:
+                if not self._queue:
+                    break
+                completion = self._queue.popleft()
+            self.handled.append(completion)
+        if len(self.handled) >= self.expected and self.all_handled and not self.all_handled.done():
+            self.all_handled.set_result(None)
+
+    def close(self) -> None:
+        self.read_socket.close()
+        self._write_socket.close()
+
+
+@pytest.fixture
+def queue() -> Iterator[PollerCompletionQueue]:
+    completion_queue = PollerCompletionQueue()
+    yield completion_queue
+    completion_queue.close()
+
+
+def run_reader(loop: asyncio.AbstractEventLoop, queue: PollerCompletionQueue, expected: int) -> None:
+    async def until_handled() -> None:
+        queue.expected = expected
+        queue.all_handled = loop.create_future()
+        loop.add_reader(queue.read_socket, functools.partial(queue._handle_events, loop))
+        try:
+            await asyncio.wait_for(queue.all_handled, timeout=10)
+        finally:
+            loop.remove_reader(queue.read_socket)
+
+    loop.run_until_complete(until_handled())
+
+
+@pytest.mark.parametrize("make_loop", LOOPS, ids=["serving", "selector"])
+def test_one_wakeup_handles_every_completion_already_queued(
+    make_loop: Callable[[], asyncio.AbstractEventLoop], queue: PollerCompletionQueue
+) -> None:
+    for completion in range(50):
+        queue.complete(completion)
+    loop = make_loop()
+    try:
+        run_reader(loop, queue, expected=50)
+    finally:
+        loop.close()
+    assert queue.handled == list(range(50))
+    assert queue.reader_calls == 1  # as grpc ships: 50 calls, one per byte
+    with pytest.raises(BlockingIOError):
+        queue.read_socket.recv(1)  # every wake-up byte was consumed
+
+
+@pytest.mark.parametrize("make_loop", LOOPS, ids=["serving", "selector"])
+def test_no_completion_is_lost_while_the_poller_keeps_writing(
+    make_loop: Callable[[], asyncio.AbstractEventLoop], queue: PollerCompletionQueue
+) -> None:
+    total = 3000
+
+    def poller() -> None:
+        for completion in range(total):
+            queue.complete(completion)
+            if completion % 97 == 0:
+                threading.Event().wait(0.0005)  # let the loop catch up now and then
+
+    thread = threading.Thread(target=poller)
+    loop = make_loop()
+    try:
+        thread.start()
+        run_reader(loop, queue, expected=total)
+    finally:
+        thread.join(timeout=10)
+        loop.close()
+    assert queue.handled == list(range(total))
+    assert queue.reader_calls <= total
+
+
+def test_single_wakeups_go_straight_to_grpc_until_the_next_look(queue: PollerCompletionQueue) -> None:
+    looks: list[int] = []
+
+    class Looked(socket.socket):
+        def recv_into(self, buffer: bytearray, nbytes: int = 0, flags: int = 0) -> int:  # type: ignore[override]
+            if flags & socket.MSG_PEEK:
+                looks.append(len(queue.handled))
+            return super().recv_into(buffer, nbytes, flags)
+
+    looked = Looked(fileno=queue.read_socket.fileno())
+    queue.read_socket.setblocking(False)
+    try:
+        wakeups = event_loop._BatchedWakeups(looked, functools.partial(queue._handle_events, None))
+        for completion in range(20):  # one completion per wake-up, as with a single stream
+            queue.complete(completion)
+            wakeups()
+        trusted = event_loop._TRUST_SINGLE
+        assert looks == [0, trusted + 1]  # a look finds one byte, then that many wake-ups pass straight on
+        assert queue.reader_calls == 20
+
+        for completion in range(20, 50):  # then a burst: at most that many wake-ups until one takes all
+            queue.complete(completion)
+        calls = 0
+        while calls < 100 and select.select([looked], [], [], 0)[0]:  # while a wake-up byte is left
+            wakeups()
+            calls += 1
+        assert queue.handled == list(range(50))
+        assert calls <= trusted + 1 < 30
+    finally:
+        looked.detach()
+
+
+def test_a_wakeup_with_nothing_to_read_leaves_grpc_alone(queue: PollerCompletionQueue) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        reader = batched_reader(queue.read_socket, functools.partial(queue._handle_events, loop), ())
+        reader()  # grpc's own reader would raise BlockingIOError here
+    finally:
+        loop.close()
+    assert queue.reader_calls == 0
+
+
+def test_only_grpcs_wakeup_reader_is_wrapped(queue: PollerCompletionQueue) -> None:
+    grpc_reader = functools.partial(queue._handle_events, None)
+    assert batched_reader(queue.read_socket, grpc_reader, ()) is not grpc_reader
+
+    def other(*args: object) -> None: ...
+
+    left_alone: list[tuple[object, Callable[..., object], tuple[object, ...]]] = [
+        (queue.read_socket, other, ()),  # a reader of another kind
+        (queue.read_socket, functools.partial(other, None), ()),
+        (queue.read_socket.fileno(), grpc_reader, ()),  # not a socket object
+        (queue.read_socket, grpc_reader, (1,)),  # registered with arguments
+    ]
+    for fileobj, callback, args in left_alone:
+        assert batched_reader(fileobj, callback, args) is callback
+
+
+def test_the_cli_serves_on_the_batching_loop() -> None:
+    with cli._event_loop() as runner:
+        loop = runner.get_loop()
+        assert type(loop).add_reader is not asyncio.AbstractEventLoop.add_reader
+        assert type(loop).__name__.startswith("Batching")
+
+
+def test_grpc_streams_run_on_the_batching_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    wrapped: list[object] = []
+    wakeups = event_loop._BatchedWakeups
+
+    class Recorded(wakeups):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+
+        def __init__(self, *args: object) -> None:
+            super().__init__(*args)
+            wrapped.append(self)
+
+    monkeypatch.setattr(event_loop, "_BatchedWakeups", Recorded)
+    ids = [f"f{n}" for n in range(200)]
+
+    async def stream_concurrently() -> list[list[int]]:
+        async with serve_for_test(create_app()) as served:
+            stub = served.stub(files_pb2_grpc.FileServiceStub)
+
+            async def one() -> list[int]:
+                call = stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=ids), timeout=30)
+                return [result.index async for result in call]
+
+            return await asyncio.gather(*(one() for _ in range(10)))
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        results = runner.run(stream_concurrently())
+    assert results == [list(range(1, 201))] * 10
+    assert len(wrapped) == 1  # grpc bound this loop, and its wake-up reader was the one wrapped
