@@ -1,8 +1,9 @@
 """cqrs-grpc's server: every RPC of your protos served by a CQRS mediator.
 
 Public surface: ``App`` (bind protos to mediators, serve), ``RunningServer``,
-``StartupError``, ``ServerSettings``, ``ErrorMapper``, and the per-RPC context
-(``current_rpc``, ``maybe_current_rpc``, ``RpcContext``). Test helpers live in
+``StartupError``, ``ServerSettings``, ``ErrorMapper``, the per-RPC context
+(``current_rpc``, ``maybe_current_rpc``, ``RpcContext``) and ``new_event_loop`` (the loop
+``python -m server`` serves on, for apps started from your own program). Test helpers live in
 ``server.testing``.
 
 Names are imported on first use so that ``import server.codec`` (or a handler module that
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from server.app import App, RunningServer
     from server.context import RpcContext, current_rpc, maybe_current_rpc
     from server.errors import ErrorMapper
+    from server.event_loop import new_event_loop
     from server.routing import StartupError
     from server.settings import ServerSettings
 
@@ -28,6 +30,7 @@ _EXPORTS = {
     "current_rpc": "server.context",
     "maybe_current_rpc": "server.context",
     "ErrorMapper": "server.errors",
+    "new_event_loop": "server.event_loop",
     "StartupError": "server.routing",
     "ServerSettings": "server.settings",
 }
@@ -41,6 +44,7 @@ __all__ = [
     "StartupError",
     "current_rpc",
     "maybe_current_rpc",
+    "new_event_loop",
 ]
 
 

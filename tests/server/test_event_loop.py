@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from sample.files.v1 import files_pb2, files_pb2_grpc
 
+import server
 from server import cli, event_loop
 from server.event_loop import BatchingSelectorLoop, batched_reader, new_event_loop
 from server.testing import serve_for_test
@@ -212,7 +213,6 @@ def test_grpc_streams_run_on_the_batching_loop(monkeypatch: pytest.MonkeyPatch) 
 
             return await asyncio.gather(*(one() for _ in range(10)))
 
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        results = runner.run(stream_concurrently())
+    results = asyncio.run(stream_concurrently(), loop_factory=server.new_event_loop)  # as the README says
     assert results == [list(range(1, 201))] * 10
     assert len(wrapped) == 1  # grpc bound this loop, and its wake-up reader was the one wrapped
