@@ -6,18 +6,20 @@ A module of its own because uvloop is optional: importing this fails with Import
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 import uvloop
 
-from server.event_loop import Ts, batched_reader
+from server.event_loop import batched_reader
 
 if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike
+
+_Ts = TypeVarTuple("_Ts")
 
 
 class BatchingUvLoop(uvloop.Loop):
     """uvloop's loop with grpc's completion wake-ups batched."""
 
-    def add_reader(self, fd: FileDescriptorLike, callback: Callable[[*Ts], Any], *args: *Ts) -> None:
+    def add_reader(self, fd: FileDescriptorLike, callback: Callable[[*_Ts], Any], *args: *_Ts) -> None:
         super().add_reader(fd, batched_reader(fd, callback, args), *args)
