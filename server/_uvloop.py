@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 import uvloop
 
-from server.event_loop import batched_reader
+from server.event_loop import WakeupBatching
 
 if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike
@@ -21,5 +21,13 @@ _Ts = TypeVarTuple("_Ts")
 class BatchingUvLoop(uvloop.Loop):
     """uvloop's loop with grpc's completion wake-ups batched."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._wakeup_batching = WakeupBatching(self, super().add_reader)
+
     def add_reader(self, fd: FileDescriptorLike, callback: Callable[[*_Ts], Any], *args: *_Ts) -> None:
-        super().add_reader(fd, batched_reader(fd, callback, args), *args)
+        self._wakeup_batching.add_reader(fd, callback, args)
+
+    def remove_reader(self, fd: FileDescriptorLike) -> None:  # type: ignore[override]  # as uvloop does
+        self._wakeup_batching.forget(fd)
+        super().remove_reader(fd)

@@ -12,9 +12,9 @@ completion queued until then (~1,200 wake-ups for the same 40,000 messages), and
 that time on the streams instead (BENCHMARKS.md). Nothing is lost: a completion is queued before its
 byte is written, so every completion whose byte was read is already in the queue grpc's reader
 empties; one queued later still has its byte, and its own wake-up. Looking at what is pending costs
-a system call, so where completions come one at a time (a single stream) most wake-ups skip the
-look and cost what they cost before; a burst after such a quiet spell waits a few wake-ups for the
-next look.
+a system call and a Python call, which only pay when completions come in batches: when a look finds
+a single byte (one stream, a quiet server), grpc's own reader is put back, exactly as grpc ships, for
+the next ``_QUIET_SECONDS``, and then looking starts again.
 
 grpc lets several loops, in several threads, share its poller and so this socket, each with a reader
 of its own. Two looks at once could each leave the other's last byte unread, and a completion with
@@ -33,12 +33,11 @@ other reader, or a newer grpc until it is checked, is registered as given and wo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import socket
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVarTuple, cast
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 import grpc
 
@@ -57,8 +56,8 @@ _CHECKED_UP_TO = (1, 85)
 _LOOKING = threading.Lock()
 # more than the completions that queue up between two loop iterations; any more wait a turn
 _PEEK_BYTES = 4096
-# wake-ups passed straight to grpc's reader after a look found one byte pending
-_TRUST_SINGLE = 16
+# how long grpc's own reader serves after a look found one byte pending
+_QUIET_SECONDS = 0.005
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -71,15 +70,34 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return BatchingUvLoop()
 
 
-def batched_reader(
-    fileobj: object, callback: Callable[[*_Ts], object], args: tuple[*_Ts]
-) -> Callable[[*_Ts], object]:
-    """The callback to register for ``add_reader(fileobj, callback, *args)``: grpc's wake-up reader
-    batched, anything else as it is."""
-    if args or not isinstance(fileobj, socket.socket) or not _is_grpc_wakeup_reader(callback):
-        return callback
-    # grpc registers its reader without arguments (``args`` is empty), so _Ts is empty here
-    return cast("Callable[[*_Ts], object]", _BatchedWakeups(fileobj, cast("Callable[[], object]", callback)))
+AddReader = Callable[..., None]
+
+
+class WakeupBatching:
+    """One loop's batched grpc wake-up readers; the loop routes ``add_reader`` and ``remove_reader``
+    through it, and it registers with ``add_reader``, the loop's own (unwrapped) method."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, add_reader: AddReader) -> None:
+        self._loop = loop
+        self._add_reader = add_reader
+        self._batched: dict[int, _BatchedWakeups] = {}
+
+    def add_reader(self, fileobj: object, callback: Callable[..., object], args: tuple[Any, ...]) -> None:
+        self.forget(fileobj)
+        if args or not isinstance(fileobj, socket.socket) or not _is_grpc_wakeup_reader(callback):
+            self._add_reader(fileobj, callback, *args)
+            return
+        # grpc registers its reader without arguments
+        wakeups = _BatchedWakeups(self._loop, self._add_reader, fileobj, callback)
+        self._batched[fileobj.fileno()] = wakeups
+        wakeups.look()
+
+    def forget(self, fileobj: object) -> None:
+        """Before ``fileobj``'s reader is removed or replaced: no quiet spell may put it back."""
+        fd = fileobj if isinstance(fileobj, int) else getattr(fileobj, "fileno", lambda: -1)()
+        wakeups = self._batched.pop(fd, None)
+        if wakeups is not None:
+            wakeups.stop()
 
 
 def _is_grpc_wakeup_reader(callback: object) -> bool:
@@ -100,33 +118,48 @@ def _grpc_version() -> tuple[int, int]:
 
 class _BatchedWakeups:
     """grpc's wake-up reader, run once per wake-up with all pending bytes but one already read,
-    instead of once per byte.
+    while completions come in batches; grpc's reader itself, registered as grpc does, while they
+    come one at a time."""
 
-    Finding out what is pending costs a system call of its own, which only pays when completions
-    come in batches. When a look finds a single byte (one stream, or a quiet server), the next
-    ``_TRUST_SINGLE`` wake-ups go straight to grpc's reader, as grpc ships, before looking again.
-    """
+    __slots__ = ("_add_reader", "_buffer", "_loop", "_quiet", "_reader", "_recv_into", "_socket")
 
-    __slots__ = ("_buffer", "_reader", "_recv_into", "_unlooked")
-
-    def __init__(self, wakeup_socket: socket.socket, reader: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        add_reader: AddReader,
+        wakeup_socket: socket.socket,
+        reader: Callable[[], object],
+    ) -> None:
+        self._loop = loop
+        self._add_reader = add_reader
+        self._socket = wakeup_socket
         self._recv_into = wakeup_socket.recv_into
         self._reader = reader
         self._buffer = bytearray(_PEEK_BYTES)  # read into, not allocated per wake-up
-        self._unlooked = 0  # wake-ups left to pass straight on
+        self._quiet: asyncio.TimerHandle | None = None
+
+    def look(self) -> None:
+        """Register this wrapper: each wake-up looks at what is pending."""
+        self._quiet = None
+        if self._socket.fileno() != -1:
+            self._add_reader(self._socket, self)
+
+    def stop(self) -> None:
+        if self._quiet is not None:
+            self._quiet.cancel()
+            self._quiet = None
 
     def __call__(self) -> None:
-        if self._unlooked or not _LOOKING.acquire(blocking=False):
-            self._unlooked = max(self._unlooked - 1, 0)  # as grpc ships: one byte, then the queue
-        else:
+        if _LOOKING.acquire(blocking=False):
             try:
                 if not self._read_all_but_one():
                     return
             finally:
                 _LOOKING.release()
-        with contextlib.suppress(BlockingIOError):
-            # the byte was taken by another loop's reader, which empties the queue after it
+        try:  # noqa: SIM105 - no context manager object per wake-up
             self._reader()
+        except BlockingIOError:
+            pass  # the byte was taken by another loop's reader, which empties the queue after it
 
     def _read_all_but_one(self) -> bool:
         """Read every pending byte but the one grpc's reader reads (it fails on an empty socket);
@@ -138,15 +171,26 @@ class _BatchedWakeups:
         except OSError:
             return True  # leave it to grpc's reader, which sees what it always saw
         if pending > 1:
-            with contextlib.suppress(BlockingIOError):  # another loop's reader was quicker
+            try:  # noqa: SIM105 - as above
                 self._recv_into(self._buffer, pending - 1)
+            except BlockingIOError:
+                pass  # another loop's reader was quicker
         else:
-            self._unlooked = _TRUST_SINGLE
+            self._add_reader(self._socket, self._reader)  # one at a time: grpc's reader as it ships
+            self._quiet = self._loop.call_later(_QUIET_SECONDS, self.look)
         return True
 
 
 class BatchingSelectorLoop(asyncio.SelectorEventLoop):
     """asyncio's default loop with grpc's completion wake-ups batched."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._wakeup_batching = WakeupBatching(self, super().add_reader)
+
     def add_reader(self, fd: FileDescriptorLike, callback: Callable[[*_Ts], Any], *args: *_Ts) -> None:
-        super().add_reader(fd, batched_reader(fd, callback, args), *args)
+        self._wakeup_batching.add_reader(fd, callback, args)
+
+    def remove_reader(self, fd: FileDescriptorLike) -> bool:
+        self._wakeup_batching.forget(fd)
+        return super().remove_reader(fd)

@@ -11,7 +11,6 @@ import asyncio
 import collections
 import functools
 import logging
-import select
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from sample.files.v1 import files_pb2, files_pb2_grpc
 
 import server
 from server import cli, event_loop
-from server.event_loop import BatchingSelectorLoop, batched_reader, new_event_loop
+from server.event_loop import BatchingSelectorLoop, new_event_loop
 from server.testing import serve_for_test
 from tests.server.sample import create_app
 
@@ -128,7 +127,37 @@ def test_no_completion_is_lost_while_the_poller_keeps_writing(
     assert queue.handled == list(range(total))
 
 
-def test_single_wakeups_go_straight_to_grpc_until_the_next_look(queue: PollerCompletionQueue) -> None:
+async def until_handled(queue: PollerCompletionQueue, count: int) -> None:
+    queue.expected = count
+    queue.all_handled = asyncio.get_running_loop().create_future()
+    if len(queue.handled) < count:
+        await asyncio.wait_for(queue.all_handled, timeout=10)
+
+
+class Registered:
+    """Stands in for a loop's own ``add_reader``: what was registered for the wake-up socket."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[..., object]] = []
+
+    def __call__(self, fileobj: object, callback: Callable[..., object], *args: object) -> None:
+        self.callbacks.append(callback)
+
+
+def wakeups_for(
+    queue: PollerCompletionQueue, view: socket.socket | None = None
+) -> event_loop._BatchedWakeups:
+    loop = asyncio.new_event_loop()
+    loop.close()  # only its call_later is used, and only by a look that finds one byte
+    return event_loop._BatchedWakeups(
+        loop, Registered(), view or queue.read_socket, functools.partial(queue._handle_events, None)
+    )
+
+
+def test_single_completions_are_left_to_grpcs_reader_for_a_quiet_spell(
+    queue: PollerCompletionQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(event_loop, "_QUIET_SECONDS", 30.0)  # the test ends the spell itself
     looks: list[int] = []
 
     class Looked(socket.socket):
@@ -138,30 +167,60 @@ def test_single_wakeups_go_straight_to_grpc_until_the_next_look(queue: PollerCom
             return super().recv_into(buffer, nbytes, flags)
 
     looked = Looked(fileno=queue.read_socket.fileno())
-    try:
-        wakeups = event_loop._BatchedWakeups(looked, functools.partial(queue._handle_events, None))
-        for completion in range(20):  # one completion per wake-up, as with a single stream
-            queue.complete(completion)
-            wakeups()
-        trusted = event_loop._TRUST_SINGLE
-        assert looks == [0, trusted + 1]  # a look finds one byte, then that many wake-ups pass straight on
-        assert queue.reader_calls == 20
 
-        for completion in range(20, 50):  # then a burst: at most that many wake-ups until one takes all
+    async def scenario() -> event_loop._BatchedWakeups:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(looked, functools.partial(queue._handle_events, loop))
+        wakeups = loop._wakeup_batching._batched[looked.fileno()]  # type: ignore[attr-defined]
+        for completion in range(10):  # one completion per wake-up, as with a single stream
             queue.complete(completion)
-        calls = 0
-        while calls < 100 and select.select([looked], [], [], 0)[0]:  # while a wake-up byte is left
-            wakeups()
-            calls += 1
-        assert queue.handled == list(range(50))
-        assert calls <= trusted + 1 < 30
+            await until_handled(queue, completion + 1)
+        assert looks == [0]  # the first wake-up looked, found one byte, and put grpc's reader back
+        assert queue.reader_calls == 10
+        quiet = wakeups._quiet
+        assert quiet is not None and quiet.when() - loop.time() > 20  # looking again in _QUIET_SECONDS
+
+        quiet.cancel()
+        wakeups.look()  # what the timer does when the quiet spell is over
+        for completion in range(10, 40):  # a burst: one wake-up takes it all
+            queue.complete(completion)
+        await until_handled(queue, 40)
+        assert looks == [0, 10]
+        assert queue.reader_calls == 11
+        loop.remove_reader(looked)
+        return wakeups
+
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(scenario())
     finally:
         looked.detach()
+    assert queue.handled == list(range(40))
+
+
+def test_a_removed_reader_is_not_put_back_after_a_quiet_spell(
+    queue: PollerCompletionQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(event_loop, "_QUIET_SECONDS", 0.01)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(queue.read_socket, functools.partial(queue._handle_events, loop))
+        queue.complete(0)
+        await until_handled(queue, 1)
+        loop.remove_reader(queue.read_socket)  # grpc unbinding the loop, during the quiet spell
+        await asyncio.sleep(0.1)  # past the spell's end
+        queue.complete(1)
+        await asyncio.sleep(0.1)
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(scenario())
+    assert queue.handled == [0]
+    assert queue.reader_calls == 1
 
 
 def test_a_wakeup_with_nothing_to_read_leaves_grpc_alone(queue: PollerCompletionQueue) -> None:
-    reader = batched_reader(queue.read_socket, functools.partial(queue._handle_events, None), ())
-    reader()  # grpc's own reader would raise BlockingIOError here
+    wakeups_for(queue)()  # grpc's own reader would raise BlockingIOError here
     assert queue.reader_calls == 0
 
 
@@ -182,14 +241,12 @@ def test_a_reader_finding_another_loop_looking_reads_as_grpc_does(queue: PollerC
             return got
 
     views = [HeldLook(fileno=queue.read_socket.fileno()) for _ in range(2)]
-    first, second = (
-        event_loop._BatchedWakeups(view, functools.partial(queue._handle_events, None)) for view in views
-    )
+    first, second = (wakeups_for(queue, view) for view in views)
     errors: list[BaseException] = []
 
-    def wake(reader: event_loop._BatchedWakeups) -> None:
+    def wake(wakeups: event_loop._BatchedWakeups) -> None:
         try:
-            reader()
+            wakeups()
         except BaseException as exc:  # reported by the assertions below
             errors.append(exc)
 
@@ -216,8 +273,18 @@ def test_a_reader_finding_another_loop_looking_reads_as_grpc_does(queue: PollerC
 def test_only_grpcs_wakeup_reader_is_wrapped(
     queue: PollerCompletionQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    def registered(fileobj: object, callback: Callable[..., object], args: tuple[object, ...]) -> object:
+        added = Registered()
+        loop = asyncio.new_event_loop()
+        try:
+            event_loop.WakeupBatching(loop, added).add_reader(fileobj, callback, args)
+        finally:
+            loop.close()
+        (callback_registered,) = added.callbacks
+        return callback_registered
+
     grpc_reader = functools.partial(queue._handle_events, None)
-    assert batched_reader(queue.read_socket, grpc_reader, ()) is not grpc_reader
+    assert isinstance(registered(queue.read_socket, grpc_reader, ()), event_loop._BatchedWakeups)
 
     def other(*args: object) -> None: ...
 
@@ -235,12 +302,12 @@ def test_only_grpcs_wakeup_reader_is_wrapped(
         (queue.read_socket, grpc_reader, (1,)),  # registered with arguments
     ]
     for fileobj, callback, args in left_alone:
-        assert batched_reader(fileobj, callback, args) is callback
+        assert registered(fileobj, callback, args) is callback
 
     # a grpc newer than the one checked is served as it ships until its reader is checked
     newer = (event_loop._CHECKED_UP_TO[0], event_loop._CHECKED_UP_TO[1] + 1)
     monkeypatch.setattr(event_loop, "_grpc_version", lambda: newer)
-    assert batched_reader(queue.read_socket, grpc_reader, ()) is grpc_reader
+    assert registered(queue.read_socket, grpc_reader, ()) is grpc_reader
 
 
 def test_the_cli_serves_on_the_batching_loop() -> None:
