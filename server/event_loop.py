@@ -37,7 +37,7 @@ import functools
 import socket
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVarTuple
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVarTuple
 
 import grpc
 
@@ -70,14 +70,14 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return BatchingUvLoop()
 
 
-AddReader = Callable[..., None]
+_AddReader: TypeAlias = Callable[..., None]
 
 
 class WakeupBatching:
     """One loop's batched grpc wake-up readers; the loop routes ``add_reader`` and ``remove_reader``
     through it, and it registers with ``add_reader``, the loop's own (unwrapped) method."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, add_reader: AddReader) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, add_reader: _AddReader) -> None:
         self._loop = loop
         self._add_reader = add_reader
         self._batched: dict[int, _BatchedWakeups] = {}
@@ -96,6 +96,9 @@ class WakeupBatching:
         """Before ``fileobj``'s reader is removed or replaced: no quiet spell may put it back."""
         fd = fileobj if isinstance(fileobj, int) else getattr(fileobj, "fileno", lambda: -1)()
         wakeups = self._batched.pop(fd, None)
+        if wakeups is None and fd == -1:  # a socket closed before its reader is removed
+            fd, wakeups = next(((n, w) for n, w in self._batched.items() if w.wakes(fileobj)), (-1, None))
+            self._batched.pop(fd, None)
         if wakeups is not None:
             wakeups.stop()
 
@@ -126,7 +129,7 @@ class _BatchedWakeups:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        add_reader: AddReader,
+        add_reader: _AddReader,
         wakeup_socket: socket.socket,
         reader: Callable[[], object],
     ) -> None:
@@ -143,6 +146,9 @@ class _BatchedWakeups:
         self._quiet = None
         if self._socket.fileno() != -1:
             self._add_reader(self._socket, self)
+
+    def wakes(self, fileobj: object) -> bool:
+        return fileobj is self._socket
 
     def stop(self) -> None:
         if self._quiet is not None:
@@ -163,7 +169,8 @@ class _BatchedWakeups:
 
     def _read_all_but_one(self) -> bool:
         """Read every pending byte but the one grpc's reader reads (it fails on an empty socket);
-        False when there was nothing to read."""
+        False when there was nothing to read. Finding one byte (or none: the peer closed), register
+        grpc's own reader for a quiet spell instead of this wrapper."""
         try:
             pending = self._recv_into(self._buffer, _PEEK_BYTES, socket.MSG_PEEK)
         except BlockingIOError:
