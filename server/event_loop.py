@@ -22,9 +22,10 @@ it; so only one reader looks at a time, and one that finds another looking reads
 does. A reader that takes a byte always empties the queue after it, so that cannot strand anything.
 
 Only grpc's own reader is wrapped: a ``PollerCompletionQueue._handle_events`` callback of grpc's
-Cython core on a socket, in a grpc whose reader was checked to read one byte and then empty the
-whole queue (1.60 to ``_CHECKED_UP_TO``; tests/server/test_event_loop.py runs the real one). Any
-other reader, or a newer grpc until it is checked, is registered as given and works as it ships.
+Cython core on a socket, in a grpc no newer than ``_CHECKED_UP_TO``, the newest whose reader was
+checked to read one byte and then empty the whole queue (tests/server/test_event_loop.py runs the
+real one). Any other reader, or a newer grpc until it is checked, is registered as given and works
+as it ships.
 
 ``python -m server`` runs on this loop. To embed the server in your own program, make your loop with
 :func:`new_event_loop`: ``with asyncio.Runner(loop_factory=server.new_event_loop) as runner: ...``.
