@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -12,6 +13,17 @@ from sample.files.v1 import files_pb2, files_pb2_grpc
 from server.observability import JsonFormatter
 
 
+async def rpc_lines(caplog: pytest.LogCaptureFixture, count: int) -> list[logging.LogRecord]:
+    """The RPC log lines once ``count`` are written: the server writes an RPC's line when its handler
+    has finished, which can be just after the client has the status."""
+    for _ in range(500):
+        records = [r for r in caplog.records if r.name == "server.rpc"]
+        if len(records) >= count:
+            break
+        await asyncio.sleep(0.01)
+    return records
+
+
 async def test_one_line_per_rpc_with_method_status_count_and_duration(
     demo_stub: files_pb2_grpc.FileServiceStub, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -20,7 +32,7 @@ async def test_one_line_per_rpc_with_method_status_count_and_duration(
     [r async for r in demo_stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=[secret, "b"]))]
     with pytest.raises(grpc.aio.AioRpcError):
         await demo_stub.GetFileStatus(files_pb2.GetFileStatusQuery(file_id=secret + "-missing"))
-    records = [r for r in caplog.records if r.name == "server.rpc"]
+    records = await rpc_lines(caplog, 2)
     assert [(r.rpc_method, r.rpc_status, r.rpc_messages) for r in records] == [  # type: ignore[attr-defined]
         ("/sample.files.v1.FileService/ProcessFiles", "OK", 2),
         ("/sample.files.v1.FileService/GetFileStatus", "NOT_FOUND", 0),
