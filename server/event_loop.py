@@ -98,8 +98,10 @@ class WakeupBatching:
         fd = fileobj if isinstance(fileobj, int) else getattr(fileobj, "fileno", lambda: -1)()
         wakeups = self._batched.pop(fd, None)
         if wakeups is None and fd == -1:  # a socket closed before its reader is removed
-            fd, wakeups = next(((n, w) for n, w in self._batched.items() if w.wakes(fileobj)), (-1, None))
-            self._batched.pop(fd, None)
+            for known, candidate in list(self._batched.items()):
+                if candidate.wakes(fileobj):
+                    wakeups = self._batched.pop(known)
+                    break
         if wakeups is not None:
             wakeups.stop()
 
