@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 
 install: $(VENV)/.installed-$(PYVER) $(GEN)/.generated tools/node_modules/.installed clients/node/node_modules/.installed
 
-$(VENV)/.installed-$(PYVER): pyproject.toml
+$(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/codec/_cwire.pyx
 	# a venv made by another interpreter is made anew
 	if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYVER)" ]; then rm -rf $(VENV); fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

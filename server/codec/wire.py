@@ -22,6 +22,10 @@ few concatenations, and generated straight-line code writes it in about half the
             pass
         return slow(obj)
 
+Where the project's compiled extension is built (``server/codec/_cwire.pyx``, by ``make install``)
+the same promise is kept in C, about ten times faster; the generated code below is the fallback
+for an install without a C compiler, and the reference the compiled one is tested against.
+
 The fast code only takes values it can encode exactly as protobuf does: the exact Python type
 of the field (``int`` for integers, never ``bool`` or an ``IntEnum``), inside the field's
 range. Anything else (another type, a value out of range, a lone surrogate in a string)
@@ -40,6 +44,11 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from server.codec.generate import define, safe_names
 from server.codec.messages import MessagePlan
+
+try:
+    from server.codec import _cwire
+except ImportError:  # built without a C compiler: the generated Python encoder serves
+    _cwire = None  # type: ignore[assignment]
 
 _F = FieldDescriptor
 
@@ -113,6 +122,18 @@ _KINDS: dict[int, tuple[type, tuple[int, int] | None, int, str]] = {
     _F.TYPE_BYTES: (bytes, None, _LENGTH, ""),
 }
 
+# proto type -> the compiled encoder's kind number (the order of its enum)
+COMPILED_KINDS: dict[int, int] = {
+    proto_type: number
+    for number, proto_type in enumerate(
+        [
+            *(_F.TYPE_INT32, _F.TYPE_INT64, _F.TYPE_UINT32, _F.TYPE_UINT64, _F.TYPE_SINT32),
+            *(_F.TYPE_SINT64, _F.TYPE_FIXED32, _F.TYPE_FIXED64, _F.TYPE_SFIXED32, _F.TYPE_SFIXED64),
+            *(_F.TYPE_DOUBLE, _F.TYPE_FLOAT, _F.TYPE_BOOL, _F.TYPE_STRING, _F.TYPE_BYTES),
+        ]
+    )
+}
+
 _VARINT_WRITERS: dict[str, Callable[[int], bytes]] = {
     "VARINT": varint,
     "SIGNED": _signed_varint,
@@ -143,17 +164,14 @@ def _tagged_small(tag: bytes) -> tuple[bytes, ...]:
     return table
 
 
-def _field_lines(index: int, field: FieldDescriptor, namespace: dict[str, Any]) -> list[str] | None:
+def _field_lines(index: int, field: FieldDescriptor, namespace: dict[str, Any]) -> list[str]:
     """The lines that write one field, and the constants they use (added to ``namespace``).
 
     Each field is written with as few intermediate bytes objects as it can: the tag comes packed
     with a fixed-width value, or from a table together with a one-byte length or number; a long
     string or bytes value is joined in, so it is copied once, not twice.
     """
-    kind = _KINDS.get(field.type)
-    if kind is None:
-        return None
-    py_type, bounds, wire_type, writer = kind
+    py_type, bounds, wire_type, writer = _KINDS[field.type]
     check = f"v.__class__ is not {py_type.__name__}"
     if bounds is not None:
         check += f" or not {bounds[0]} <= v < {bounds[1]}"
@@ -196,16 +214,40 @@ def _field_lines(index: int, field: FieldDescriptor, namespace: dict[str, Any]) 
     return lines
 
 
-def wire_encoder(plan: MessagePlan, slow: Callable[[Any], bytes]) -> Callable[[Any], bytes] | None:
+def wire_encoder(
+    plan: MessagePlan, slow: Callable[[Any], bytes], *, compiled: bool = True
+) -> Callable[[Any], bytes] | None:
     """The direct encoder for ``plan``'s message, or None when a field is not a plain scalar.
 
     ``slow`` is the protobuf path: it gets every object the fast code does not take as is.
+    ``compiled=False`` gives the generated Python encoder even where the compiled one is built.
     """
     if plan.writers or plan.oneofs or not safe_names(list(plan.plain)):
         return None
     descriptor = plan.descriptor
     if len(plan.plain) != len(descriptor.fields) or descriptor.GetOptions().message_set_wire_format:
         return None
+    fields = sorted(descriptor.fields, key=lambda f: f.number)
+    if any(
+        field.is_repeated
+        or field.has_presence
+        or field.containing_oneof is not None
+        or field.type not in _KINDS
+        for field in fields
+    ):
+        return None
+    if compiled and _cwire is not None and len(fields) <= _cwire.FIELD_LIMIT:
+        tagged = [
+            (field.name, COMPILED_KINDS[field.type], varint(field.number << 3 | _KINDS[field.type][2]))
+            for field in fields
+        ]
+        return _cwire.DirectEncoder(plan.cls, slow, tagged)
+    return _generated_encoder(plan, fields, slow)
+
+
+def _generated_encoder(
+    plan: MessagePlan, fields: list[FieldDescriptor], slow: Callable[[Any], bytes]
+) -> Callable[[Any], bytes]:
     namespace: dict[str, Any] = {
         "cls": plan.cls,
         "slow": slow,
@@ -215,13 +257,8 @@ def wire_encoder(plan: MessagePlan, slow: Callable[[Any], bytes]) -> Callable[[A
         **_VARINT_WRITERS,
     }
     body: list[str] = []
-    for index, field in enumerate(sorted(descriptor.fields, key=lambda f: f.number)):
-        if field.is_repeated or field.has_presence or field.containing_oneof is not None:
-            return None
-        field_lines = _field_lines(index, field, namespace)
-        if field_lines is None:
-            return None
-        body += field_lines
+    for index, field in enumerate(fields):
+        body += _field_lines(index, field, namespace)
     # A value the fast code does not take, or anything unexpected (a property that raises, bad
     # UTF-8), goes to the careful path, outside the ``try`` so that its own error propagates.
     source = "\n".join(

@@ -1,22 +1,40 @@
 """The direct wire encoder of flat messages writes exactly what protobuf writes, and hands every
-value it does not take as is to the protobuf path, which accepts or refuses it as before."""
+value it does not take as is to the protobuf path, which accepts or refuses it as before.
+
+Both of its builds keep that promise: the compiled one (``server/codec/_cwire.pyx``, what the
+server runs) and the generated Python one (the fallback without a C compiler); every test here
+runs through each."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.codec import EncodeError, codec_for
-from server.codec.wire import varint
+from server.codec import Codec, EncodeError, codec_for
+from server.codec import _cwire as compiled_wire
+from server.codec.wire import varint, wire_encoder
 from tests.protos.codec_models import Everything, FarScalars, Scalars, Sparse, pb
 
 CODEC = codec_for(pb.Scalars, Scalars)
+BUILDS = ["compiled", "python"]
+
+
+def encoder_of(codec: Codec[Any], build: str) -> Callable[[Any], bytes]:
+    """The codec's direct encoder as the server runs it, or its generated Python twin."""
+    if build == "compiled":
+        return codec.encode
+    twin = wire_encoder(codec.plan, codec.encode_by_message, compiled=False)
+    assert twin is not None
+    return twin
+
+
 ZEROS: dict[str, Any] = {
     "i32": 0, "i64": 0, "u32": 0, "u64": 0, "s32": 0, "s64": 0, "f32": 0, "f64": 0,
     "sf32": 0, "sf64": 0, "dbl": 0.0, "flt": 0.0, "flag": False, "text": "", "data": b"",
@@ -41,9 +59,9 @@ def by_protobuf(value: Scalars) -> tuple[str, Any]:
         return "error", str(error)
 
 
-def directly(value: Scalars) -> tuple[str, Any]:
+def directly(value: Scalars, build: str) -> tuple[str, Any]:
     try:
-        return "ok", CODEC.encode(value)
+        return "ok", encoder_of(CODEC, build)(value)
     except EncodeError as error:
         return "error", str(error)
 
@@ -71,36 +89,56 @@ def test_flat_messages_are_encoded_directly_and_others_through_protobuf() -> Non
     assert not codec_for(pb.Everything, Everything).encodes_directly
 
 
+def test_the_server_runs_the_compiled_encoder_which_make_install_builds() -> None:
+    assert isinstance(CODEC.encode, compiled_wire.DirectEncoder)
+    assert not isinstance(encoder_of(CODEC, "python"), compiled_wire.DirectEncoder)
+
+
+def test_the_compiled_encoder_refuses_a_plan_it_cannot_write() -> None:
+    with pytest.raises(ValueError, match="at most 64 fields"):
+        compiled_wire.DirectEncoder(Scalars, bytes, [(f"f{n}", 0, b"\x08") for n in range(65)])
+    with pytest.raises(ValueError, match="kind 15"):
+        compiled_wire.DirectEncoder(Scalars, bytes, [("i32", compiled_wire.KIND_COUNT, b"\x08")])
+
+
+@pytest.mark.parametrize("build", BUILDS)
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(valid)
-def test_valid_values_are_written_byte_for_byte_as_protobuf_writes_them(value: Scalars) -> None:
-    assert directly(value) == by_protobuf(value)
+def test_valid_values_are_written_byte_for_byte_as_protobuf_writes_them(build: str, value: Scalars) -> None:
+    assert directly(value, build) == by_protobuf(value)
 
 
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("length", [127, 128, 300, 16383, 16384, 70_000])
-def test_long_strings_and_bytes_get_their_multi_byte_length_as_protobuf_writes_it(length: int) -> None:
+def test_long_strings_and_bytes_get_their_multi_byte_length_as_protobuf_writes_it(
+    length: int, build: str
+) -> None:
     # Hypothesis rarely draws values this long, and a length of 128 or more is written another way
     for text in ("a" * length, "é" * (length // 2)):  # 2 bytes per "é": the UTF-8 length counts
         value = Scalars(**{**ZEROS, "i32": 1, "text": text, "data": b"\xff" * length})
-        assert directly(value) == by_protobuf(value)
+        assert directly(value, build) == by_protobuf(value)
 
 
+@pytest.mark.parametrize("build", BUILDS)
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(valid)
 def test_every_scalar_kind_with_a_two_to_five_byte_tag_is_written_as_protobuf_writes_it(
-    value: Scalars,
+    build: str, value: Scalars
 ) -> None:
     # the tag is packed with fixed-width values and tabled with one-byte numbers and lengths
     far_codec = codec_for(pb.FarScalars, FarScalars)
     far = FarScalars(**dataclasses.asdict(value))
     assert far_codec.encodes_directly
-    assert far_codec.encode(far) == far_codec.to_message(far).SerializeToString()
+    assert encoder_of(far_codec, build)(far) == far_codec.to_message(far).SerializeToString()
 
 
-def test_zero_values_are_left_out_but_negative_zero_floats_are_written() -> None:
-    assert CODEC.encode(Scalars(**ZEROS)) == b""
-    negative_zero = Scalars(**{**ZEROS, "dbl": -0.0})
-    assert CODEC.encode(negative_zero) == by_protobuf(negative_zero)[1] != b""
+@pytest.mark.parametrize("build", BUILDS)
+def test_zero_values_are_left_out_but_negative_zero_floats_are_written(build: str) -> None:
+    encode = encoder_of(CODEC, build)
+    assert encode(Scalars(**ZEROS)) == b""
+    for field in ("dbl", "flt"):
+        negative_zero = Scalars(**{**ZEROS, field: -0.0})
+        assert encode(negative_zero) == by_protobuf(negative_zero)[1] != b""
 
 
 # Values of other types than the field's, or outside its range: protobuf decides about each.
@@ -110,28 +148,43 @@ odd_values = st.sampled_from(
 )  # fmt: skip
 
 
+@pytest.mark.parametrize("build", BUILDS)
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(valid, st.sampled_from(sorted(ZEROS)), odd_values)
-def test_odd_values_get_the_protobuf_paths_answer(value: Scalars, field: str, odd: Any) -> None:
+def test_odd_values_get_the_protobuf_paths_answer(build: str, value: Scalars, field: str, odd: Any) -> None:
     setattr(value, field, odd)
-    assert directly(value) == by_protobuf(value)
+    assert directly(value, build) == by_protobuf(value)
 
 
-def test_a_wrong_value_is_refused_naming_the_field() -> None:
+@pytest.mark.parametrize("build", BUILDS)
+def test_a_wrong_value_is_refused_naming_the_field(build: str) -> None:
+    encode = encoder_of(CODEC, build)
     with pytest.raises(EncodeError, match=r"Scalars\.u32"):
-        CODEC.encode(Scalars(**{**ZEROS, "u32": -1}))
+        encode(Scalars(**{**ZEROS, "u32": -1}))
     with pytest.raises(EncodeError, match=r"Scalars\.text"):
-        CODEC.encode(Scalars(**{**ZEROS, "text": "\ud800"}))
+        encode(Scalars(**{**ZEROS, "text": "\ud800"}))
+    with pytest.raises(EncodeError, match=r"Scalars\.i32"):
+        encode(Scalars(**{**ZEROS, "i32": 2**31}))
 
 
-def test_a_subclass_instance_is_encoded_through_protobuf() -> None:
+@pytest.mark.parametrize("build", BUILDS)
+def test_an_attribute_that_raises_gets_the_protobuf_paths_answer(build: str) -> None:
+    value = Scalars(**{**ZEROS, "text": "kept"})
+    del value.u64  # reading it raises AttributeError, in the fast path and in protobuf's
+    assert directly(value, build) == by_protobuf(value)
+    assert directly(value, build)[0] == "error"
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_a_subclass_instance_is_encoded_through_protobuf(build: str) -> None:
     class Tagged(Scalars):
         pass
 
     value = Tagged(**{**ZEROS, "i32": -5, "text": "é"})
-    assert CODEC.encode(value) == by_protobuf(value)[1]
+    assert encoder_of(CODEC, build)(value) == by_protobuf(value)[1]
 
 
+@pytest.mark.parametrize("build", BUILDS)
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(
     st.builds(
@@ -143,11 +196,11 @@ def test_a_subclass_instance_is_encoded_through_protobuf() -> None:
     )
 )
 def test_long_tags_and_fields_declared_out_of_order_are_written_as_protobuf_writes_them(
-    value: Sparse,
+    build: str, value: Sparse
 ) -> None:
     codec = codec_for(pb.Sparse, Sparse)
     assert codec.encodes_directly
-    assert codec.encode(value) == codec.to_message(value).SerializeToString()
+    assert encoder_of(codec, build)(value) == codec.to_message(value).SerializeToString()
 
 
 def by_the_book(value: int) -> bytes:

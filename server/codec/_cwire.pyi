@@ -1,0 +1,13 @@
+"""Types of the compiled direct wire encoder (``_cwire.pyx``)."""
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+KIND_COUNT: int
+FIELD_LIMIT: int
+
+class DirectEncoder:
+    def __init__(
+        self, cls: type, slow: Callable[[Any], bytes], fields: Iterable[tuple[str, int, bytes]]
+    ) -> None: ...
+    def __call__(self, obj: Any) -> bytes: ...
