@@ -24,8 +24,8 @@ A dataclass field with a default and no proto field is allowed (decode leaves th
 encode ignores it); other one-sided fields are problems.
 
 Messages whose fields are all plain scalars are encoded straight to wire bytes, without a
-protobuf message (``server.codec.wire``, byte-for-byte protobuf's output); the others go
-through a protobuf message.
+protobuf message (``server.codec.wire``, byte-for-byte protobuf's output; compiled where the
+install could build ``_cwire.pyx``); the others go through a protobuf message.
 """
 
 from server.codec.compiled import (
