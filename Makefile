@@ -23,7 +23,11 @@ $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/codec/_cwire.pyx
 	if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYVER)" ]; then rm -rf $(VENV); fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# the compiled wire encoder is rebuilt from its .pyx, never left over from an earlier build
+	rm -f server/codec/_cwire.c server/codec/_cwire.*.so
 	$(PY) -m pip install --quiet -e '.[dev,fast]'
+	$(PY) -c 'import server.codec._cwire' 2>/dev/null \
+	  || echo "note: the compiled wire encoder was not built (no C compiler?); the Python encoder serves" >&2
 	# generated protobuf modules live in gen/ (built from protos/, never committed)
 	$(PY) -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'cqrs_grpc_gen.pth').write_text(str(pathlib.Path('$(GEN)').resolve()) + '\n')"
 	touch $@
@@ -74,4 +78,5 @@ demo: install
 	  && $(PY) -m clients.python --address $(ADDRESS) process $$ids
 
 clean:
-	rm -rf $(VENV) $(GEN) tools/node_modules clients/node/node_modules
+	rm -rf $(VENV) $(GEN) tools/node_modules clients/node/node_modules build
+	rm -f server/codec/_cwire.c server/codec/_cwire.*.so

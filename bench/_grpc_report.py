@@ -188,8 +188,9 @@ def _breakdown(raw: Path) -> dict[str, float]:
         elif "handle (" in below and "_stream_handlers" in below:
             shares["the handler's own code (building items and events)"] += count
         elif frames[-1].startswith(_ADAPTER_FRAMES):
-            # the compiled encoder has no Python frame: its time is its caller's, the adapter's send
-            shares["the RPC adapter (its send and the compiled encode, the guard, set-up)"] += count
+            # the compiled encoder has no Python frame (the Python one is matched above): its time is
+            # its caller's, the adapter's send
+            shares["the RPC adapter (its send with the compiled encode, the guard, set-up)"] += count
         elif "streaming.py" in below or "container.py" in below:
             shares["mediator (stream loop, scope, resolve)"] += count
         else:

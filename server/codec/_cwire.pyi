@@ -3,7 +3,7 @@
 from collections.abc import Callable, Iterable
 from typing import Any
 
-KIND_COUNT: int
+KINDS: tuple[str, ...]
 FIELD_LIMIT: int
 
 class DirectEncoder:

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, boundscheck=False, wraparound=False
 """The direct wire encoder of ``server.codec.wire``, compiled: the same promise, without the interpreter.
 
 Why it exists: a streamed response is encoded once per message, and the generated Python encoder
@@ -11,13 +11,19 @@ protobuf does (the exact Python type of the field, inside the field's range) and
 attribute that raises included. Output is byte-for-byte protobuf's: fields in number order, proto3
 zero values left out, negative int32/int64 as ten-byte varints, ``-0.0`` written.
 
-The kind numbers below are ``server.codec.wire.COMPILED_KINDS``'s; the byte-for-byte tests cover
-every kind through both encoders.
+Where the two may differ, with the same bytes either way: this one takes ``type(obj)``, not
+``obj.__class__``, and reads every field before checking any, so a property runs once even when a
+later field sends the object to ``slow``. A non-ASCII string is encoded into a temporary copy (its
+cached UTF-8 form would live as long as the string).
+
+``KINDS`` names the field kinds in the order of their numbers here; ``server.codec.wire`` maps proto
+types to them by name. The byte-for-byte tests cover every kind through both encoders.
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.math cimport isinf
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 
@@ -26,8 +32,10 @@ cdef extern from "Python.h":
     bint PyFloat_CheckExact(object)
     bint PyBytes_CheckExact(object)
     bint PyUnicode_CheckExact(object)
+    bint PyUnicode_IS_COMPACT_ASCII(object)
     Py_ssize_t PyUnicode_GET_LENGTH(object)
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
+    bytes PyUnicode_AsUTF8String(object)
     long long PyLong_AsLongLongAndOverflow(object, int*) except? -1
     unsigned long long PyLong_AsUnsignedLongLong(object) except? -1
     double PyFloat_AS_DOUBLE(object)
@@ -63,7 +71,11 @@ cdef enum:
     AS_FIXED64 = 3
     AS_LENGTH = 4  # a string or bytes: length, then the bytes at ``data``
 
-KIND_COUNT = BYTES + 1
+KINDS = (
+    "int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64", "sfixed32",
+    "sfixed64", "double", "float", "bool", "string", "bytes",
+)
+assert len(KINDS) == BYTES + 1
 FIELD_LIMIT = MAX_FIELDS
 
 
@@ -91,6 +103,7 @@ cdef inline uint8_t* put_little_endian(uint8_t* out, uint64_t value, int width) 
     return out + width
 
 
+@cython.final
 cdef class DirectEncoder:
     """``encoder(obj) -> bytes`` for one message of plain scalar fields.
 
@@ -107,22 +120,24 @@ cdef class DirectEncoder:
     cdef int tag_sizes[MAX_FIELDS]
 
     def __init__(self, cls, slow, fields):
+        # once only: the encoding pass trusts ``count`` to match ``names`` and the per-field arrays
+        if self.names is not None:
+            raise TypeError("a DirectEncoder is initialised once")
         fields = tuple(fields)
         if len(fields) > MAX_FIELDS:
             raise ValueError(f"at most {MAX_FIELDS} fields, got {len(fields)}")
-        self.cls = cls
-        self.slow = slow
-        self.count = len(fields)
-        names = []
         cdef Py_ssize_t index
-        for index, (name, kind, tag) in enumerate(fields):
+        for name, kind, tag in fields:
             if not 0 <= kind <= BYTES or not 1 <= len(tag) <= 5:
                 raise ValueError(f"field {name!r}: kind {kind} or tag {tag!r} is not one this encoder writes")
-            names.append(name)
+        for index, (name, kind, tag) in enumerate(fields):
             self.kinds[index] = kind
             self.tag_sizes[index] = len(tag)
             memcpy(self.tags[index], <const char*>tag, len(tag))
-        self.names = tuple(names)
+        self.cls = cls
+        self.slow = slow
+        self.count = len(fields)
+        self.names = tuple(name for name, _, _ in fields)
 
     def __call__(self, obj):
         if type(obj) is not self.cls:
@@ -169,10 +184,11 @@ cdef class DirectEncoder:
                         -2147483648 <= signed_value <= 2147483647
                     ):
                         return None
+                    # zigzag without shifting a negative number: all ones when negative
                     if kind == SINT32:
-                        unsigned_value = (<uint32_t>signed_value << 1) ^ <uint32_t>(signed_value >> 31)
+                        unsigned_value = (<uint32_t>signed_value << 1) ^ (<uint32_t>0 - <uint32_t>(signed_value < 0))
                     elif kind == SINT64:
-                        unsigned_value = (<uint64_t>signed_value << 1) ^ <uint64_t>(signed_value >> 63)
+                        unsigned_value = (<uint64_t>signed_value << 1) ^ (<uint64_t>0 - <uint64_t>(signed_value < 0))
                     elif kind == SFIXED32:
                         unsigned_value = <uint32_t>signed_value
                     else:  # int32 and int64 sign-extend to 64 bits; sfixed64 as it is
@@ -203,7 +219,7 @@ cdef class DirectEncoder:
                 if not PyFloat_CheckExact(value):
                     return None
                 double_value = PyFloat_AS_DOUBLE(value)
-                float_value = <float>double_value
+                float_value = <float>double_value  # IEEE rounding, inf past the range: PyFloat_Pack4's cast
                 if isinf(float_value) and not isinf(double_value):
                     return None  # out of float range: protobuf decides
                 memcpy(&float_bits, &float_value, 4)
@@ -226,7 +242,13 @@ cdef class DirectEncoder:
                     return None
                 if PyUnicode_GET_LENGTH(value) == 0:
                     continue
-                data[index] = PyUnicode_AsUTF8AndSize(value, &length)  # raises for a lone surrogate
+                if not PyUnicode_IS_COMPACT_ASCII(value):
+                    value = PyUnicode_AsUTF8String(value)  # raises for a lone surrogate
+                    values[index] = value  # kept until copied
+                    data[index] = PyBytes_AS_STRING(value)
+                    length = PyBytes_GET_SIZE(value)
+                else:  # ASCII is its own UTF-8: no copy
+                    data[index] = PyUnicode_AsUTF8AndSize(value, &length)
                 numbers[index] = <uint64_t>length
                 ways[index] = AS_LENGTH
                 total += varint_size(<uint64_t>length) + length

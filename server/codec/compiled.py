@@ -64,8 +64,8 @@ class Codec(Generic[T]):
     costs no method binding and no look-up of descriptors or type hints.
 
     ``encodes_directly``: ``encode`` writes wire bytes itself, without a protobuf message, which
-    halves its cost (compiled, a tenth); true for messages of plain scalar fields only (see
-    ``server.codec.wire``). ``encode_by_message`` is the protobuf path it hands odd values to.
+    halves its cost (the compiled build far more); true for messages of plain scalar fields only
+    (see ``server.codec.wire``). ``encode_by_message`` is the protobuf path it hands odd values to.
     """
 
     decode: Callable[[bytes], T]

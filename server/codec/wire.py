@@ -23,8 +23,9 @@ few concatenations, and generated straight-line code writes it in about half the
         return slow(obj)
 
 Where the project's compiled extension is built (``server/codec/_cwire.pyx``, by ``make install``)
-the same promise is kept in C, about ten times faster; the generated code below is the fallback
-for an install without a C compiler, and the reference the compiled one is tested against.
+the same promise is kept in C, in a fifth of the time or less (BENCHMARKS.md); the generated code
+below is the fallback for an install without a C compiler, and the reference the compiled one is
+tested against.
 
 The fast code only takes values it can encode exactly as protobuf does: the exact Python type
 of the field (``int`` for integers, never ``bool`` or an ``IntEnum``), inside the field's
@@ -122,17 +123,12 @@ _KINDS: dict[int, tuple[type, tuple[int, int] | None, int, str]] = {
     _F.TYPE_BYTES: (bytes, None, _LENGTH, ""),
 }
 
-# proto type -> the compiled encoder's kind number (the order of its enum)
-COMPILED_KINDS: dict[int, int] = {
-    proto_type: number
-    for number, proto_type in enumerate(
-        [
-            *(_F.TYPE_INT32, _F.TYPE_INT64, _F.TYPE_UINT32, _F.TYPE_UINT64, _F.TYPE_SINT32),
-            *(_F.TYPE_SINT64, _F.TYPE_FIXED32, _F.TYPE_FIXED64, _F.TYPE_SFIXED32, _F.TYPE_SFIXED64),
-            *(_F.TYPE_DOUBLE, _F.TYPE_FLOAT, _F.TYPE_BOOL, _F.TYPE_STRING, _F.TYPE_BYTES),
-        ]
-    )
-}
+# proto type -> the compiled encoder's number for it (it names its kinds as protobuf does)
+COMPILED_KINDS: dict[int, int] = (
+    {getattr(_F, f"TYPE_{name.upper()}"): number for number, name in enumerate(_cwire.KINDS)}
+    if _cwire is not None
+    else {}
+)
 
 _VARINT_WRITERS: dict[str, Callable[[int], bytes]] = {
     "VARINT": varint,
