@@ -64,7 +64,7 @@ class Codec(Generic[T]):
     costs no method binding and no look-up of descriptors or type hints.
 
     ``encodes_directly``: ``encode`` writes wire bytes itself, without a protobuf message, which
-    halves its cost (the compiled build far more); true for messages of plain scalar fields only
+    halves its cost (the compiled build halves it again); true for messages of plain scalar fields only
     (see ``server.codec.wire``). ``encode_by_message`` is the protobuf path it hands odd values to.
     """
 
