@@ -27,7 +27,8 @@ $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/codec/_cwire.pyx
 	rm -f server/codec/_cwire.c server/codec/_cwire.*.so
 	$(PY) -m pip install --quiet -e '.[dev,fast]'
 	$(PY) -c 'import server.codec._cwire' 2>/dev/null \
-	  || echo "note: the compiled wire encoder was not built (no C compiler?); the Python encoder serves" >&2
+	  || echo "note: the compiled wire encoder was not built (no C compiler?); the Python encoder serves." \
+	       "With a compiler: touch server/codec/_cwire.pyx && make install" >&2
 	# generated protobuf modules live in gen/ (built from protos/, never committed)
 	$(PY) -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'cqrs_grpc_gen.pth').write_text(str(pathlib.Path('$(GEN)').resolve()) + '\n')"
 	touch $@

@@ -1,8 +1,8 @@
 """The one compiled module: the direct wire encoder (server/codec/_cwire.pyx).
 
-Everything else is in pyproject.toml. The module is optional: without Cython (pip fetches it for the
-build; not there offline without build isolation) or a C compiler, the install goes on without it and
-the generated Python encoder serves instead, with the same output.
+Everything else is in pyproject.toml. The module is optional: without a C compiler, or without Cython
+(pip fetches it into the build environment; only an install with ``--no-build-isolation`` can lack
+it), the install goes on without it and the generated Python encoder serves instead, same output.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ attribute that raises included. Output is byte-for-byte protobuf's: fields in nu
 zero values left out, negative int32/int64 as ten-byte varints, ``-0.0`` written.
 
 Where the two may differ, with the same bytes either way: this one takes ``type(obj)``, not
-``obj.__class__``, and reads every field before checking any, so a property runs once even when a
-later field sends the object to ``slow``. A non-ASCII string is encoded into a temporary copy (its
+``obj.__class__``, and reads every field before checking any (the Python encoder stops at the first
+it refuses), so when an object goes to ``slow`` its getters have run once here and run again there. A non-ASCII string is encoded into a temporary copy (its
 cached UTF-8 form would live as long as the string).
 
 ``KINDS`` names the field kinds in the order of their numbers here; ``server.codec.wire`` maps proto

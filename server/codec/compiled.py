@@ -63,9 +63,10 @@ class Codec(Generic[T]):
     ``to_message`` work on message objects. They are plain attributes (closures), so a call
     costs no method binding and no look-up of descriptors or type hints.
 
-    ``encodes_directly``: ``encode`` writes wire bytes itself, without a protobuf message, which
-    halves its cost (the compiled build halves it again); true for messages of plain scalar fields only
-    (see ``server.codec.wire``). ``encode_by_message`` is the protobuf path it hands odd values to.
+    ``encodes_directly``: ``encode`` writes wire bytes itself, without a protobuf message (a 16 B
+    item in 0.48 µs generated, 0.27 compiled, against 1.15 through protobuf); true for messages of
+    plain scalar fields only (see ``server.codec.wire``). ``encode_by_message`` is the protobuf
+    path it hands odd values to.
     """
 
     decode: Callable[[bytes], T]

@@ -2,8 +2,8 @@
 value it does not take as is to the protobuf path, which accepts or refuses it as before.
 
 Both of its builds keep that promise: the compiled one (``server/codec/_cwire.pyx``, what the
-server runs) and the generated Python one (the fallback without a C compiler); every test here
-runs through each."""
+server runs) and the generated Python one (the fallback without a C compiler); every encoding test
+here runs through each."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import dataclasses
 import enum
 import math
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,7 @@ BUILDS = [pytest.param("compiled", marks=needs_compiled), "python"]
 def encoder_of(codec: Codec[Any], build: str) -> Callable[[Any], bytes]:
     """The codec's direct encoder as the server runs it, or its generated Python twin."""
     if build == "compiled":
+        assert compiled_wire is not None and isinstance(codec.encode, compiled_wire.DirectEncoder)
         return codec.encode
     twin = wire_encoder(codec.plan, codec.encode_by_message, compiled=False)
     assert twin is not None
@@ -129,6 +131,9 @@ def test_the_compiled_encoder_refuses_a_plan_it_cannot_write() -> None:
         compiled_wire.DirectEncoder(Scalars, bytes, [(f"f{n}", 0, b"\x08") for n in range(65)])
     with pytest.raises(ValueError, match="kind 15"):
         compiled_wire.DirectEncoder(Scalars, bytes, [("i32", len(compiled_wire.KINDS), b"\x08")])
+    for tag in (b"", b"\x80" * 6):  # a field's tag is one to five bytes
+        with pytest.raises(ValueError, match="tag"):
+            compiled_wire.DirectEncoder(Scalars, bytes, [("i32", 0, tag)])
     encoder = compiled_wire.DirectEncoder(Scalars, bytes, [("i32", 0, b"\x08")])
     with pytest.raises(TypeError, match="initialised once"):
         encoder.__init__(Scalars, bytes, [])
@@ -251,3 +256,15 @@ def test_varints_are_right_on_both_sides_of_every_length_boundary() -> None:
     values = {(1 << bits) + delta for bits in range(65) for delta in (-2, -1, 0, 1)}
     for value in sorted(v for v in values if 0 <= v < 1 << 64):
         assert varint(value) == by_the_book(value), value
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_encoding_a_non_ascii_string_leaves_no_copy_in_it(build: str) -> None:
+    # CPython can cache a string's UTF-8 form inside it for the string's lifetime; a response's
+    # strings may be long-lived (a handler's constants), so the encoder takes a temporary copy
+    text = "".join(["é"] * 10)
+    size = sys.getsizeof(text)
+    value = Scalars(**{**ZEROS, "text": text})
+    encoded = encoder_of(CODEC, build)(value)
+    assert sys.getsizeof(text) == size
+    assert encoded == by_protobuf(value)[1]  # protobuf's own path does cache it: asked last
