@@ -11,6 +11,8 @@ PY := $(VENV)/bin/python
 PROTOS := $(shell find protos -name '*.proto')
 TEST_PROTOS := $(shell find tests/protos -name '*.proto')
 GEN := gen
+# what building server/codec/_cwire.pyx leaves in the source tree (pip install -e builds in place)
+CWIRE_BUILD := server/codec/_cwire.c server/codec/_cwire.*.so
 ADDRESS ?= 127.0.0.1:50051
 PYTEST_ARGS ?=
 
@@ -24,7 +26,7 @@ $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/codec/_cwire.pyx
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# the compiled wire encoder is rebuilt from its .pyx, never left over from an earlier build
-	rm -f server/codec/_cwire.c server/codec/_cwire.*.so
+	rm -f $(CWIRE_BUILD)
 	$(PY) -m pip install --quiet -e '.[dev,fast]'
 	$(PY) -c 'import server.codec._cwire' 2>/dev/null \
 	  || echo "note: the compiled wire encoder was not built (no C compiler?); the Python encoder serves." \
@@ -79,5 +81,4 @@ demo: install
 	  && $(PY) -m clients.python --address $(ADDRESS) process $$ids
 
 clean:
-	rm -rf $(VENV) $(GEN) tools/node_modules clients/node/node_modules build
-	rm -f server/codec/_cwire.c server/codec/_cwire.*.so
+	rm -rf $(VENV) $(GEN) tools/node_modules clients/node/node_modules build $(CWIRE_BUILD)

@@ -130,10 +130,10 @@ cdef class DirectEncoder:
         if len(fields) > MAX_FIELDS:
             raise ValueError(f"at most {MAX_FIELDS} fields, got {len(fields)}")
         cdef Py_ssize_t index
-        for name, kind, tag in fields:
+        # a refused field leaves ``count`` at 0 and ``names`` unset, so arrays half filled are never read
+        for index, (name, kind, tag) in enumerate(fields):
             if not 0 <= kind <= BYTES or not 1 <= len(tag) <= 5:
                 raise ValueError(f"field {name!r}: kind {kind} or tag {tag!r} is not one this encoder writes")
-        for index, (name, kind, tag) in enumerate(fields):
             self.kinds[index] = kind
             self.tag_sizes[index] = len(tag)
             memcpy(self.tags[index], <const char*>tag, len(tag))

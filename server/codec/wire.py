@@ -161,6 +161,11 @@ def _tagged_small(tag: bytes) -> tuple[bytes, ...]:
     return table
 
 
+def _tag(field: FieldDescriptor) -> bytes:
+    """The field's key on the wire: its number and wire type, as a varint."""
+    return varint(field.number << 3 | _KINDS[field.type][2])
+
+
 def _field_lines(index: int, field: FieldDescriptor, namespace: dict[str, Any]) -> list[str]:
     """The lines that write one field, and the constants they use (added to ``namespace``).
 
@@ -168,12 +173,12 @@ def _field_lines(index: int, field: FieldDescriptor, namespace: dict[str, Any]) 
     with a fixed-width value, or from a table together with a one-byte length or number; a long
     string or bytes value is joined in, so it is copied once, not twice.
     """
-    py_type, bounds, wire_type, writer = _KINDS[field.type]
+    py_type, bounds, _, writer = _KINDS[field.type]
     check = f"v.__class__ is not {py_type.__name__}"
     if bounds is not None:
         check += f" or not {bounds[0]} <= v < {bounds[1]}"
     lines = [f"    v = obj.{field.name}", f"    if {check}:", "        raise Mismatch"]
-    tag_bytes = varint(field.number << 3 | wire_type)
+    tag_bytes = _tag(field)
     tag, small = f"T{index}", f"S{index}"
     namespace[tag] = tag_bytes
     if py_type is str or py_type is bytes:
@@ -234,10 +239,7 @@ def wire_encoder(
     ):
         return None
     if compiled and _cwire is not None and len(fields) <= _cwire.FIELD_LIMIT:
-        tagged = [
-            (field.name, COMPILED_KINDS[field.type], varint(field.number << 3 | _KINDS[field.type][2]))
-            for field in fields
-        ]
+        tagged = [(field.name, COMPILED_KINDS[field.type], _tag(field)) for field in fields]
         return _cwire.DirectEncoder(plan.cls, slow, tagged)
     return _generated_encoder(plan, fields, slow)
 
