@@ -18,6 +18,7 @@ from cqrs.events.event import Event
 from cqrs.events.map import EventMap
 from cqrs.exceptions import HandlerNotFoundError, InvalidHandlerError
 from cqrs.middleware import Middleware, build_chain
+from cqrs.recorder import take_events
 from cqrs.requests.map import RequestMap
 from cqrs.requests.request import Request
 from cqrs.requests.request_handler import is_streaming_handler
@@ -148,8 +149,7 @@ class RequestMediator(_Mediator):
         async with self._scope() as resolver:
             handler = await resolver.resolve(handler_type)
             response = await handler.handle(request)
-            events = handler.events
+            events = take_events(handler)
             if events:
-                handler.clear_events()
                 await self._dispatch_shielded(events, resolver)
             return response

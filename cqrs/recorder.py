@@ -7,12 +7,13 @@ The mediator reads ``handler.events`` after each yield (and after ``handle`` ret
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     from cqrs.events.event import Event
 
-__all__ = ["EventRecorder"]
+__all__ = ["EventRecorder", "take_events"]
 
 
 class _EventList:
@@ -61,3 +62,17 @@ class EventRecorder:
     def add_event(self, event: Event) -> None:
         """Record ``event``; it is dispatched after the handler's next yield (or when it returns)."""
         self.__dict__.setdefault("_events", []).append(event)
+
+
+def take_events(handler: Any) -> Sequence[Event]:
+    """Take what ``handler`` recorded: a snapshot of ``handler.events``, then ``handler.clear_events()``.
+
+    The snapshot is taken first because ``events`` may return the handler's live list (python-cqrs's
+    own examples do), which ``clear_events()`` empties. Returns ``()`` when nothing was recorded.
+    """
+    events = handler.events
+    if not events:
+        return ()
+    snapshot = tuple(events)
+    handler.clear_events()
+    return snapshot

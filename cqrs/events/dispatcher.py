@@ -18,6 +18,7 @@ from cqrs.container import Resolver, _Scope
 from cqrs.events.event import Event
 from cqrs.events.map import EventMap
 from cqrs.exceptions import EventDepthExceededError
+from cqrs.recorder import take_events
 from cqrs.settings import MediatorSettings
 
 __all__ = ["DispatchStats", "EventDispatcher"]
@@ -101,9 +102,8 @@ class EventDispatcher:
                                 raise
                             self.report(exc, event, handler_type)
                             continue
-                        recorded = handler.events
+                        recorded = take_events(handler)
                         if recorded:
-                            handler.clear_events()
                             found = _collect(found, recorded, event, chains, index)
             if found is None:
                 return
@@ -139,9 +139,8 @@ class EventDispatcher:
                     raise
                 self.report(exc, event, handler_type)
                 return
-            recorded = handler.events
+            recorded = take_events(handler)
             if recorded:
-                handler.clear_events()
                 found[0] = _collect(found[0], recorded, event, chains, index)
 
         if len(jobs) == 1 and self._global is None:
