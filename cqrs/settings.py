@@ -26,14 +26,11 @@ class MediatorSettings:
     """How a mediator dispatches the events its handlers record.
 
     ``event_timing``
-        ``"with_send"`` (default): an item is released to the consumer at once and its events run while
-        the consumer takes it (concurrently in a task when ``concurrent_event_handle_enable``, otherwise
-        when the consumer asks for the next item, or, for ``stream_into(..., events_during_sink=True)``
-        under ``on_close="complete"`` without middleware, while the sink's write completes); either way
-        they finish before the
-        handler is resumed, so item k's events always precede item k+1. It is the default because the
-        client sees each message one event-round-trip earlier with the same ordering guarantee.
-        ``"before_send"``: the item is released only after its events are handled (python-cqrs).
+        ``"before_send"`` (default, as in python-cqrs): an item is released only after its events are
+        handled, so a consumer holding item k can rely on k's effects.
+        ``"with_send"`` (opt-in): the item is released at once and its events run while the consumer
+        takes it; they still finish before the handler is resumed, so item k's events precede item
+        k+1, but a reader may see item k before its effects are there.
     ``concurrent_event_handle_enable`` / ``max_concurrent_event_handlers``
         Run the handlers of one item's events one after another (``False``, default), or concurrently,
         at most ``max_concurrent_event_handlers`` at once **per stream**. One after another means inline
@@ -56,7 +53,7 @@ class MediatorSettings:
         :class:`~cqrs.exceptions.EventDepthExceededError` (subject to the failure policy).
     """
 
-    event_timing: EventTiming = "with_send"
+    event_timing: EventTiming = "before_send"
     concurrent_event_handle_enable: bool = False
     max_concurrent_event_handlers: int = 10
     global_max_concurrent_event_handlers: int | None = None

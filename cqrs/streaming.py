@@ -14,6 +14,7 @@ from cqrs.events.event import Event
 from cqrs.exceptions import SinkError
 from cqrs.mediator import _Dispatch, _Mediator
 from cqrs.middleware import build_chain, drive_stream, emit
+from cqrs.recorder import take_events
 from cqrs.requests.request import Request
 
 __all__ = ["StreamingRequestMediator"]
@@ -63,7 +64,7 @@ class StreamingRequestMediator(_Mediator):
         handler is closed and the events of the item it stopped at are settled per ``on_close``. The
         sink's exception comes out as :class:`~cqrs.exceptions.SinkError` (``__cause__`` is the
         original, ``.sink`` the sink), so the caller knows it was its own and not the handler's; a
-        cancellation comes out as it is. Without middleware, ``before_send`` or concurrent events that
+        cancellation comes out as it is. Without middleware or ``with_send`` concurrent events that
         is also what the container scope's exit sees (with them, the scope closes inside :meth:`stream`,
         as for a consumer that stops reading). The handler's own exceptions propagate as they are.
         :class:`~cqrs.exceptions.HandlerNotFoundError` is raised when awaited, before the handler or the
@@ -98,16 +99,13 @@ class StreamingRequestMediator(_Mediator):
         Why it exists: a consumer that only forwards items (the gRPC server, which writes each one)
         would otherwise pull them through an async generator of the mediator's, one more frame to
         resume and one more awaitable per item, which is most of what the mediator costs per item.
-        Middleware, ``before_send`` and concurrent event handling keep the generator (:meth:`stream`).
+        Middleware, and concurrent event handling under ``with_send``, keep the generator (:meth:`stream`).
         """
         async with _UNGUARDED if guard is None else guard:
             handler_type = self._handler_type(request)
             settings = self.settings
-            if (
-                self.middlewares
-                or settings.event_timing == "before_send"
-                or settings.concurrent_event_handle_enable
-            ):
+            before_send = settings.event_timing == "before_send"
+            if self.middlewares or (settings.concurrent_event_handle_enable and not before_send):
                 async with contextlib.aclosing(self.stream(request)) as items:
                     async for item in items:
                         try:
@@ -116,16 +114,18 @@ class StreamingRequestMediator(_Mediator):
                             raise SinkError(item, sink) from exc
                 return
             dispatch = self._inline_dispatch()
-            overlap = events_during_sink and settings.on_close == "complete"
+            overlap = events_during_sink and settings.on_close == "complete" and not before_send
             async with self._scope() as resolver:
                 handler = await resolver.resolve(handler_type)
                 agen = handler.handle(request)
                 pending: Sequence[Event] | None = None
                 try:
                     async for item in agen:
-                        events = handler.events
-                        if events:
-                            handler.clear_events()
+                        events = take_events(handler)
+                        if before_send:
+                            if events:
+                                await dispatch(events, resolver)
+                        elif events:
                             pending = events
                             if overlap:
                                 try:
@@ -183,11 +183,10 @@ class StreamingRequestMediator(_Mediator):
             pending: Sequence[Event] | None = None
             try:
                 async for item in agen:
-                    events = handler.events
+                    events = take_events(handler)
                     if not events:
                         yield item
                         continue
-                    handler.clear_events()
                     if before_send:
                         await dispatch(events, resolver)
                         yield item
@@ -223,9 +222,8 @@ class StreamingRequestMediator(_Mediator):
 
     async def _dispatch_tail(self, handler: Any, resolver: Resolver, dispatch: _Dispatch) -> None:
         """Events recorded after the last yield (or by a handler that never yields)."""
-        events = handler.events
+        events = take_events(handler)
         if events:
-            handler.clear_events()
             await dispatch(events, resolver)
 
     async def _close(

@@ -34,7 +34,7 @@ def bootstrap_streaming(
     max_concurrent_event_handlers: int = 10,
     concurrent_event_handle_enable: bool = False,
     global_max_concurrent_event_handlers: int | None = None,
-    event_timing: EventTiming = "with_send",
+    event_timing: EventTiming = "before_send",
     event_failure_policy: EventFailurePolicy = "isolate",
     on_close: OnClose = "complete",
     max_event_depth: int = 8,

@@ -215,7 +215,12 @@ async def test_a_client_cancel_while_an_items_events_run_finishes_them_then_clos
     container = cqrs.Container()
     container.register_instance(EventfulProbe, probe)
     container.register_instance(EventGate, gate)
-    app = app_with(EventfulHandler, events=[(FileProcessedEvent, GatedRecord)], container=container)
+    app = app_with(
+        EventfulHandler,
+        events=[(FileProcessedEvent, GatedRecord)],
+        container=container,
+        event_timing="with_send",
+    )
     async with serve_for_test(app) as served:
         stub = served.stub(files_pb2_grpc.FileServiceStub)
         call = stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=["a", "b", "c"]))
@@ -270,7 +275,12 @@ async def test_an_items_events_run_while_grpcs_write_of_it_is_in_flight(
     container = cqrs.Container()
     container.register_instance(Seen, seen)
     container.register_instance(EventfulProbe, EventfulProbe())
-    app = app_with(EventfulHandler, events=[(FileProcessedEvent, RecordInto)], container=container)
+    app = app_with(
+        EventfulHandler,
+        events=[(FileProcessedEvent, RecordInto)],
+        container=container,
+        event_timing="with_send",
+    )
     async with serve_for_test(app) as served:
         stub = served.stub(files_pb2_grpc.FileServiceStub)
         ids = ["a", "b"]
@@ -303,6 +313,7 @@ async def test_events_failing_during_a_write_end_the_stream_with_internal(failin
         events=[(FileProcessedEvent, FailOnBad)],
         container=container,
         event_failure_policy="fail",
+        event_timing="with_send",
     )
     async with serve_for_test(app) as served:
         stub = served.stub(files_pb2_grpc.FileServiceStub)
@@ -315,6 +326,30 @@ async def test_events_failing_during_a_write_end_the_stream_with_internal(failin
         assert [
             r.file_id async for r in stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=["ok"]))
         ] == ["ok"]
+
+
+@pytest.mark.parametrize("failing_item", [0, 2])
+async def test_before_send_an_item_whose_events_fail_is_never_sent(failing_item: int) -> None:
+    # the default timing: an item is written only after its events were handled, so a client never
+    # holds a result whose effects failed
+    probe = EventfulProbe()
+    container = cqrs.Container()
+    container.register_instance(EventfulProbe, probe)
+    ids = [f"f{n}" for n in range(failing_item)] + ["bad", "never"]
+    app = app_with(
+        EventfulHandler,
+        events=[(FileProcessedEvent, FailOnBad)],
+        container=container,
+        event_failure_policy="fail",
+    )
+    async with serve_for_test(app) as served:
+        stub = served.stub(files_pb2_grpc.FileServiceStub)
+        received: list[str] = []
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            async for result in stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=ids), timeout=5):
+                received.append(result.file_id)
+        assert failed.value.code() is grpc.StatusCode.INTERNAL, failed.value
+        assert received == ids[:failing_item] and "never" not in probe.produced
 
 
 async def test_deadline_ends_the_stream_and_closes_the_handler() -> None:

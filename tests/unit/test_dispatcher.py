@@ -358,7 +358,7 @@ async def test_fail_raises_from_the_stream_and_cancels_sibling_event_tasks(timin
 
 async def test_fail_in_sequential_mode_raises_and_stops_the_handler() -> None:
     log = Log()
-    mediator = streaming(events=(Boom,), event_failure_policy="fail")
+    mediator = streaming(events=(Boom,), event_failure_policy="fail", event_timing="with_send")
     got: list[int] = []
     with pytest.raises(RuntimeError, match="boom 0"):
         async for n in mediator.stream(Numbers(count=3)):

@@ -1,4 +1,4 @@
-"""stream_into(..., events_during_sink=True): an item's events run while the sink's write is in flight.
+"""stream_into(..., events_during_sink=True), a with_send feature: events run while the write is in flight.
 
 The sink's first step hands the item over (grpc's write starts the send in its core); what follows only
 waits for that to finish. Every other promise of stream_into holds: item k's events finish before item
@@ -17,8 +17,15 @@ import cqrs
 from cqrs import SinkError
 from cqrs.streaming import _first_step
 
-from ._support import Log, Number, Numbers, Produced, RecordProduced, spin, streaming, wait_for
+from . import _support
+from ._support import Log, Number, Numbers, Produced, RecordProduced, spin, wait_for
 from .test_streaming import GatedHandler, PassThrough, new_gate
+
+
+def streaming(**settings: Any) -> cqrs.StreamingRequestMediator:
+    """The events-during-the-write overlap is a ``with_send`` feature: every mediator here opts in."""
+    settings.setdefault("event_timing", "with_send")
+    return _support.streaming(**settings)
 
 
 class SinkFailed(Exception):

@@ -90,7 +90,7 @@ def test_on_startup_hooks_run_once() -> None:
 def test_defaults() -> None:
     settings = cqrs.bootstrap_streaming().settings
     assert settings == cqrs.MediatorSettings()
-    assert settings.event_timing == "with_send" and settings.on_close == "complete"
+    assert settings.event_timing == "before_send" and settings.on_close == "complete"
     assert settings.event_failure_policy == "isolate" and settings.max_event_depth == 8
 
 

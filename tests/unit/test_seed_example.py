@@ -65,8 +65,8 @@ async def test_seed_example_streams_results_and_handles_events() -> None:
         assert isinstance(result, FileProcessedResult)
         assert result.status == "completed"
         seen.append((result.file_id, list(HANDLED)))
-    # with_send (default): item k is released before its events run, and item k-1's events are done
-    assert seen == [("a", []), ("b", ["a"]), ("c", ["a", "b"])]
+    # before_send (default, as in python-cqrs): item k is released after its events ran
+    assert seen == [("a", ["a"]), ("b", ["a", "b"]), ("c", ["a", "b", "c"])]
     assert HANDLED == ["a", "b", "c"]
 
 

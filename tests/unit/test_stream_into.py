@@ -15,12 +15,18 @@ from ._support import Log, Number, Numbers, spin, streaming, wait_for
 from .test_streaming import GatedHandler, NeverYields, PassThrough, SecondHandler, SlowNumbers, new_gate
 
 SETTINGS = [
-    {},
+    {"event_timing": "with_send"},
+    {"event_timing": "with_send", "on_close": "cancel"},
+    {},  # the default: before_send
     {"on_close": "cancel"},
-    {"event_timing": "before_send"},
     {"concurrent_event_handle_enable": True},
+    {"event_timing": "with_send", "concurrent_event_handle_enable": True},
     {"middlewares": [PassThrough()]},
 ]
+
+
+def before_send(settings: dict[str, Any]) -> bool:
+    return settings.get("event_timing", "before_send") == "before_send"
 
 
 def recording_sink() -> tuple[list[int], Callable[[Number], Awaitable[None]]]:
@@ -45,7 +51,7 @@ async def test_items_reach_the_sink_in_order_with_their_events_before_the_next_i
     trace = [e for e in log.entries if e[0] != "handler-finally"]
     for i in range(3):
         assert trace.index(("event", i)) < trace.index(("produce", i + 1)), settings
-        if settings.get("event_timing") == "before_send":
+        if before_send(settings):
             assert trace.index(("event", i)) < trace.index(("sink", i))
         elif not settings.get("concurrent_event_handle_enable"):
             assert trace.index(("sink", i)) < trace.index(("event", i))
@@ -56,7 +62,8 @@ async def test_the_handler_resumes_only_after_the_events_of_the_item_the_sink_to
     log = Log()
     gate = new_gate()
     taken, sink = recording_sink()
-    running = asyncio.ensure_future(streaming(events=(GatedHandler,)).stream_into(Numbers(count=2), sink))
+    mediator = streaming(events=(GatedHandler,), event_timing="with_send")
+    running = asyncio.ensure_future(mediator.stream_into(Numbers(count=2), sink))
     await wait_for(gate.started.is_set)
     await spin()
     assert taken == [0]  # released before its event was handled
@@ -79,7 +86,7 @@ class SinkFailed(Exception):
 
 def settled_events(settings: dict[str, Any]) -> list[tuple[str, int]]:
     """The events of item 0 that are handled when the consumer stops at item 0."""
-    if settings.get("event_timing") == "before_send":
+    if before_send(settings):
         return [("event", 0)]  # handled before the item was released
     return [] if settings.get("on_close") == "cancel" else [("event", 0)]
 

@@ -60,7 +60,9 @@ async def test_with_send_releases_the_item_first_and_resumes_the_handler_after_i
 ) -> None:
     log = Log()
     gate = new_gate()
-    mediator = streaming(events=(GatedHandler,), concurrent_event_handle_enable=concurrent)
+    mediator = streaming(
+        events=(GatedHandler,), concurrent_event_handle_enable=concurrent, event_timing="with_send"
+    )
     async with contextlib.aclosing(mediator.stream(Numbers(count=2))) as stream:
         first = await anext(stream)
         assert first == Number(value=0)
@@ -244,7 +246,12 @@ class PassThrough:
 async def test_closing_with_a_pending_event_task_settles_it_before_aclose_returns(on_close: str) -> None:
     Log()
     gate = new_gate()
-    mediator = streaming(events=(GatedHandler,), concurrent_event_handle_enable=True, on_close=on_close)
+    mediator = streaming(
+        events=(GatedHandler,),
+        concurrent_event_handle_enable=True,
+        on_close=on_close,
+        event_timing="with_send",
+    )
     stream = mediator.stream(Numbers(count=3))
     assert await anext(stream) == Number(value=0)
     await wait_for(gate.started.is_set)
@@ -264,7 +271,8 @@ async def test_closing_with_a_pending_event_task_settles_it_before_aclose_return
 @pytest.mark.parametrize("on_close", ["complete", "cancel"])
 async def test_closing_at_a_yield_with_inline_events_pending(on_close: str) -> None:
     log = Log()
-    mediator = streaming(on_close=on_close)  # with_send, sequential: item 0's events wait for the next ask
+    # with_send, sequential: item 0's events wait for the next ask
+    mediator = streaming(on_close=on_close, event_timing="with_send")
     stream = mediator.stream(Numbers(count=3))
     assert await anext(stream) == Number(value=0)
     assert ("event", 0) not in log.entries
