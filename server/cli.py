@@ -27,7 +27,7 @@ from server.settings import ServerSettings
 
 logger = logging.getLogger("server")
 
-DEFAULT_APP = "server.demo:create_app"
+DEFAULT_APP = "examples.files:create_app"
 ENV_PREFIX = "CQRS_GRPC_"
 
 

@@ -59,7 +59,7 @@ async def test_a_factory_gets_the_options_it_names(tmp_path: Path) -> None:
 
 async def test_the_demo_factory_uses_the_data_dir(tmp_path: Path) -> None:
     app = await load_app(
-        "server.demo:create_app", {"data_dir": str(tmp_path / "d"), "max_upload_bytes": 8 << 20}
+        "examples.files:create_app", {"data_dir": str(tmp_path / "d"), "max_upload_bytes": 8 << 20}
     )
     assert (tmp_path / "d" / "demo.sqlite3").exists()
     assert app.settings.max_receive_message_bytes > 8 << 20

@@ -4,6 +4,6 @@
 store and the event fan-out behind it.
 """
 
-from server.demo.app import Demo, build_demo, create_app
+from examples.files.app import Demo, build_demo, create_app
 
 __all__ = ["Demo", "build_demo", "create_app"]

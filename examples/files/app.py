@@ -9,8 +9,7 @@ from pathlib import Path
 import cqrs
 from cqrs.requests import bootstrap
 from demo.files.v1 import files_pb2
-from server.app import App
-from server.demo.domain import (
+from examples.files.domain import (
     FileProcessed,
     FileUploaded,
     GetFileStatusQuery,
@@ -19,8 +18,8 @@ from server.demo.domain import (
     UploadFileCommand,
     WatchFileEventsQuery,
 )
-from server.demo.fanout import DEFAULT_QUEUE_SIZE, EventFanout
-from server.demo.handlers import (
+from examples.files.fanout import DEFAULT_QUEUE_SIZE, EventFanout
+from examples.files.handlers import (
     DEFAULT_MAX_UPLOAD_BYTES,
     DemoSettings,
     GetFileStatusQueryHandler,
@@ -29,9 +28,10 @@ from server.demo.handlers import (
     UploadFileCommandHandler,
     WatchFileEventsQueryHandler,
 )
-from server.demo.processing import DEFAULT_CHUNK_BYTES, ReadChunk, read_chunk
-from server.demo.reactions import AuditFileEvents, BroadcastFileEvents, RecordFileStatus
-from server.demo.store import FileStore
+from examples.files.processing import DEFAULT_CHUNK_BYTES, ReadChunk, read_chunk
+from examples.files.reactions import AuditFileEvents, BroadcastFileEvents, RecordFileStatus
+from examples.files.store import FileStore
+from server.app import App
 from server.settings import ServerSettings
 
 DEFAULT_DATA_DIR = "data"
