@@ -42,7 +42,7 @@ DEFAULT_MAX_UPLOAD_BYTES = 64 * MiB
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DemoSettings:
-    """Limits of the demo service (the CLI fills ``max_upload_bytes``)."""
+    """Limits of the demo service (``create_app`` reads ``max_upload_bytes`` from FILES_MAX_UPLOAD_BYTES)."""
 
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
