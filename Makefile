@@ -55,7 +55,7 @@ clients/node/node_modules/.installed: clients/node/package.json clients/node/pac
 	touch $@
 
 run: install
-	$(PY) -m server --address $(ADDRESS)
+	$(PY) -m server --app examples.files:create_app --address $(ADDRESS)
 
 lint: install
 	$(PY) -m ruff check .

@@ -2,6 +2,7 @@
 
 Every flag has an environment variable (``CQRS_GRPC_<FLAG>``) so containers and process
 managers can configure the server without a wrapper script; a flag wins over its variable.
+``--app`` is required: the CLI serves no app of its own, and an app reads its own settings.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 
 from server import workers
 from server.app import App, RunningServer
@@ -27,7 +28,6 @@ from server.settings import ServerSettings
 
 logger = logging.getLogger("server")
 
-DEFAULT_APP = "server.demo:create_app"
 ENV_PREFIX = "CQRS_GRPC_"
 
 
@@ -44,9 +44,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--app",
-        default=_env("APP", DEFAULT_APP),
-        help="module:attribute of an App, or of a (possibly async) function returning one "
-        f"[env {ENV_PREFIX}APP; default: the demo, {DEFAULT_APP}]",
+        default=os.environ.get(ENV_PREFIX + "APP") or None,
+        help="module:attribute of an App, or of a (possibly async) function returning one; "
+        f"required [env {ENV_PREFIX}APP]",
     )
     parser.add_argument(
         "--address",
@@ -105,20 +105,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "health checks need a token too (with --auth-tokens-file)",
     )
     parser.add_argument(
-        "--data-dir",
-        default=_env("DATA_DIR", "data"),
-        help="directory the app keeps its data in, created on start; given to an app factory that "
-        f"takes a data_dir parameter [env {ENV_PREFIX}DATA_DIR; default ./data]",
-    )
-    raw_upload = os.environ.get(ENV_PREFIX + "MAX_UPLOAD_BYTES")
-    parser.add_argument(
-        "--max-upload-bytes",
-        type=int,
-        default=None if raw_upload is None else int(raw_upload),
-        help="largest upload the app accepts; given to an app factory that takes a max_upload_bytes "
-        f"parameter (the demo: default 64 MiB) [env {ENV_PREFIX}MAX_UPLOAD_BYTES]",
-    )
-    parser.add_argument(
         "--workers",
         type=int,
         default=int(_env("WORKERS", "1")),
@@ -137,7 +123,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=["text", "json"],
         help=f"text for people, json for log pipelines [env {ENV_PREFIX}LOG_FORMAT; default text]",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.app:
+        parser.exit(
+            2,
+            f"{parser.prog}: error: --app (or {ENV_PREFIX}APP) is required: module:attribute of the App "
+            "to serve, e.g. --app mypackage.mymodule:create_app\n",
+        )
+    return args
 
 
 # Flags that override a field of the App's ServerSettings, and the field each one sets.
@@ -193,30 +186,11 @@ def apply_settings(settings: ServerSettings, args: argparse.Namespace) -> Server
     return dataclasses.replace(settings, **changes)
 
 
-# Flags handed to an app factory as keyword arguments, when its signature takes them.
-_FACTORY_FLAGS = ("data_dir", "max_upload_bytes")
+async def load_app(target: str) -> App:
+    """Import ``module:attribute``; call it (with no arguments) if it is a factory, await it if async.
 
-
-def factory_options(args: argparse.Namespace) -> dict[str, object]:
-    """The factory flags that have a value (given, from the environment, or a default)."""
-    return {name: getattr(args, name) for name in _FACTORY_FLAGS if getattr(args, name) is not None}
-
-
-def _accepted(factory: object, options: Mapping[str, object]) -> dict[str, object]:
-    try:
-        parameters = inspect.signature(factory).parameters  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return {}
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return dict(options)
-    return {name: value for name, value in options.items() if name in parameters}
-
-
-async def load_app(target: str, options: Mapping[str, object] | None = None) -> App:
-    """Import ``module:attribute``; call it if it is a factory, await it if it is async.
-
-    A factory gets those of ``options`` (``data_dir``, ``max_upload_bytes``) its signature takes,
-    so an app opts into a flag by naming the parameter.
+    The CLI gives an app nothing but the ServerSettings flags, applied after it is built; an app
+    reads its own settings (its environment variables, files...).
     """
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
@@ -227,7 +201,7 @@ async def load_app(target: str, options: Mapping[str, object] | None = None) -> 
     except AttributeError:
         raise SystemExit(f"--app {target}: module {module_name} has no attribute {attribute!r}") from None
     if not isinstance(obj, App) and callable(obj):
-        obj = obj(**_accepted(obj, options or {}))
+        obj = obj()
         if inspect.isawaitable(obj):
             obj = await obj
     if not isinstance(obj, App):
@@ -236,7 +210,7 @@ async def load_app(target: str, options: Mapping[str, object] | None = None) -> 
 
 
 async def serve(args: argparse.Namespace) -> None:
-    app = await load_app(args.app, factory_options(args))
+    app = await load_app(args.app)
     app.settings = apply_settings(app.settings, args)
     if workers.is_worker():
         app.settings = dataclasses.replace(app.settings, reuse_port=True)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from demo.files.v1 import files_pb2, files_pb2_grpc
-from server.demo import Demo, build_demo
+from examples.files import Demo, build_demo
 from server.testing import ServedApp, serve_for_test
 
 

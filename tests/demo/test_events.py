@@ -9,8 +9,8 @@ import grpc
 import pytest
 
 from demo.files.v1 import files_pb2
-from server.demo.domain import FileEvent
-from server.demo.fanout import EventFanout, SubscriberFellBehind
+from examples.files.domain import FileEvent
+from examples.files.fanout import EventFanout, SubscriberFellBehind
 from tests.demo.conftest import Served, ServeDemo
 from tests.server.helpers import error_info, rich_status
 

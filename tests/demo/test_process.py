@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from demo.files.v1 import files_pb2
-from server.demo.processing import digest_file, read_chunk
+from examples.files.processing import digest_file, read_chunk
 from tests.demo.conftest import Served, ServeDemo
 
 

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from demo.files.v1 import files_pb2
-from server.demo.app import UPLOAD_OVERHEAD_BYTES
+from examples.files.app import UPLOAD_OVERHEAD_BYTES
 from tests.demo.conftest import Served, ServeDemo
 from tests.server.helpers import error_info, rich_status
 

@@ -15,6 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BUF = ROOT / "tools" / "node_modules" / ".bin" / "buf"
 SERVING = re.compile(r"serving address=(?P<address>\S+:\d+)")
+# the demo file service: `python -m server` serves no app unless told which
+DEMO_APP = "examples.files:create_app"
 
 
 class ServerProcess:
@@ -69,15 +71,15 @@ async def start_server(*args: str, env: dict[str, str] | None = None) -> ServerP
 
 @pytest.fixture(autouse=True)
 def _data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every server process started by a test keeps its data in the test's own directory."""
+    """Every demo server process started by a test keeps its data in the test's own directory."""
     data_dir = tmp_path / "data"
-    monkeypatch.setenv("CQRS_GRPC_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("FILES_DATA_DIR", str(data_dir))
     return data_dir
 
 
 @pytest.fixture
 async def server_process() -> AsyncIterator[ServerProcess]:
-    server = await start_server("--grace", "2")
+    server = await start_server("--app", DEMO_APP, "--grace", "2")
     try:
         yield server
     finally:

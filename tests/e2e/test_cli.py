@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import shlex
+import sys
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from demo.files.v1 import files_pb2, files_pb2_grpc
-from tests.e2e.conftest import ServerProcess, buf_curl, start_server
+from tests.e2e.conftest import DEMO_APP, ROOT, ServerProcess, buf_curl, start_server
 
 
 async def test_buf_curl_lists_calls_streams_and_checks_health(server_process: ServerProcess) -> None:
@@ -48,7 +52,7 @@ async def test_buf_curl_lists_calls_streams_and_checks_health(server_process: Se
 
 
 async def test_sigterm_drains_an_in_flight_stream_and_exits_zero_within_grace() -> None:
-    server = await start_server("--grace", "1")
+    server = await start_server("--app", DEMO_APP, "--grace", "1")
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
             health = health_pb2_grpc.HealthStub(channel)
@@ -64,6 +68,38 @@ async def test_sigterm_drains_an_in_flight_stream_and_exits_zero_within_grace() 
             assert update.status == health_pb2.HealthCheckResponse.NOT_SERVING
             assert await asyncio.wait_for(server.process.wait(), 1 + 2) == 0
             assert loop.time() - began < 1 + 2
+    finally:
+        if server.process.returncode is None:
+            server.process.kill()
+            await server.process.wait()
+
+
+async def test_without_app_python_m_server_exits_2_with_one_line_naming_the_flag_and_the_variable() -> None:
+    env = {name: value for name, value in os.environ.items() if name != "CQRS_GRPC_APP"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "--address", "127.0.0.1:0",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert out == b""
+    assert err.decode().splitlines() == [
+        "python -m server: error: --app (or CQRS_GRPC_APP) is required: module:attribute of the App "
+        "to serve, e.g. --app mypackage.mymodule:create_app"
+    ]
+
+
+async def test_make_run_names_the_demo_app_and_serves_it() -> None:
+    recipe = re.search(r"^run: .*\n\t(?P<command>.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert recipe is not None
+    command = shlex.split(recipe["command"].replace("$(ADDRESS)", "127.0.0.1:0"))
+    assert command[:3] == ["$(PY)", "-m", "server"] and "--app" in command
+    server = await start_server(*command[3:])
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            listed = await files_pb2_grpc.FileServiceStub(channel).ListFiles(files_pb2.ListFilesQuery())
+            assert list(listed.files) == []
+        assert await server.terminate(timeout=10 + 2) == 0
     finally:
         if server.process.returncode is None:
             server.process.kill()

@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from clients.python import AsyncFileClient, Connection, FileClient, FileServiceError
-from tests.e2e.conftest import ROOT, ServerProcess, start_server
+from tests.e2e.conftest import DEMO_APP, ROOT, ServerProcess, start_server
 
 NODE_DIR = ROOT / "clients" / "node"
 
@@ -165,7 +165,7 @@ async def test_node_client_prints_results_as_they_arrive_and_cancels_on_ctrl_c(
 
 
 async def test_a_restart_on_the_same_data_dir_keeps_files_and_audit_rows(_data_dir: Path) -> None:
-    first = await start_server("--grace", "2")
+    first = await start_server("--app", DEMO_APP, "--grace", "2")
     try:
         async with AsyncFileClient(first.address) as files:
             info = await files.upload("kept.txt", b"kept\n")
@@ -182,7 +182,7 @@ async def test_a_restart_on_the_same_data_dir_keeps_files_and_audit_rows(_data_d
         ("file_processed", info.file_id, "completed"),
     ]
 
-    second = await start_server("--grace", "2")
+    second = await start_server("--app", DEMO_APP, "--grace", "2")
     try:
         async with AsyncFileClient(second.address) as files:
             assert [(f.file_id, f.name, f.sha256) for f in await files.list_files()] == [

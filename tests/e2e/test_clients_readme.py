@@ -15,7 +15,7 @@ import re
 import signal
 from pathlib import Path
 
-from tests.e2e.conftest import BUF, ROOT, ServerProcess, start_server
+from tests.e2e.conftest import BUF, DEMO_APP, ROOT, ServerProcess, start_server
 from tests.pki import Pki, needs_openssl
 
 README = ROOT / "clients" / "README.md"
@@ -122,7 +122,7 @@ async def test_every_buf_curl_command_of_the_tls_and_token_section_works(pki: Pk
     token = "readme-token-0123456789abcdef01"
     (tmp_path / "tokens").write_text(f"{token} readme\n")
     server = await start_server(
-        "--grace", "1", "--tls-cert", str(pki.server_pem), "--tls-key", str(pki.server_key),
+        "--app", DEMO_APP, "--grace", "1", "--tls-cert", str(pki.server_pem), "--tls-key", str(pki.server_key),
         "--tls-client-ca", str(pki.ca_pem), "--auth-tokens-file", str(tmp_path / "tokens"),
     )  # fmt: skip
     env = {

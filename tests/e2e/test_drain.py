@@ -10,7 +10,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from demo.files.v1 import files_pb2, files_pb2_grpc
-from tests.e2e.conftest import start_server
+from tests.e2e.conftest import DEMO_APP, start_server
 
 GRACE = 8.0
 PROCESSORS, WATCHERS, IDS_PER_STREAM = 40, 10, 3
@@ -28,7 +28,9 @@ async def _read_all(call: grpc.aio.UnaryStreamCall) -> tuple[list[object], grpc.
 
 
 async def test_sigterm_drains_50_streams_and_loses_no_audit_row(_data_dir: Path) -> None:
-    server = await start_server("--grace", str(GRACE), "--max-upload-bytes", str(FILE_BYTES * 2))
+    server = await start_server(
+        "--app", DEMO_APP, "--grace", str(GRACE), env={"FILES_MAX_UPLOAD_BYTES": str(FILE_BYTES * 2)}
+    )
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
             stub = files_pb2_grpc.FileServiceStub(channel)

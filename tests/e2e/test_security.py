@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from clients.python import AsyncFileClient, Connection, FileServiceError, TlsConfig
-from tests.e2e.conftest import BUF, ROOT, ServerProcess, start_server
+from tests.e2e.conftest import BUF, DEMO_APP, ROOT, ServerProcess, start_server
 from tests.e2e.test_clients import NODE_DIR, _run
 from tests.pki import Pki, needs_openssl
 
@@ -28,7 +28,7 @@ async def secure_server(pki: Pki, tmp_path: Path) -> AsyncIterator[ServerProcess
     tokens.write_text(f"# e2e\n{TOKEN} e2e\n")
     (tmp_path / "token").write_text(TOKEN + "\n")
     server = await start_server(
-        "--grace", "1", "--tls-cert", str(pki.server_pem), "--tls-key", str(pki.server_key),
+        "--app", DEMO_APP, "--grace", "1", "--tls-cert", str(pki.server_pem), "--tls-key", str(pki.server_key),
         "--tls-client-ca", str(pki.ca_pem), "--auth-tokens-file", str(tokens),
     )  # fmt: skip
     try:
@@ -138,7 +138,9 @@ async def test_sighup_reloads_certificate_and_tokens(secure_server: ServerProces
     ],
 )
 async def test_bad_security_flags_refuse_to_start(flags: list[str], message: str) -> None:
-    code, _, err = await _run(sys.executable, "-m", "server", "--address", "127.0.0.1:0", *flags, timeout=30)
+    code, _, err = await _run(
+        sys.executable, "-m", "server", "--app", DEMO_APP, "--address", "127.0.0.1:0", *flags, timeout=30
+    )
     assert code == 2, err
     assert message in err and "Traceback" not in err
     assert ROOT.exists()

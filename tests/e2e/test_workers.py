@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import DEMO_APP, ROOT
 
 SERVING = re.compile(r"serving address=(?P<address>\S+:\d+)")
 EXITED = re.compile(r"worker pid=(?P<pid>\d+) exited code=(?P<code>-?\d+)")
@@ -53,15 +53,16 @@ async def test_two_workers_serve_one_port_and_all_exit_zero_on_sigterm(tmp_path:
         sys.executable,
         "-m",
         "server",
+        "--app",
+        DEMO_APP,
         "--workers",
         "2",
         "--address",
         "127.0.0.1:0",
         "--grace",
         "1",
-        "--data-dir",
-        str(tmp_path),
         cwd=ROOT,
+        env={**os.environ, "FILES_DATA_DIR": str(tmp_path)},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )

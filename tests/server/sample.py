@@ -15,8 +15,8 @@ import cqrs
 from cqrs.events.event import Event
 from cqrs.requests import bootstrap
 from cqrs.requests.request_handler import StreamingRequestHandler
+from examples.files.handlers import validate_file_ids  # the demo's rules: one copy
 from server.app import App
-from server.demo.handlers import validate_file_ids  # the demo's rules: one copy
 
 
 class ProcessFilesCommand(cqrs.Request):

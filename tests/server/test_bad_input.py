@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from demo.files.v1 import files_pb2
+from examples.files import create_app
 from server import App, ServerSettings
 from server.app import RunningServer
-from server.demo import create_app
 from server.testing import serve_for_test
 from streamtest.v1 import stream_test_pb2, stream_test_pb2_grpc
 from tests.server.helpers import assert_nothing_internal, bad_request, error_info, rich_status

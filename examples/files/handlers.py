@@ -10,8 +10,7 @@ from datetime import UTC, datetime
 
 import cqrs
 from cqrs.requests.request_handler import StreamingRequestHandler
-from server.context import maybe_current_rpc
-from server.demo.domain import (
+from examples.files.domain import (
     COMPLETED,
     FAILED,
     NOT_FOUND,
@@ -28,9 +27,10 @@ from server.demo.domain import (
     UploadFileCommand,
     WatchFileEventsQuery,
 )
-from server.demo.fanout import EventFanout, SubscriberFellBehind
-from server.demo.processing import DEFAULT_CHUNK_BYTES, ReadChunk, digest_file, read_chunk
-from server.demo.store import FileStore
+from examples.files.fanout import EventFanout, SubscriberFellBehind
+from examples.files.processing import DEFAULT_CHUNK_BYTES, ReadChunk, digest_file, read_chunk
+from examples.files.store import FileStore
+from server.context import maybe_current_rpc
 
 MiB = 1024 * 1024
 MAX_FILE_IDS = 10_000
@@ -42,7 +42,7 @@ DEFAULT_MAX_UPLOAD_BYTES = 64 * MiB
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DemoSettings:
-    """Limits of the demo service (the CLI fills ``max_upload_bytes``)."""
+    """Limits of the demo service (``create_app`` reads ``max_upload_bytes`` from FILES_MAX_UPLOAD_BYTES)."""
 
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     chunk_bytes: int = DEFAULT_CHUNK_BYTES

@@ -1,4 +1,7 @@
-"""Wires the demo's handlers into mediators and an App (``python -m server`` serves this)."""
+"""Wires the demo's handlers into mediators and an App.
+
+``python -m server --app examples.files:create_app`` serves it (``make run``).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,7 @@ from pathlib import Path
 import cqrs
 from cqrs.requests import bootstrap
 from demo.files.v1 import files_pb2
-from server.app import App
-from server.demo.domain import (
+from examples.files.domain import (
     FileProcessed,
     FileUploaded,
     GetFileStatusQuery,
@@ -19,8 +21,8 @@ from server.demo.domain import (
     UploadFileCommand,
     WatchFileEventsQuery,
 )
-from server.demo.fanout import DEFAULT_QUEUE_SIZE, EventFanout
-from server.demo.handlers import (
+from examples.files.fanout import DEFAULT_QUEUE_SIZE, EventFanout
+from examples.files.handlers import (
     DEFAULT_MAX_UPLOAD_BYTES,
     DemoSettings,
     GetFileStatusQueryHandler,
@@ -29,12 +31,16 @@ from server.demo.handlers import (
     UploadFileCommandHandler,
     WatchFileEventsQueryHandler,
 )
-from server.demo.processing import DEFAULT_CHUNK_BYTES, ReadChunk, read_chunk
-from server.demo.reactions import AuditFileEvents, BroadcastFileEvents, RecordFileStatus
-from server.demo.store import FileStore
+from examples.files.processing import DEFAULT_CHUNK_BYTES, ReadChunk, read_chunk
+from examples.files.reactions import AuditFileEvents, BroadcastFileEvents, RecordFileStatus
+from examples.files.store import FileStore
+from server.app import App
 from server.settings import ServerSettings
 
 DEFAULT_DATA_DIR = "data"
+# The demo reads its own settings; the generic CLI knows nothing of them.
+DATA_DIR_ENV = "FILES_DATA_DIR"
+MAX_UPLOAD_BYTES_ENV = "FILES_MAX_UPLOAD_BYTES"
 # Room for the message framing and the name next to the content, so an upload of exactly the
 # limit passes grpc's own receive limit and a larger one gets our clearer RESOURCE_EXHAUSTED.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
@@ -105,8 +111,26 @@ def build_demo(
 
 
 def create_app(
-    data_dir: str | os.PathLike[str] = DEFAULT_DATA_DIR,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    data_dir: str | os.PathLike[str] | None = None,
+    max_upload_bytes: int | None = None,
 ) -> App:
-    """What ``python -m server`` serves by default; ``--data-dir`` / ``--max-upload-bytes`` reach it here."""
+    """The demo App (``--app examples.files:create_app``), configured by the environment.
+
+    A parameter left out comes from the environment: ``FILES_DATA_DIR`` (default ``./data``, created
+    if missing) and ``FILES_MAX_UPLOAD_BYTES`` (default 64 MiB); tests pass them directly.
+    """
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+    if max_upload_bytes is None:
+        max_upload_bytes = _int_from_env(MAX_UPLOAD_BYTES_ENV, DEFAULT_MAX_UPLOAD_BYTES)
     return build_demo(data_dir, max_upload_bytes=max_upload_bytes).app
+
+
+def _int_from_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of bytes, got {raw!r}") from None

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from server.demo.domain import UPLOADED, FileInfo, FileStatus
+from examples.files.domain import UPLOADED, FileInfo, FileStatus
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 
-from server.demo.domain import FileEvent
+from examples.files.domain import FileEvent
 
 DEFAULT_QUEUE_SIZE = 256
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import cqrs
-from server.demo.domain import (
+from examples.files.domain import (
     KIND_PROCESSED,
     KIND_UPLOADED,
     NOT_FOUND,
@@ -18,8 +18,8 @@ from server.demo.domain import (
     FileProcessed,
     FileUploaded,
 )
-from server.demo.fanout import EventFanout
-from server.demo.store import FileStore
+from examples.files.fanout import EventFanout
+from examples.files.store import FileStore
 
 
 def _kind(event: FileUploaded | FileProcessed) -> str:
