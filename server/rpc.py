@@ -1,28 +1,23 @@
-"""The one adapter every RPC passes through.
+"""The adapters every RPC passes through: one plain coroutine per RPC kind.
 
-It decodes the request, publishes the per-RPC context, runs the mediator, encodes and writes
-each response, turns exceptions into statuses, and writes one log line. Keeping all of this
-in one place is what makes cancellation, deadlines and errors behave the same for every RPC.
-
-Why ``context.write`` instead of an async-generator servicer: grpc never ``aclose()``s an async
-generator it iterates, so a cancelled call would leave the handler's ``finally`` to the garbage
-collector, in another task. Here grpc's task for the RPC awaits the mediator's stream loop
-(``stream_into``, which awaits each write and closes the handler in ``finally``; directly on Python
-3.12+, through one small coroutine before), with a per-call object as the guard the loop enters
-around the stream: a client cancel or an expired deadline cancels that task, and the handler's
-cleanup runs at once with the RPC's context variables still set.
+Each decodes the request, publishes the per-RPC context, runs the mediator, encodes and writes
+each response, turns exceptions into statuses, and writes one log line, in one
+``try/except/finally``. A streaming RPC iterates the mediator's stream inside
+``contextlib.aclosing`` and awaits each ``context.write``: a client cancel or an expired deadline
+cancels grpc's task for the RPC, and the handler's ``finally`` runs at once in that task, with the
+RPC's context variables still set (grpc itself never ``aclose()``s an async generator it iterates).
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 
-from cqrs import RequestMediator, SinkError, StreamingRequestMediator
+from cqrs import RequestMediator, StreamingRequestMediator
 from cqrs.errors import FieldViolation
 from server.codec import DecodeError
 from server.context import RpcContext, _enter, _leave
@@ -67,27 +62,50 @@ class RpcAdapter:
     def _streaming(self, route: Route) -> Behaviour:
         mediator = self._streaming_mediator
         assert mediator is not None, "routing binds streaming RPCs only with a streaming mediator"
-        stream_into = mediator.stream_into
+        stream = mediator.stream
         decode, encode, path = route.decode, route.encode, route.path
         errors, log, draining, limit = self._errors, self._log, self._draining, self._stream_limit
 
-        def serve_stream(
-            request_bytes: bytes, context: grpc.aio.ServicerContext[Any, Any]
-        ) -> Awaitable[object]:
-            call = _StreamCall(RpcContext(path, context, draining), encode, errors, log, limit)
+        async def serve_stream(request_bytes: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            rpc = RpcContext(path, context, draining)
+            token = _enter(rpc)
+            write = context.write
+            code, sent, admitted = _OK, 0, False
             try:
-                call.admit()
-                request = _decode(decode, request_bytes)
-            except Exception as refused:
-                return call.refuse(refused)
-            except BaseException:
-                call.finish(_OK)  # not ours to map (an interrupt): still release what the call holds
+                if not limit.try_enter():
+                    raise _too_many_streams(limit)
+                admitted = True
+                async with contextlib.aclosing(stream(_decode(decode, request_bytes))) as items:
+                    async for item in items:
+                        message = encode(item)
+                        sent += 1  # counted once handed to grpc, taken back if grpc refuses it
+                        try:
+                            await write(message)
+                        except grpc.aio.BaseError as refused:
+                            sent -= 1
+                            if isinstance(refused, grpc.aio.AbortError):
+                                raise  # a write after the handler aborted: its status stands
+                            # grpc fails a pending write when the call ends under it (client
+                            # cancel, deadline, dropped connection): not a bug
+                            code = _cancel_code(rpc)
+                            return
+            except asyncio.CancelledError:
+                code = _cancel_code(rpc)
                 raise
-            # grpc's write starts the send in its first step and then only waits for it to
-            # complete: an item's events run during that wait
-            return stream_into(request, call.send, guard=call, events_during_sink=True)
+            except grpc.aio.AbortError:
+                code = _aborted_code(context)  # the handler ended the call itself: its status stands
+                raise
+            except Exception as exc:
+                outcome = errors.outcome(exc, method=path)
+                code = outcome.code
+                await context.abort(outcome.code, outcome.message, outcome.trailers)
+            finally:
+                if admitted:
+                    limit.leave()
+                _leave(token)
+                log.finished(rpc, code, sent)
 
-        return _awaited_by_grpc(serve_stream)
+        return serve_stream
 
     def _unary(self, route: Route) -> Behaviour:
         mediator = self._mediator
@@ -139,132 +157,6 @@ def _too_many_streams(limit: StreamLimit) -> RpcError:
         f"the server is serving its limit of {limit.limit} concurrent streams; retry later or elsewhere",
         reason="TOO_MANY_STREAMS",
     )
-
-
-class _StreamCall:
-    """One streaming RPC around the mediator's loop: the sink its items are written through, and the
-    guard ``stream_into`` enters around the stream, which turns how it ended into a status and a log line.
-
-    Why a guard and not a coroutine of ours awaiting ``stream_into`` in a ``try``: every message's
-    write suspends and resumes each coroutine between grpc's task and grpc's write, and one Python
-    coroutine level there costs about 2 % of the server's CPU per message (A/B runs of 2026-11-26
-    in BENCHMARKS.md). With the guard, grpc awaits the mediator's loop directly, and that loop's
-    frame is the only one of ours on the per-message path.
-    """
-
-    __slots__ = (
-        "_admitted",
-        "_context",
-        "_encode",
-        "_errors",
-        "_limit",
-        "_log",
-        "_rpc",
-        "_token",
-        "_write",
-        "sent",
-    )
-
-    def __init__(
-        self,
-        rpc: RpcContext,
-        encode: Callable[[Any], bytes],
-        errors: ErrorMapper,
-        log: RpcLog,
-        limit: StreamLimit,
-    ) -> None:
-        self._rpc = rpc
-        self._context = rpc.grpc_context
-        self._token = _enter(rpc)
-        self._encode = encode
-        self._write = self._context.write
-        self._errors = errors
-        self._log = log
-        self._limit = limit
-        self._admitted = False
-        self.sent = 0
-
-    def admit(self) -> None:
-        if not self._limit.try_enter():
-            raise _too_many_streams(self._limit)
-        self._admitted = True
-
-    def send(self, response: Any) -> Awaitable[None]:
-        # A plain function handing grpc's write to the mediator to await: a coroutine here would be
-        # one more frame to suspend and resume per message. A failed write reaches the guard as a
-        # SinkError. A message counts once handed to grpc and is taken back if grpc refuses it; one
-        # in flight when the call is cancelled stays counted.
-        message = self._encode(response)
-        self.sent += 1
-        return self._write(message)
-
-    def refuse(self, reason: Exception) -> Awaitable[bool]:
-        """End a stream refused before it started (over the limit, a request that does not decode)
-        with the status and the log line of a stream that failed."""
-        return self._end(reason)
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> bool:
-        return await self._end(exc)
-
-    async def _end(self, exc: BaseException | None) -> bool:
-        """Settle the call by how the stream ended (``exc``); True when ``exc`` is taken care of."""
-        code = _OK
-        try:
-            if exc is None:
-                return False
-            cause = exc.__cause__
-            if isinstance(exc, SinkError) and getattr(exc.sink, "__self__", None) is self:  # our send
-                if isinstance(cause, grpc.aio.BaseError):
-                    self.sent -= 1  # grpc refused the write
-                    if isinstance(cause, grpc.aio.AbortError):
-                        code = _aborted_code(self._context)  # a write after the handler aborted
-                        raise cause from None  # its status stands
-                    # grpc fails a pending write with its own errors when the call ends under it
-                    # (client cancel, deadline, dropped connection): not a bug
-                    code = _cancel_code(self._rpc)
-                    return True
-                exc = cause or exc  # the response could not be encoded: reported as what encoding raised
-            if isinstance(exc, asyncio.CancelledError):
-                code = _cancel_code(self._rpc)
-            elif isinstance(exc, grpc.aio.AbortError):
-                code = _aborted_code(self._context)  # the handler ended the call itself: its status stands
-            elif isinstance(exc, Exception):
-                outcome = self._errors.outcome(exc, method=self._rpc.method)
-                code = outcome.code
-                await self._context.abort(outcome.code, outcome.message, outcome.trailers)
-                return True  # not reached (abort raises); had it returned, its status is out already
-            return False
-        finally:
-            self.finish(code)
-
-    def finish(self, code: grpc.StatusCode) -> None:
-        """Release what the call holds and write its log line: once, however it ended."""
-        if self._admitted:
-            self._limit.leave()
-        _leave(self._token)
-        self._log.finished(self._rpc, code, self.sent)
-
-
-def _awaited_by_grpc(behaviour: Callable[..., Awaitable[object]]) -> Behaviour:
-    """Let grpc await what ``behaviour`` returns, with no coroutine of ours in between.
-
-    grpc awaits the result of a handler it takes for a coroutine function; Python 3.12 can mark a
-    plain function as one. Before 3.12 a coroutine awaits it, one frame more per message.
-    """
-    mark = getattr(inspect, "markcoroutinefunction", None)
-    if mark is not None:
-        marked: Behaviour = mark(behaviour)
-        return marked
-
-    async def awaiting(request_bytes: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        await behaviour(request_bytes, context)
-
-    return awaiting
 
 
 def _aborted_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:

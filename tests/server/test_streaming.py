@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import typing
 from datetime import UTC, datetime
 
@@ -14,10 +13,8 @@ from sample.files.v1 import files_pb2, files_pb2_grpc
 import cqrs
 from cqrs.events.event import Event
 from cqrs.requests.request_handler import StreamingRequestHandler
-from server import current_rpc, maybe_current_rpc, rpc
+from server import current_rpc, maybe_current_rpc
 from server.testing import ServedApp, serve_for_test
-from streamtest.v1 import stream_test_pb2, stream_test_pb2_grpc
-from tests.server import ticks
 from tests.server.helpers import app_with
 from tests.server.sample import FileProcessedEvent, FileProcessedResult, FileStatusStore, ProcessFilesCommand
 
@@ -245,54 +242,6 @@ async def test_a_client_cancel_while_an_items_events_run_finishes_them_then_clos
         assert gate.handled == ["a", "d"]
 
 
-class RecordInto(cqrs.EventHandler[FileProcessedEvent]):
-    def __init__(self, seen: Seen) -> None:
-        self._seen = seen
-
-    async def handle(self, event: FileProcessedEvent) -> None:
-        self._seen.handled.append(f"event {event.file_id}")
-
-
-async def test_an_items_events_run_while_grpcs_write_of_it_is_in_flight(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # grpc's write starts the send in its first step and then waits for grpc to complete it: the
-    # server runs the item's events in that wait, and resumes the handler once both are done
-    seen = Seen()
-    send = rpc._StreamCall.send
-
-    def traced(call: rpc._StreamCall, response: FileProcessedResult) -> typing.Awaitable[None]:
-        write = send(call, response)
-
-        async def traced_write() -> None:
-            seen.handled.append(f"write-start {response.file_id}")
-            await write
-            seen.handled.append(f"write-done {response.file_id}")
-
-        return traced_write()
-
-    monkeypatch.setattr(rpc._StreamCall, "send", traced)
-    container = cqrs.Container()
-    container.register_instance(Seen, seen)
-    container.register_instance(EventfulProbe, EventfulProbe())
-    app = app_with(
-        EventfulHandler,
-        events=[(FileProcessedEvent, RecordInto)],
-        container=container,
-        event_timing="with_send",
-    )
-    async with serve_for_test(app) as served:
-        stub = served.stub(files_pb2_grpc.FileServiceStub)
-        ids = ["a", "b"]
-        assert [
-            r.file_id async for r in stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=ids))
-        ] == ids
-    assert seen.handled == [
-        *("write-start a", "event a", "write-done a"),
-        *("write-start b", "event b", "write-done b"),
-    ]
-
-
 class FailOnBad(cqrs.EventHandler[FileProcessedEvent]):
     async def handle(self, event: FileProcessedEvent) -> None:
         if event.file_id == "bad":
@@ -389,28 +338,3 @@ async def test_handler_reads_metadata_method_and_deadline_from_the_rpc_context()
     assert with_meta.file_id == "/sample.files.v1.FileService/ProcessFiles"
     assert with_meta.status == "acme/set"
     assert without.status == "none/none"
-
-
-async def _three_ticks(probe: ticks.Probe) -> list[int]:
-    async with serve_for_test(ticks.ticks_app(probe)) as served:
-        stub = served.stub(stream_test_pb2_grpc.TickServiceStub)
-        return [t.seq async for t in stub.Ticks(stream_test_pb2.TicksCommand(count=3, mode="count"))]
-
-
-@pytest.mark.skipif(not hasattr(inspect, "markcoroutinefunction"), reason="Python 3.12+ marks the adapter")
-async def test_grpc_awaits_the_mediators_stream_loop_with_no_coroutine_of_ours_around_it() -> None:
-    # every message's write suspends and resumes each coroutine between grpc and the write, so a
-    # wrapper there would cost on every message (BENCHMARKS.md): the mediator's loop is the only one
-    probe = ticks.Probe()
-    assert await _three_ticks(probe) == [1, 2, 3]
-    assert probe.callers == ["StreamingRequestMediator.stream_into"]
-
-
-async def test_without_marked_coroutine_functions_one_coroutine_awaits_the_loop(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Python 3.11 has no ``inspect.markcoroutinefunction``: streams work the same, one frame deeper."""
-    monkeypatch.delattr(inspect, "markcoroutinefunction", raising=False)
-    probe = ticks.Probe()
-    assert await _three_ticks(probe) == [1, 2, 3]
-    assert probe.callers == ["StreamingRequestMediator.stream_into", "_awaited_by_grpc.<locals>.awaiting"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import typing
 from typing import Any
 
@@ -51,7 +50,6 @@ class Probe:
         self.closed_at: list[float] = []
         self.closed_in_rpc_task: list[bool] = []
         self.handled_events = 0
-        self.callers: list[str] = []  # the frames of ours that resumed the handler for its first tick
 
 
 class TicksHandler(StreamingRequestHandler[TicksCommand, Tick]):
@@ -89,8 +87,6 @@ class TicksHandler(StreamingRequestHandler[TicksCommand, Tick]):
             while request.mode == "flood" or seq < request.count:
                 seq += 1
                 probe.produced += 1
-                if seq == 1:
-                    probe.callers = _our_callers()
                 if request.mode.startswith("event"):
                     self._events.append(TickEvent(seq=seq))
                 yield Tick(seq=seq, payload=payload)
@@ -114,17 +110,6 @@ class TicksHandler(StreamingRequestHandler[TicksCommand, Tick]):
                 asyncio.current_task() is task and maybe_current_rpc() is not None
             )
             probe.closed.set()
-
-
-def _our_callers() -> list[str]:
-    """The qualified names of the project's frames below the caller's, innermost first."""
-    names: list[str] = []
-    frame = sys._getframe(2)
-    while frame is not None:
-        if frame.f_globals.get("__name__", "").split(".")[0] in ("server", "cqrs"):
-            names.append(frame.f_code.co_qualname)
-        frame = frame.f_back
-    return names
 
 
 class FailingTickHandler(cqrs.EventHandler[TickEvent]):
