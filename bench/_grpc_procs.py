@@ -36,7 +36,8 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Server:
-    """One server process on 127.0.0.1 with a free port; ``kind`` is baseline, ours or pycqrs."""
+    """One server process on 127.0.0.1 with a free port; ``kind`` is baseline, ours, ours_default_loop
+    (server.App on asyncio's default loop) or pycqrs."""
 
     def __init__(
         self, kind: str, *, pycqrs_python: str = "", workers: int = 0, wrap: list[str] | None = None
@@ -50,6 +51,9 @@ class Server:
             cmd += ["--address", f"127.0.0.1:{self.port}", "--grace", "1"]
             if workers:
                 cmd += ["--workers", str(workers)]
+            env = _env(ROOT, GEN)
+        elif kind == "ours_default_loop":
+            cmd = [sys.executable, "-m", "bench._grpc_app", "--port", str(self.port)]
             env = _env(ROOT, GEN)
         else:
             python = pycqrs_python if kind == "pycqrs" else sys.executable
