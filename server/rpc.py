@@ -146,10 +146,9 @@ class _StreamCall:
     guard ``stream_into`` enters around the stream, which turns how it ended into a status and a log line.
 
     Why a guard and not a coroutine of ours awaiting ``stream_into`` in a ``try``: every message's
-    write suspends and resumes each coroutine between grpc's task and grpc's write, and one Python
-    coroutine level there costs about 2 % of the server's CPU per message (A/B runs of 2026-11-26
-    in BENCHMARKS.md). With the guard, grpc awaits the mediator's loop directly, and that loop's
-    frame is the only one of ours on the per-message path.
+    write suspends and resumes each coroutine between grpc's task and grpc's write, so each level
+    there is paid per message. With the guard, grpc awaits the mediator's loop directly, and that
+    loop's frame is the only one of ours on the per-message path (docs/design.md).
     """
 
     __slots__ = (
