@@ -35,6 +35,7 @@ from bench import _grpc_report as report
 from bench._grpc_gen import GEN, generate
 from bench._grpc_procs import Server, h2load, py_client
 from bench._tools import ensure_h2load, ensure_py_spy, ensure_pycqrs_python
+from cqrs.settings import MediatorSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "grpc.json"
@@ -207,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         "quick": args.quick,
         "repeat": repeat,
         "machine": report.machine(h2, pycqrs_python),
+        "event_timing": MediatorSettings().event_timing,  # what ours_N run under (bench/_grpc_app.py)
     }
     if args.only in (None, "matrix"):
         kinds = dict.fromkeys(kind for kind, _ in VARIANTS.values())

@@ -1,20 +1,16 @@
 """The event loop the server runs on: uvloop when installed, with grpc's completion wake-ups batched.
 
-Why batch: grpc.aio hands every finished core operation (each message written is one) to the event
-loop through a socketpair. Its poller thread queues the completion and writes one byte; grpc's reader
-on the loop reads back one byte and then handles every completion queued so far. So N completions
-cost N loop iterations, each a poll, a callback and a ``recv`` system call, although the first
-already handled most of them. With 40 concurrent streams that was one wake-up per message: 40,000
-``recvfrom`` and 40,000 ``epoll_pwait`` calls for 40,000 messages (strace, 2026-11-26).
+grpc.aio hands every finished core operation (each message written is one) to the event loop through a
+socketpair: its poller thread queues the completion and writes one byte; grpc's reader on the loop reads
+one byte and then handles every completion queued so far. Under load the first wake-up of a burst
+handles the whole burst and each later byte costs an iteration that finds the queue empty.
 
 This loop reads all pending bytes but one before calling grpc's reader, so one wake-up serves every
-completion queued until then (~1,200 wake-ups for the same 40,000 messages), and the loop spends
-that time on the streams instead (BENCHMARKS.md). Nothing is lost: a completion is queued before its
-byte is written, so every completion whose byte was read is already in the queue grpc's reader
-empties; one queued later still has its byte, and its own wake-up. Looking at what is pending costs
-a system call and a Python call, which only pay when completions come in batches: when a look finds
-a single byte (one stream, a quiet server), grpc's own reader is put back, exactly as grpc ships, for
-the next ``_QUIET_SECONDS``, and then looking starts again.
+completion queued until then. Nothing is lost: a completion is queued before its byte is written, so
+every completion whose byte was read is already in the queue grpc's reader empties; one queued later
+still has its byte, and its own wake-up. Looking at what is pending only pays when completions come in
+batches: when a look finds a single byte (one stream, a quiet server), grpc's own reader is put back,
+exactly as grpc ships, for the next ``_QUIET_SECONDS``, and then looking starts again.
 
 grpc lets several loops, in several threads, share its poller and so this socket, each with a reader
 of its own. Two looks at once could each leave the other's last byte unread, and a completion with
@@ -25,7 +21,7 @@ Only grpc's own reader is wrapped: a ``PollerCompletionQueue._handle_events`` ca
 Cython core on a socket, in a grpc no newer than ``_CHECKED_UP_TO``, the newest whose reader was
 checked to read one byte and then empty the whole queue (tests/server/test_event_loop.py runs the
 real one). Any other reader, or a newer grpc until it is checked, is registered as given and works
-as it ships.
+as it ships. The rationale is in docs/design.md.
 
 ``python -m server`` runs on this loop. To embed the server in your own program, make your loop with
 :func:`new_event_loop`: ``with asyncio.Runner(loop_factory=server.new_event_loop) as runner: ...``.

@@ -28,12 +28,12 @@ class ServerSettings:
     their handlers closed. ``min_client_ping_interval`` is how often clients may ping us.
 
     Flow control is grpc's: a stream parked behind a slow reader is bounded by the client's HTTP/2
-    window and the socket buffers, not by a queue of ours (README, "What the server promises").
+    window and the socket buffers, not by a queue of ours (docs/semantics.md).
 
     ``reuse_port``: bind with SO_REUSEPORT so several processes can share the port
     (``--workers N`` sets it in each worker; off otherwise, so a second server fails to bind).
 
-    Security (README "Security"): ``tls_cert`` + ``tls_key`` (PEM paths) make the server speak TLS
+    Security (docs/security.md): ``tls_cert`` + ``tls_key`` (PEM paths) make the server speak TLS
     only; ``tls_client_ca`` also requires client certificates signed by that CA (mutual TLS).
     ``auth_tokens_file`` turns on bearer-token authentication for every RPC except health checks
     (unless ``health_requires_auth``) and reflection (unless ``reflection_requires_auth``);

@@ -2,11 +2,8 @@
 """The direct wire encoder of ``server.codec.wire``, compiled: the same promise, without the interpreter.
 
 Why it exists: a streamed response is encoded once per message, and the generated Python encoder
-runs ~60 bytecodes for a two-field message, which inside a busy server cost more than the
-interpreter's own figures suggest. In process this takes 0.27 µs for a 16 B item where the Python
-encoder takes 0.48 (0.35 against 1.08 µs for 1 KiB); under h2load with 40 streams it took the
-server's event-loop CPU per message from 1.05x to 0.96x-0.97x that of a hand-written servicer on
-uvloop (BENCHMARKS.md, eighth pass).
+was the largest piece of the framework's Python on that path; inside a busy server, interpreted
+code costs more than the interpreter's own figures suggest (docs/design.md).
 
 The promise is the Python encoder's, word for word: it writes only values it can write exactly as
 protobuf does (the exact Python type of the field, inside the field's range) and hands the object to
@@ -66,7 +63,7 @@ cdef enum:
 cdef enum:
     MAX_FIELDS = 64
 
-# How a field's value goes on the wire, found in the first pass.
+# How a field's value goes on the wire, found by the first loop over the fields (before any is written).
 cdef enum:
     SKIP = 0  # the proto3 zero value: not written
     AS_VARINT = 1

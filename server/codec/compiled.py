@@ -63,10 +63,9 @@ class Codec(Generic[T]):
     ``to_message`` work on message objects. They are plain attributes (closures), so a call
     costs no method binding and no look-up of descriptors or type hints.
 
-    ``encodes_directly``: ``encode`` writes wire bytes itself, without a protobuf message (a 16 B
-    item in 0.48 µs generated, 0.27 compiled, against 1.15 through protobuf); true for messages of
-    plain scalar fields only (see ``server.codec.wire``). ``encode_by_message`` is the protobuf
-    path it hands odd values to.
+    ``encodes_directly``: ``encode`` writes wire bytes itself, without a protobuf message; true
+    for messages of plain scalar fields only (see ``server.codec.wire``). ``encode_by_message`` is
+    the protobuf path it hands odd values to.
     """
 
     decode: Callable[[bytes], T]
@@ -90,7 +89,7 @@ class Codec(Generic[T]):
             except (protobuf_message.DecodeError, TypeError) as error:
                 raise DecodeError(f"invalid wire data ({error})", message_name=full_name) from error
             if data:
-                unknown = UnknownFieldSet(message)  # ~0.2 µs; the loop runs only if it is not empty
+                unknown = UnknownFieldSet(message)  # cheap; the loop runs only if it is not empty
                 if unknown:
                     _refuse_wire_type_mismatches(unknown, known_fields, full_name)
             result: T = from_message(message)

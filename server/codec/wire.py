@@ -1,10 +1,10 @@
 """Encoding flat messages straight to wire bytes, without building a protobuf message.
 
 A streamed response is encoded once per message, and building a protobuf object only to
-serialize it costs half the encode (the object, one ``setattr`` per field, the serializer
+serialize it is much of the encode's cost (the object, one ``setattr`` per field, the serializer
 call). For a message whose fields are all plain scalars (no nested messages, lists, maps,
 presence or conversions, which is what most streamed results are) the wire format is a
-few concatenations, and generated straight-line code writes it in about half the time:
+few concatenations, which generated straight-line code writes directly:
 
     def encode(obj):
         if obj.__class__ is not cls:
@@ -23,10 +23,8 @@ few concatenations, and generated straight-line code writes it in about half the
         return slow(obj)
 
 Where the project's compiled extension is built (``server/codec/_cwire.pyx``, by ``make install``)
-the same promise is kept in C (0.27 against 0.48 µs for a 16 B item, 0.35 against 1.08 for 1 KiB,
-in process; BENCHMARKS.md); the generated code
-below is the fallback for an install without a C compiler, and the reference the compiled one is
-tested against.
+the same promise is kept in C; the generated code below is the fallback for an install without a
+C compiler, and the reference the compiled one is tested against.
 
 The fast code only takes values it can encode exactly as protobuf does: the exact Python type
 of the field (``int`` for integers, never ``bool`` or an ``IntEnum``), inside the field's
@@ -68,8 +66,8 @@ _SMALL = tuple(bytes((n,)) for n in range(128))
 def varint(value: int) -> bytes:
     """A non-negative integer as a base-128 varint (callers map negatives to 64-bit first).
 
-    Unrolled up to four bytes (lengths below 256 MiB, most numbers): the loop below costs
-    about half as much again per value.
+    Unrolled up to four bytes (lengths below 256 MiB, most numbers), which is cheaper than the
+    loop below that handles longer values.
     """
     if value < 128:
         return _SMALL[value]

@@ -16,7 +16,7 @@ from tests.e2e.conftest import ROOT, ServerProcess, start_server
 
 TICKS_APP = "tests.server.ticks:ticks_app"
 SLOW_CLIENTS = 200
-# Measured ~70 KB per parked stream on the 2-core reference machine (README, "Slow readers"); the
+# A parked stream measured ~70 KB on the 2-core reference machine (docs/semantics.md, slow readers); the
 # bound leaves room for allocator noise while still failing if messages pile up in our code.
 MAX_GROWTH_PER_STREAM_KB = 400
 

@@ -361,7 +361,7 @@ def test_grpc_streams_run_on_the_batching_loop(
         caplog.at_level(logging.ERROR, logger="asyncio"),
         asyncio.Runner(loop_factory=server.new_event_loop) as runner,
     ):
-        results = runner.run(stream_concurrently())  # as the README says
+        results = runner.run(stream_concurrently())  # as server/event_loop.py says
     assert results == [list(range(1, 201))] * 10
     assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
     # grpc bound this loop, and its wake-up reader was the one wrapped: if this grpc is newer than
