@@ -140,8 +140,8 @@ _WRITE = "grpc write (Cython, core, sendmsg; awaited in the mediator's stream lo
 
 # The frames that run one RPC's stream: the mediator's loop, which grpc awaits directly, the adapter's
 # per-call object (its send, and the guard around the loop) and the adapter's set-up.
-_ADAPTER_FRAMES = ("_StreamCall.", "RpcAdapter._streaming.")
-_RPC_FRAMES = ("StreamingRequestMediator.stream_into", *_ADAPTER_FRAMES)
+_ADAPTER_FRAMES = ("RpcAdapter._streaming.",)
+_RPC_FRAMES = ("StreamingRequestMediator._run", *_ADAPTER_FRAMES)
 # The compiled encoder has no Python frame (the generated one is matched by name): its time is its
 # caller's, the adapter's send. The report runs in the servers' interpreter, so the install is theirs.
 _ADAPTER_STAGE = (
