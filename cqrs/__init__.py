@@ -33,12 +33,21 @@ from cqrs.middleware import Middleware, Next, StreamClosed
 from cqrs.requests.bootstrap import bootstrap, bootstrap_streaming
 from cqrs.requests.map import RequestMap
 from cqrs.requests.request import Request, Response
-from cqrs.requests.request_handler import RequestHandler, StreamingRequestHandler, handler_types
+from cqrs.requests.request_handler import (
+    BidiStreamingRequestHandler,
+    ClientStreamingRequestHandler,
+    RequestHandler,
+    StreamingRequestHandler,
+    handler_types,
+)
+from cqrs.requests.request_stream import RequestStream
 from cqrs.settings import MediatorSettings
 from cqrs.streaming import StreamingRequestMediator
 
 __all__ = [
     "AlreadyExistsError",
+    "BidiStreamingRequestHandler",
+    "ClientStreamingRequestHandler",
     "Container",
     "CqrsConfigurationError",
     "DomainError",
@@ -62,6 +71,7 @@ __all__ = [
     "RequestHandler",
     "RequestMap",
     "RequestMediator",
+    "RequestStream",
     "ResolutionError",
     "Resolver",
     "ResourceExhaustedError",

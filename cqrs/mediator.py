@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from cqrs._eager import start_eagerly
@@ -21,7 +21,8 @@ from cqrs.middleware import Middleware, build_chain
 from cqrs.recorder import take_events
 from cqrs.requests.map import RequestMap
 from cqrs.requests.request import Request
-from cqrs.requests.request_handler import is_streaming_handler
+from cqrs.requests.request_handler import is_streaming_handler, takes_request_stream
+from cqrs.requests.request_stream import RequestStream
 from cqrs.settings import MediatorSettings
 
 __all__ = ["RequestMediator"]
@@ -69,14 +70,48 @@ class _Mediator:
                 f"{type(self).__name__} cannot run it: use {other}"
             )
 
-    def _handler_type(self, request: Request) -> type[Any]:
-        handler_type = self._handlers.get(type(request))
+    def _handler_type(self, request: Request | RequestStream[Any]) -> type[Any]:
+        streamed = type(request) is RequestStream
+        request_type = request.request_type if isinstance(request, RequestStream) else type(request)
+        handler_type = self._handlers.get(request_type)
         if handler_type is None:
             raise HandlerNotFoundError(
-                f"no handler is bound to {type(request).__qualname__} in this {type(self).__name__} "
+                f"no handler is bound to {request_type.__qualname__} in this {type(self).__name__} "
                 f"(bound: {self.request_map.describe()}); bind one with commands_mapper/queries_mapper"
             )
+        if takes_request_stream(handler_type) != streamed:
+            name = request_type.__qualname__
+            if streamed:
+                raise TypeError(
+                    f"{handler_type.__qualname__} handles one {name} at a time: "
+                    f"pass a {name}, not a RequestStream"
+                )
+            raise TypeError(
+                f"{handler_type.__qualname__} reads a stream of {name}: "
+                f"pass cqrs.RequestStream({name}, requests)"
+            )
         return handler_type
+
+    async def _requests(
+        self, handler: Any, requests: RequestStream[Any], resolver: Resolver, dispatch: _Dispatch
+    ) -> AsyncGenerator[Any, None]:
+        """``requests`` as ``handler`` reads them: the events it recorded so far are dispatched before
+        the next request is awaited; the source is closed with this generator."""
+        source = aiter(requests)
+        try:
+            while True:
+                events = take_events(handler)
+                if events:
+                    await dispatch(events, resolver)
+                try:
+                    request = await anext(source)
+                except StopAsyncIteration:
+                    return
+                yield request
+        finally:
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()
 
     async def _dispatch_shielded(
         self, events: Sequence[Event], resolver: Resolver, isolate: bool = False
@@ -134,21 +169,27 @@ class RequestMediator(_Mediator):
     (python-cqrs behaviour), with follow-ups, under the mediator's settings. Middleware wraps the call.
     """
 
-    async def send(self, request: Request) -> Any:
-        """Run the handler bound to ``type(request)`` and return its response."""
+    async def send(self, request: Request | RequestStream[Any]) -> Any:
+        """Run the handler bound to ``type(request)`` (or to a :class:`~cqrs.RequestStream`'s
+        ``request_type``) and return its response."""
         handler_type = self._handler_type(request)
         if not self.middlewares:
             return await self._handle(request, handler_type)
 
-        async def terminal(req: Request) -> Any:
+        async def terminal(req: Request | RequestStream[Any]) -> Any:
             return await self._handle(req, self._handler_type(req))
 
         return await build_chain(self.middlewares, terminal)(request)
 
-    async def _handle(self, request: Request, handler_type: type[Any]) -> Any:
+    async def _handle(self, request: Request | RequestStream[Any], handler_type: type[Any]) -> Any:
         async with self._scope() as resolver:
             handler = await resolver.resolve(handler_type)
-            response = await handler.handle(request)
+            if isinstance(request, RequestStream):
+                reading = self._requests(handler, request, resolver, self._dispatch_shielded)
+                async with contextlib.aclosing(reading) as requests:
+                    response = await handler.handle(requests)
+            else:
+                response = await handler.handle(request)
             events = take_events(handler)
             if events:
                 await self._dispatch_shielded(events, resolver)

@@ -22,16 +22,17 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Gene
 from typing import Any, Protocol
 
 from cqrs.requests.request import Request
+from cqrs.requests.request_stream import RequestStream
 
 __all__ = ["Middleware", "Next", "StreamClosed", "build_chain", "drive_stream"]
 
-Next = Callable[[Request], Awaitable[Any]]
+Next = Callable[[Request | RequestStream[Any]], Awaitable[Any]]
 
 
 class Middleware(Protocol):
     """Wraps a send or a whole stream; call ``await next(request)`` to go on."""
 
-    async def __call__(self, request: Request, next: Next) -> Any: ...
+    async def __call__(self, request: Request | RequestStream[Any], next: Next) -> Any: ...
 
 
 class StreamClosed(BaseException):
@@ -51,7 +52,7 @@ class _Link:
         self.middleware = middleware
         self.next = next
 
-    def __call__(self, request: Request) -> Awaitable[Any]:
+    def __call__(self, request: Request | RequestStream[Any]) -> Awaitable[Any]:
         return self.middleware(request, self.next)
 
 
@@ -92,7 +93,7 @@ def emit(item: Any) -> _Emit:
     return _Emit(item)
 
 
-async def drive_stream(chain: Next, request: Request) -> AsyncGenerator[Any, None]:
+async def drive_stream(chain: Next, request: Request | RequestStream[Any]) -> AsyncGenerator[Any, None]:
     """Run ``chain(request)`` (the middleware chain of one stream) in the caller's task, yielding its items.
 
     The chain coroutine is created on the first ``__anext__``, so a stream closed before it starts leaves

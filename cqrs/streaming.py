@@ -16,6 +16,7 @@ from cqrs.mediator import _Dispatch, _Mediator
 from cqrs.middleware import build_chain, drive_stream, emit
 from cqrs.recorder import take_events
 from cqrs.requests.request import Request
+from cqrs.requests.request_stream import RequestStream
 
 __all__ = ["StreamingRequestMediator"]
 
@@ -35,8 +36,9 @@ class StreamingRequestMediator(_Mediator):
 
     _streaming = True
 
-    def stream(self, request: Request) -> AsyncGenerator[Any, None]:
-        """Start streaming ``request`` (do not await; iterate with ``async for``).
+    def stream(self, request: Request | RequestStream[Any]) -> AsyncGenerator[Any, None]:
+        """Start streaming ``request`` (do not await; iterate with ``async for``). A
+        :class:`~cqrs.RequestStream` goes to its ``request_type``'s bidirectional handler.
 
         Raises :class:`~cqrs.exceptions.HandlerNotFoundError` at once if nothing handles the request.
         """
@@ -45,7 +47,9 @@ class StreamingRequestMediator(_Mediator):
             return self._run(request, handler_type)
         return drive_stream(build_chain(self.middlewares, self._terminal), request)
 
-    async def stream_into(self, request: Request, sink: Callable[[Any], Awaitable[object]]) -> None:
+    async def stream_into(
+        self, request: Request | RequestStream[Any], sink: Callable[[Any], Awaitable[object]]
+    ) -> None:
         """Stream ``request`` into ``sink``: ``await sink(item)`` for each item, in the caller's task.
 
         Everything :meth:`stream` promises holds, with ``sink`` as the consumer. A ``sink`` that raises
@@ -60,7 +64,7 @@ class StreamingRequestMediator(_Mediator):
                 except Exception as exc:
                     raise SinkError(item, sink) from exc
 
-    async def _terminal(self, request: Request) -> int:
+    async def _terminal(self, request: Request | RequestStream[Any]) -> int:
         count = 0
         async with contextlib.aclosing(self._run(request, self._handler_type(request))) as items:
             async for item in items:
@@ -68,14 +72,19 @@ class StreamingRequestMediator(_Mediator):
                 await emit(item)
         return count
 
-    async def _run(self, request: Request, handler_type: type[Any]) -> AsyncGenerator[Any, None]:
+    async def _run(
+        self, request: Request | RequestStream[Any], handler_type: type[Any]
+    ) -> AsyncGenerator[Any, None]:
         dispatcher = self._dispatcher
         dispatch = self._inline_dispatch()
         before_send = self.settings.event_timing == "before_send"
         concurrent = self.settings.concurrent_event_handle_enable
         async with self._scope() as resolver:
             handler = await resolver.resolve(handler_type)
-            agen = handler.handle(request)
+            requests = None
+            if isinstance(request, RequestStream):
+                requests = self._requests(handler, request, resolver, dispatch)
+            agen = handler.handle(request if requests is None else requests)
             task: asyncio.Task[None] | None = None
             pending: Sequence[Event] | None = None
             try:
@@ -107,7 +116,11 @@ class StreamingRequestMediator(_Mediator):
                         await dispatch(events, resolver)
                 await self._dispatch_tail(handler, resolver, dispatch)
             finally:
-                await self._close(agen, task, pending, resolver)
+                try:
+                    await self._close(agen, task, pending, resolver)
+                finally:
+                    if requests is not None:
+                        await requests.aclose()
 
     def _inline_dispatch(self) -> _Dispatch:
         """How the consumer's task dispatches an item's events: under ``on_close="complete"`` a

@@ -8,7 +8,13 @@ from typing import Any
 
 from cqrs.exceptions import HandlerAlreadyBoundError, InvalidHandlerError
 from cqrs.requests.request import Request
-from cqrs.requests.request_handler import RequestHandler, StreamingRequestHandler, is_streaming_handler
+from cqrs.requests.request_handler import (
+    BidiStreamingRequestHandler,
+    ClientStreamingRequestHandler,
+    RequestHandler,
+    StreamingRequestHandler,
+    is_streaming_handler,
+)
 
 __all__ = ["RequestMap"]
 
@@ -85,15 +91,22 @@ def _check_handler(handler_type: type[Any]) -> None:
                 f"StreamingRequestHandler, or implement the events / clear_events() convention"
             )
     streaming = is_streaming_handler(handler_type)
-    if issubclass(handler_type, StreamingRequestHandler) and not streaming:
-        raise InvalidHandlerError(
-            f"{handler_type.__qualname__}.handle must be an async generator function "
-            f"(an 'async def' that uses 'yield') because it is a StreamingRequestHandler"
-        )
-    if issubclass(handler_type, RequestHandler) and streaming:
-        raise InvalidHandlerError(
-            f"{handler_type.__qualname__}.handle is an async generator but the class is a RequestHandler; "
-            f"subclass StreamingRequestHandler and use a StreamingRequestMediator"
-        )
+    generator_bases: tuple[type, ...] = (StreamingRequestHandler, BidiStreamingRequestHandler)
+    for base in generator_bases:
+        if issubclass(handler_type, base) and not streaming:
+            raise InvalidHandlerError(
+                f"{handler_type.__qualname__}.handle must be an async generator function "
+                f"(an 'async def' that uses 'yield') because it is a {base.__name__}"
+            )
+    coroutine_bases: tuple[tuple[type, str], ...] = (
+        (RequestHandler, "StreamingRequestHandler"),
+        (ClientStreamingRequestHandler, "BidiStreamingRequestHandler"),
+    )
+    for base, instead in coroutine_bases:
+        if issubclass(handler_type, base) and streaming:
+            raise InvalidHandlerError(
+                f"{handler_type.__qualname__}.handle is an async generator but the class is a "
+                f"{base.__name__}; subclass {instead} and use a StreamingRequestMediator"
+            )
     if not streaming and not inspect.iscoroutinefunction(handler_type.handle):
         raise InvalidHandlerError(f"{handler_type.__qualname__}.handle must be 'async def'")

@@ -17,10 +17,13 @@ from cqrs.recorder import EventRecorder
 from cqrs.requests.request import Request, Response
 
 __all__ = [
+    "BidiStreamingRequestHandler",
+    "ClientStreamingRequestHandler",
     "RequestHandler",
     "StreamingRequestHandler",
     "handler_types",
     "is_streaming_handler",
+    "takes_request_stream",
 ]
 
 ReqT = TypeVar("ReqT", bound=Request)
@@ -50,6 +53,38 @@ class StreamingRequestHandler(EventRecorder, abc.ABC, Generic[ReqT, ResT]):
         """Yield the responses for ``request``."""
 
 
+class ClientStreamingRequestHandler(EventRecorder, abc.ABC, Generic[ReqT, ResT]):
+    """Handles a stream of requests and returns one response (a client-streaming RPC).
+
+    Run by ``RequestMediator.send(RequestStream(ReqT, requests))``. Events recorded while reading are
+    dispatched before the next request is handed over, and the rest after ``handle`` returns.
+    """
+
+    @abc.abstractmethod
+    async def handle(self, requests: AsyncIterator[ReqT]) -> ResT:
+        """Read ``requests`` (``async for``) and return the response."""
+
+
+class BidiStreamingRequestHandler(EventRecorder, abc.ABC, Generic[ReqT, ResT]):
+    """Handles a stream of requests by yielding responses as it goes (a bidirectional RPC).
+
+    Run by ``StreamingRequestMediator.stream(RequestStream(ReqT, requests))``; ``handle`` is an async
+    generator. Events are dispatched after each yield (per ``event_timing``) and before the next
+    request is handed over.
+    """
+
+    @abc.abstractmethod
+    def handle(self, requests: AsyncIterator[ReqT]) -> AsyncIterator[ResT]:
+        """Read ``requests`` and yield responses, in any interleaving."""
+
+
+def takes_request_stream(handler_cls: type) -> bool:
+    """True for handlers whose ``handle`` reads a stream of requests (client-streaming or bidi)."""
+    return isinstance(handler_cls, type) and issubclass(
+        handler_cls, ClientStreamingRequestHandler | BidiStreamingRequestHandler
+    )
+
+
 def is_streaming_handler(handler_cls: type) -> bool:
     """True when ``handler_cls.handle`` is an async generator function."""
     return inspect.isasyncgenfunction(getattr(handler_cls, "handle", None))
@@ -75,7 +110,7 @@ def handler_types(handler_cls: type) -> tuple[type[Request], type[Response] | No
     return args[0], None
 
 
-_BASES = (RequestHandler, StreamingRequestHandler)
+_BASES = (RequestHandler, StreamingRequestHandler, ClientStreamingRequestHandler, BidiStreamingRequestHandler)
 
 
 def _resolve_args(cls: type, bound: dict[Any, Any]) -> tuple[Any, Any] | None:
