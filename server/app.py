@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import grpc
@@ -20,7 +20,14 @@ from server.limits import StreamLimit
 from server.observability import RpcLog
 from server.reflection import SERVICE_NAMES as REFLECTION_SERVICES
 from server.reflection import Reflection
-from server.routing import Route, ServiceSource, StartupError, build_routes, service_descriptors
+from server.routing import (
+    Route,
+    ServiceSource,
+    StartupError,
+    build_routes,
+    pick_services,
+    service_descriptors,
+)
 from server.rpc import RpcAdapter
 from server.settings import ServerSettings
 from server.tls import ServerTls
@@ -56,19 +63,25 @@ class App:
         self._shutdown_callbacks: list[ShutdownCallback] = []
 
     def add_services(
-        self, *sources: ServiceSource, bindings: Mapping[str, type[Request]] | None = None
+        self,
+        *sources: ServiceSource,
+        bindings: Mapping[str, type[Request] | None] | None = None,
+        services: Iterable[str] | None = None,
     ) -> None:
         """Bind every RPC of the services in ``sources`` (generated modules or descriptors).
 
-        ``bindings`` overrides the name-based routing: ``{"pkg.Service/Method": RequestClass}``.
+        ``bindings`` binds RPCs explicitly: ``{"pkg.Service/Method": RequestClass}``, or ``None`` to
+        leave one unserved (it answers UNIMPLEMENTED); an RPC whose input message other RPCs share
+        must be bound this way. ``services`` picks services of ``sources`` by full or short name.
         """
-        services = [service for source in sources for service in service_descriptors(source)]
+        found = [service for source in sources for service in service_descriptors(source)]
+        chosen = pick_services(found, services) if services is not None else found
         taken = {route.service for route in self.routes}
-        duplicated = sorted(taken & {service.full_name for service in services})
+        duplicated = sorted(taken & {service.full_name for service in chosen})
         if duplicated:
             raise ValueError(f"services added twice: {', '.join(duplicated)}")
         self.routes += build_routes(
-            services,
+            chosen,
             streaming_mediator=self.streaming_mediator,
             mediator=self.mediator,
             bindings=dict(bindings or {}),

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import functools
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 
-from cqrs import RequestMediator, StreamingRequestMediator
+from cqrs import RequestMediator, RequestStream, StreamingRequestMediator
 from cqrs.errors import FieldViolation
 from server.codec import DecodeError
 from server.context import RpcContext, _enter, _leave
@@ -55,18 +56,28 @@ class RpcAdapter:
         # Serializers are left out on purpose: the adapter decodes and encodes itself, so a
         # bad request becomes INVALID_ARGUMENT with field details instead of grpc's opaque
         # deserialization failure, and an encoding bug becomes a logged INTERNAL.
+        if route.request_type is None:
+            behaviour = self._unserved(route)
+        elif route.streaming:
+            behaviour = self._streamed(route)
+        else:
+            behaviour = self._single(route)
+        if route.client_streaming:
+            if route.streaming:
+                return grpc.stream_stream_rpc_method_handler(behaviour)
+            return grpc.stream_unary_rpc_method_handler(behaviour)
         if route.streaming:
-            return grpc.unary_stream_rpc_method_handler(self._streaming(route))
-        return grpc.unary_unary_rpc_method_handler(self._unary(route))
+            return grpc.unary_stream_rpc_method_handler(behaviour)
+        return grpc.unary_unary_rpc_method_handler(behaviour)
 
-    def _streaming(self, route: Route) -> Behaviour:
+    def _streamed(self, route: Route) -> Behaviour:
+        """Server-streaming and bidi RPCs: each item the handler yields is written as one message."""
         mediator = self._streaming_mediator
         assert mediator is not None, "routing binds streaming RPCs only with a streaming mediator"
-        stream = mediator.stream
-        decode, encode, path = route.decode, route.encode, route.path
+        stream, read, encode, path = mediator.stream, _reader(route), route.encode, route.path
         errors, log, draining, limit = self._errors, self._log, self._draining, self._stream_limit
 
-        async def serve_stream(request_bytes: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        async def serve_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             rpc = RpcContext(path, context, draining)
             token = _enter(rpc)
             write = context.write
@@ -75,7 +86,7 @@ class RpcAdapter:
                 if not limit.try_enter():
                     raise _too_many_streams(limit)
                 admitted = True
-                async with contextlib.aclosing(stream(_decode(decode, request_bytes))) as items:
+                async with contextlib.aclosing(stream(read(request))) as items:
                     async for item in items:
                         message = encode(item)
                         sent += 1  # counted once handed to grpc, taken back if grpc refuses it
@@ -107,19 +118,24 @@ class RpcAdapter:
 
         return serve_stream
 
-    def _unary(self, route: Route) -> Behaviour:
+    def _single(self, route: Route) -> Behaviour:
+        """Unary and client-streaming RPCs: the handler's one response is the message."""
         mediator = self._mediator
         assert mediator is not None, "routing binds unary RPCs only with a unary mediator"
-        send = mediator.send
-        decode, encode, path = route.decode, route.encode, route.path
+        send, read, encode, path = mediator.send, _reader(route), route.encode, route.path
         errors, log, draining = self._errors, self._log, self._draining
+        limit = self._stream_limit if route.client_streaming else None
 
-        async def serve_unary(request_bytes: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        async def serve_single(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
             rpc = RpcContext(path, context, draining)
             token = _enter(rpc)
-            code = _OK
+            code, admitted = _OK, False
             try:
-                return encode(await send(_decode(decode, request_bytes)))
+                if limit is not None:
+                    if not limit.try_enter():
+                        raise _too_many_streams(limit)
+                    admitted = True
+                return encode(await send(read(request)))
             except asyncio.CancelledError:
                 code = _cancel_code(rpc)
                 raise
@@ -132,10 +148,45 @@ class RpcAdapter:
                 await context.abort(outcome.code, outcome.message, outcome.trailers)
                 raise  # unreachable: abort() raises; keeps the return type honest
             finally:
+                if admitted and limit is not None:
+                    limit.leave()
                 _leave(token)
                 log.finished(rpc, code, 1 if code is _OK else 0)
 
-        return serve_unary
+        return serve_single
+
+    def _unserved(self, route: Route) -> Behaviour:
+        """An RPC left unbound on purpose: UNIMPLEMENTED, saying so."""
+        log, draining, path = self._log, self._draining, route.path
+        message = f"{route.key} is not served by this server"
+
+        async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            rpc = RpcContext(path, context, draining)
+            try:
+                await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+            finally:
+                log.finished(rpc, grpc.StatusCode.UNIMPLEMENTED, 0)
+
+        return refuse
+
+
+def _reader(route: Route) -> Callable[[Any], Any]:
+    """What the mediator gets from grpc's request: one decoded Request, or for a client-streaming
+    or bidi RPC a :class:`cqrs.RequestStream` decoding each message as the handler reads it."""
+    decode = route.decode
+    if not route.client_streaming:
+        return functools.partial(_decode, decode)
+    request_type = route.request_type
+    assert request_type is not None, "unserved routes read nothing"
+
+    async def decoded(request_iterator: AsyncIterable[bytes]) -> AsyncIterator[Any]:
+        async for request_bytes in request_iterator:
+            yield _decode(decode, request_bytes)
+
+    def read(request_iterator: AsyncIterable[bytes]) -> RequestStream[Any]:
+        return RequestStream(request_type, decoded(request_iterator))
+
+    return read
 
 
 def _decode(decode: Callable[[bytes], Any], request_bytes: bytes) -> Any:
