@@ -7,6 +7,7 @@ The mediator reads ``handler.events`` after each yield (and after ``handle`` ret
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class EventRecorder:
             cls._events = _EventList()
 
     @property
-    def events(self) -> list[Event]:
+    def events(self) -> Sequence[Event]:
         """A copy of the events recorded since the last ``clear_events()``."""
         recorded = self.__dict__.get("_events")
         return recorded.copy() if recorded else []

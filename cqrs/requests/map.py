@@ -8,7 +8,12 @@ from typing import Any
 
 from cqrs.exceptions import HandlerAlreadyBoundError, InvalidHandlerError
 from cqrs.requests.request import Request
-from cqrs.requests.request_handler import RequestHandler, StreamingRequestHandler, is_streaming_handler
+from cqrs.requests.request_handler import (
+    RequestHandler,
+    StreamingRequestHandler,
+    is_streaming_handler,
+    is_sync_streaming_handler,
+)
 
 __all__ = ["RequestMap"]
 
@@ -95,5 +100,6 @@ def _check_handler(handler_type: type[Any]) -> None:
             f"{handler_type.__qualname__}.handle is an async generator but the class is a RequestHandler; "
             f"subclass StreamingRequestHandler and use a StreamingRequestMediator"
         )
-    if not streaming and not inspect.iscoroutinefunction(handler_type.handle):
+    sync_streaming = is_sync_streaming_handler(handler_type)
+    if not streaming and not sync_streaming and not inspect.iscoroutinefunction(handler_type.handle):
         raise InvalidHandlerError(f"{handler_type.__qualname__}.handle must be 'async def'")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import inspect
 import typing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Generic, TypeVar
 
 from cqrs.recorder import EventRecorder
@@ -19,8 +19,10 @@ from cqrs.requests.request import Request, Response
 __all__ = [
     "RequestHandler",
     "StreamingRequestHandler",
+    "SyncStreamingRequestHandler",
     "handler_types",
     "is_streaming_handler",
+    "is_sync_streaming_handler",
 ]
 
 ReqT = TypeVar("ReqT", bound=Request)
@@ -50,6 +52,21 @@ class StreamingRequestHandler(EventRecorder, abc.ABC, Generic[ReqT, ResT]):
         """Yield the responses for ``request``."""
 
 
+class SyncStreamingRequestHandler(EventRecorder, abc.ABC, Generic[ReqT, ResT]):
+    """python-cqrs 4.x: ``handle`` is a plain generator. Only
+    :class:`cqrs.dispatcher.StreamingRequestDispatcher` runs it; the mediators refuse it when it is bound
+    (they stream async generators)."""
+
+    @abc.abstractmethod
+    def handle(self, request: ReqT) -> Iterator[ResT]:
+        """Yield the responses for ``request``."""
+
+
+def is_sync_streaming_handler(handler_cls: type) -> bool:
+    """True when ``handler_cls.handle`` is a plain generator function."""
+    return inspect.isgeneratorfunction(getattr(handler_cls, "handle", None))
+
+
 def is_streaming_handler(handler_cls: type) -> bool:
     """True when ``handler_cls.handle`` is an async generator function."""
     return inspect.isasyncgenfunction(getattr(handler_cls, "handle", None))
@@ -75,7 +92,7 @@ def handler_types(handler_cls: type) -> tuple[type[Request], type[Response] | No
     return args[0], None
 
 
-_BASES = (RequestHandler, StreamingRequestHandler)
+_BASES = (RequestHandler, StreamingRequestHandler, SyncStreamingRequestHandler)
 
 
 def _resolve_args(cls: type, bound: dict[Any, Any]) -> tuple[Any, Any] | None:
