@@ -16,9 +16,11 @@ from cqrs.errors import (
     UnavailableError,
     ValidationError,
 )
-from cqrs.events.event import DomainEvent, Event, NotificationEvent
+from cqrs.events.event import DomainEvent, Event, IDomainEvent, IEvent, INotificationEvent, NotificationEvent
+from cqrs.events.event_emitter import EventEmitter
 from cqrs.events.event_handler import EventHandler
 from cqrs.events.map import EventMap
+from cqrs.events.mediator import EventMediator
 from cqrs.exceptions import (
     CqrsConfigurationError,
     EventDepthExceededError,
@@ -33,7 +35,12 @@ from cqrs.middleware import Middleware, Next, StreamClosed
 from cqrs.requests.bootstrap import bootstrap, bootstrap_streaming
 from cqrs.requests.map import RequestMap
 from cqrs.requests.request import Request, Response
-from cqrs.requests.request_handler import RequestHandler, StreamingRequestHandler, handler_types
+from cqrs.requests.request_handler import (
+    RequestHandler,
+    StreamingRequestHandler,
+    SyncStreamingRequestHandler,
+    handler_types,
+)
 from cqrs.settings import MediatorSettings
 from cqrs.streaming import StreamingRequestMediator
 
@@ -45,12 +52,17 @@ __all__ = [
     "DomainEvent",
     "Event",
     "EventDepthExceededError",
+    "EventEmitter",
     "EventHandler",
     "EventMap",
+    "EventMediator",
     "FailedPreconditionError",
     "FieldViolation",
     "HandlerAlreadyBoundError",
     "HandlerNotFoundError",
+    "IDomainEvent",
+    "IEvent",
+    "INotificationEvent",
     "InvalidHandlerError",
     "MediatorSettings",
     "Middleware",
@@ -71,6 +83,7 @@ __all__ = [
     "StreamingRequestHandler",
     "StreamingRequestMediator",
     "SupportsScope",
+    "SyncStreamingRequestHandler",
     "UnauthenticatedError",
     "UnavailableError",
     "ValidationError",
