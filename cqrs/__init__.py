@@ -30,6 +30,7 @@ from cqrs.exceptions import (
     ResolutionError,
     SinkError,
 )
+from cqrs.fallback import EventHandlerFallback, RequestHandlerFallback
 from cqrs.mediator import RequestMediator
 from cqrs.middleware import Middleware, Next, StreamClosed
 from cqrs.requests.bootstrap import bootstrap, bootstrap_streaming
@@ -54,6 +55,7 @@ __all__ = [
     "EventDepthExceededError",
     "EventEmitter",
     "EventHandler",
+    "EventHandlerFallback",
     "EventMap",
     "EventMediator",
     "FailedPreconditionError",
@@ -72,6 +74,7 @@ __all__ = [
     "PermissionDeniedError",
     "Request",
     "RequestHandler",
+    "RequestHandlerFallback",
     "RequestMap",
     "RequestMediator",
     "ResolutionError",

@@ -53,11 +53,18 @@ class _Mediator:
         middleware_chain: MiddlewareChain | None = None,
         max_concurrent_event_handlers: int | None = None,
         concurrent_event_handle_enable: bool | None = None,
+        dispatcher_type: type[Any] | None = None,
     ) -> None:
         """The keywords after ``settings`` are python-cqrs's: ``event_emitter`` receives every event the
         handlers record (see :mod:`cqrs.events.event_emitter`), ``message_broker`` builds one around this
         mediator's event map and container, ``middleware_chain`` adds its middlewares after
-        ``middlewares``, and the last two override the same-named ``settings``."""
+        ``middlewares``, ``max_concurrent_event_handlers`` and ``concurrent_event_handle_enable`` override
+        the same-named ``settings``; ``dispatcher_type`` may only name python-cqrs's own dispatcher."""
+        if dispatcher_type is not None and dispatcher_type.__module__.partition(".")[0] != "cqrs":
+            raise TypeError(
+                f"dispatcher_type={dispatcher_type.__qualname__}: custom dispatchers are not supported; "
+                f"wrap requests with middleware instead"
+            )
         self.request_map = request_map
         if event_map is None:
             # a stand-in emitter (a test's Mock) may have no map
@@ -91,6 +98,7 @@ class _Mediator:
         return self._dispatcher.stats
 
     def _check(self, request_type: type[Request], handler_type: type[Any]) -> None:
+        handler_type = getattr(handler_type, "primary", handler_type)  # a fallback pair: its primary
         if is_sync_streaming_handler(handler_type):
             raise InvalidHandlerError(
                 f"{handler_type.__qualname__} (bound to {request_type.__qualname__}) streams from a plain "
@@ -153,6 +161,8 @@ class _Mediator:
             raise asyncio.CancelledError
 
     def _scope(self) -> contextlib.AbstractAsyncContextManager[Resolver]:
+        if self.request_map._fallbacks or self.event_map._fallbacks:
+            return _with_fallbacks(self.container, self._scoped)
         if self._scoped:
             return self.container.open_scope()  # type: ignore[attr-defined, no-any-return]
         return _no_scope(self.container)
@@ -161,6 +171,15 @@ class _Mediator:
 @contextlib.asynccontextmanager
 async def _no_scope(container: Resolver) -> AsyncIterator[Resolver]:
     yield container
+
+
+@contextlib.asynccontextmanager
+async def _with_fallbacks(container: Resolver, scoped: bool) -> AsyncIterator[Resolver]:
+    """The scope's resolver, resolving fallback pairs (:mod:`cqrs.fallback`) to their runners."""
+    from cqrs.fallback import FallbackResolver
+
+    async with container.open_scope() if scoped else _no_scope(container) as resolver:  # type: ignore[attr-defined]
+        yield FallbackResolver(resolver)
 
 
 class RequestMediator(_Mediator):

@@ -8,6 +8,7 @@ from cqrs.container import Resolver, adapt
 from cqrs.events.dispatcher import EventDispatcher as _Dispatcher
 from cqrs.events.event import Event
 from cqrs.events.map import EventMap
+from cqrs.fallback import FallbackResolver
 from cqrs.middlewares.base import MiddlewareChain
 from cqrs.settings import MediatorSettings
 
@@ -25,7 +26,7 @@ class EventDispatcher:
         settings: MediatorSettings | None = None,
     ) -> None:
         self.event_map = event_map
-        self.container: Resolver = adapt(container)
+        self.container: Resolver = FallbackResolver(adapt(container))
         self.middleware_chain = middleware_chain if middleware_chain is not None else MiddlewareChain()
         self._events = _Dispatcher(event_map, settings if settings is not None else MediatorSettings())
 

@@ -7,6 +7,7 @@ from typing import Any
 from cqrs.container import Resolver, adapt
 from cqrs.dispatcher.models import RequestDispatchResult, take_events
 from cqrs.exceptions import HandlerNotFoundError
+from cqrs.fallback import FallbackResolver
 from cqrs.middlewares.base import MiddlewareChain
 from cqrs.requests.map import RequestMap
 from cqrs.requests.request import Request
@@ -24,7 +25,7 @@ class RequestDispatcher:
         middleware_chain: MiddlewareChain | None = None,
     ) -> None:
         self.request_map = request_map
-        self.container: Resolver = adapt(container)
+        self.container: Resolver = FallbackResolver(adapt(container))
         self.middleware_chain = middleware_chain if middleware_chain is not None else MiddlewareChain()
 
     async def dispatch(self, request: Request) -> RequestDispatchResult:

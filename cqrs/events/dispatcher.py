@@ -227,7 +227,7 @@ class EventDispatcher:
     def report(self, exc: BaseException, event: Event | None, handler_type: type[Any] | None) -> None:
         """Count, log (logger ``cqrs.events``, with traceback) and pass an isolated failure to the hook."""
         self.stats.event_handler_failures += 1
-        name = handler_type.__qualname__ if handler_type is not None else "event dispatch"
+        name = str(getattr(handler_type, "__qualname__", handler_type)) if handler_type else "event dispatch"
         what = type(event).__qualname__ if event is not None else "a pending item's events"
         logger.error("event handler %s failed on %s", name, what, exc_info=exc)
         hook = self.settings.on_event_error

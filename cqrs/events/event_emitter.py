@@ -15,6 +15,7 @@ from typing import Any
 from cqrs.container import Resolver, adapt
 from cqrs.events.event import Event, NotificationEvent
 from cqrs.events.map import EventMap
+from cqrs.fallback import FallbackResolver
 from cqrs.message_brokers.protocol import Message, MessageBroker
 
 __all__ = ["EventEmitter"]
@@ -31,6 +32,7 @@ class EventEmitter:
         self.event_map = event_map
         self.container: Resolver = adapt(container)
         self.message_broker = message_broker
+        self._resolver = FallbackResolver(self.container)
 
     async def emit(self, event: Event) -> Sequence[Event]:
         """Handle ``event`` and return the follow-ups its handlers recorded.
@@ -49,7 +51,7 @@ class EventEmitter:
                 if isinstance(result, Exception):
                     logger.error(
                         "event handler %s failed on %s",
-                        handler_type.__qualname__,
+                        getattr(handler_type, "__qualname__", handler_type),
                         type(event).__qualname__,
                         exc_info=result,
                     )
@@ -68,7 +70,7 @@ class EventEmitter:
         return follow_ups
 
     async def _handle(self, handler_type: type[Any], event: Event) -> Sequence[Event]:
-        handler = await self.container.resolve(handler_type)
+        handler = await self._resolver.resolve(handler_type)
         await handler.handle(event)
         recorded = tuple(handler.events or ())
         if recorded and hasattr(handler, "clear_events"):

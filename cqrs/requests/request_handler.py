@@ -80,6 +80,8 @@ def handler_types(handler_cls: type) -> tuple[type[Request], type[Response] | No
     ``RequestHandler[Cmd, None]`` or when it is not a Response class (e.g. left unparametrised).
     Raises ``TypeError`` when no request class can be found.
     """
+    if not isinstance(handler_cls, type) and isinstance(getattr(handler_cls, "primary", None), type):
+        handler_cls = handler_cls.primary  # a RequestHandlerFallback: both classes declare the same types
     args = _resolve_args(handler_cls, {})
     if args is None or not (isinstance(args[0], type) and issubclass(args[0], Request)):
         raise TypeError(
