@@ -6,7 +6,9 @@ It is the mediators' own dispatcher configured with the emitter, not a second im
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
+from cqrs.container import Resolver
 from cqrs.events.dispatcher import EventDispatcher
 from cqrs.events.event import Event
 from cqrs.events.event_emitter import EventEmitter
@@ -37,4 +39,6 @@ class EventProcessor:
     async def emit_events(self, events: Sequence[Event]) -> None:
         """Emit ``events``, then their follow-ups level by level; handler failures are logged."""
         if self.event_emitter is not None and events:
-            await self._dispatcher.dispatch(events, self.event_emitter.container)
+            # the emitter resolves handlers itself; the dispatcher only needs a resolver for its own map
+            resolver = getattr(self.event_emitter, "container", None)
+            await self._dispatcher.dispatch(events, cast(Resolver, resolver))
