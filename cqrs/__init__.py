@@ -16,7 +16,15 @@ from cqrs.errors import (
     UnavailableError,
     ValidationError,
 )
-from cqrs.events.event import DomainEvent, Event, IDomainEvent, IEvent, INotificationEvent, NotificationEvent
+from cqrs.events.event import (
+    DomainEvent,
+    ECSTEvent,
+    Event,
+    IDomainEvent,
+    IEvent,
+    INotificationEvent,
+    NotificationEvent,
+)
 from cqrs.events.event_emitter import EventEmitter
 from cqrs.events.event_handler import EventHandler
 from cqrs.events.map import EventMap
@@ -51,6 +59,7 @@ __all__ = [
     "CqrsConfigurationError",
     "DomainError",
     "DomainEvent",
+    "ECSTEvent",
     "Event",
     "EventDepthExceededError",
     "EventEmitter",

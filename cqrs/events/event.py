@@ -14,7 +14,15 @@ from typing import ClassVar, Generic, TypeVar
 
 from cqrs._model import Model
 
-__all__ = ["DomainEvent", "Event", "IDomainEvent", "IEvent", "INotificationEvent", "NotificationEvent"]
+__all__ = [
+    "DomainEvent",
+    "ECSTEvent",
+    "Event",
+    "IDomainEvent",
+    "IEvent",
+    "INotificationEvent",
+    "NotificationEvent",
+]
 
 PayloadT = TypeVar("PayloadT")
 
@@ -50,3 +58,4 @@ class NotificationEvent(Event, Generic[PayloadT]):
 IEvent = Event
 IDomainEvent = DomainEvent
 INotificationEvent = NotificationEvent
+ECSTEvent = NotificationEvent  # 4.x: an event-carried state transfer notification

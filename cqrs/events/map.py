@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import ItemsView, Iterator
 from typing import Any, cast
 
@@ -26,6 +27,9 @@ class EventMap:
     def bind(self, event_type: type[Event], handler_type: type[Any] | Any) -> None:
         """Add ``handler_type`` (or an :class:`~cqrs.EventHandlerFallback`) to the handlers of
         ``event_type`` (the same pair twice is an error)."""
+        origin = typing.get_origin(event_type)
+        if isinstance(origin, type):  # NotificationEvent[Payload]: events are matched by their class
+            event_type = origin
         if not isinstance(event_type, type):
             raise TypeError(f"bind() expects an event class, got {event_type!r}")
         from cqrs.fallback import EventHandlerFallback
