@@ -41,6 +41,7 @@ from cqrs.exceptions import (
 from cqrs.fallback import EventHandlerFallback, RequestHandlerFallback
 from cqrs.mediator import RequestMediator
 from cqrs.middleware import Middleware, Next, StreamClosed
+from cqrs.models import PydanticDomainEvent, PydanticRequest, PydanticResponse
 from cqrs.requests.bootstrap import bootstrap, bootstrap_streaming
 from cqrs.requests.map import RequestMap
 from cqrs.requests.request import Request, Response
@@ -81,6 +82,9 @@ __all__ = [
     "NotFoundError",
     "NotificationEvent",
     "PermissionDeniedError",
+    "PydanticDomainEvent",
+    "PydanticRequest",
+    "PydanticResponse",
     "Request",
     "RequestHandler",
     "RequestHandlerFallback",

@@ -86,3 +86,19 @@ def test_plain_models_stay_plain_dataclasses() -> None:
 
     assert Plain(value="x").value == "x"  # type: ignore[arg-type]  # no validation, no pydantic
     assert not hasattr(Plain, "__pydantic_fields__")
+
+
+def test_pydantic_bases_are_always_pydantic_built() -> None:
+    from cqrs.models import DCRequest
+
+    class Query(cqrs.PydanticRequest):
+        limit: int
+
+    class Seen(cqrs.PydanticDomainEvent):
+        count: int
+
+    assert Query(limit="5").limit == 5  # type: ignore[arg-type]
+    with pytest.raises(pydantic.ValidationError):
+        Query(limit="many")  # type: ignore[arg-type]
+    assert isinstance(Seen(count=1), cqrs.DomainEvent) and hash(Seen(count=1)) == hash(Seen(count=1))
+    assert DCRequest is cqrs.Request
