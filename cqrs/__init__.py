@@ -16,9 +16,19 @@ from cqrs.errors import (
     UnavailableError,
     ValidationError,
 )
-from cqrs.events.event import DomainEvent, Event, NotificationEvent
+from cqrs.events.event import (
+    DomainEvent,
+    ECSTEvent,
+    Event,
+    IDomainEvent,
+    IEvent,
+    INotificationEvent,
+    NotificationEvent,
+)
+from cqrs.events.event_emitter import EventEmitter
 from cqrs.events.event_handler import EventHandler
 from cqrs.events.map import EventMap
+from cqrs.events.mediator import EventMediator
 from cqrs.exceptions import (
     CqrsConfigurationError,
     EventDepthExceededError,
@@ -28,8 +38,10 @@ from cqrs.exceptions import (
     ResolutionError,
     SinkError,
 )
+from cqrs.fallback import EventHandlerFallback, RequestHandlerFallback
 from cqrs.mediator import RequestMediator
 from cqrs.middleware import Middleware, Next, StreamClosed
+from cqrs.models import PydanticDomainEvent, PydanticRequest, PydanticResponse
 from cqrs.requests.bootstrap import bootstrap, bootstrap_streaming
 from cqrs.requests.map import RequestMap
 from cqrs.requests.request import Request, Response
@@ -38,6 +50,7 @@ from cqrs.requests.request_handler import (
     ClientStreamingRequestHandler,
     RequestHandler,
     StreamingRequestHandler,
+    SyncStreamingRequestHandler,
     handler_types,
 )
 from cqrs.requests.request_stream import RequestStream
@@ -52,14 +65,21 @@ __all__ = [
     "CqrsConfigurationError",
     "DomainError",
     "DomainEvent",
+    "ECSTEvent",
     "Event",
     "EventDepthExceededError",
+    "EventEmitter",
     "EventHandler",
+    "EventHandlerFallback",
     "EventMap",
+    "EventMediator",
     "FailedPreconditionError",
     "FieldViolation",
     "HandlerAlreadyBoundError",
     "HandlerNotFoundError",
+    "IDomainEvent",
+    "IEvent",
+    "INotificationEvent",
     "InvalidHandlerError",
     "MediatorSettings",
     "Middleware",
@@ -67,8 +87,12 @@ __all__ = [
     "NotFoundError",
     "NotificationEvent",
     "PermissionDeniedError",
+    "PydanticDomainEvent",
+    "PydanticRequest",
+    "PydanticResponse",
     "Request",
     "RequestHandler",
+    "RequestHandlerFallback",
     "RequestMap",
     "RequestMediator",
     "RequestStream",
@@ -81,6 +105,7 @@ __all__ = [
     "StreamingRequestHandler",
     "StreamingRequestMediator",
     "SupportsScope",
+    "SyncStreamingRequestHandler",
     "UnauthenticatedError",
     "UnavailableError",
     "ValidationError",

@@ -4,12 +4,17 @@ A subclass of :class:`Model` becomes a keyword-only dataclass the moment it is d
 ``class ProcessFilesCommand(cqrs.Request): file_ids: list[str]`` with no decorator, fields with defaults
 may precede fields without in subclasses, and ``dataclasses.fields()`` / ``typing.get_type_hints()`` see
 exactly what was declared (the gRPC codec relies on both).
+
+For python-cqrs users: ``class E(cqrs.DomainEvent, frozen=True)`` is accepted, and a class that declares
+``pydantic.Field(...)`` defaults or a ``model_config`` becomes a pydantic dataclass (validated, aliases
+honoured); either way it stays a dataclass, so the rest of the package treats it alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -30,12 +35,25 @@ class Model:
 
     __cqrs_frozen__: ClassVar[bool] = False
 
-    def __init_subclass__(cls, _abstract: bool = False, **kwargs: Any) -> None:
+    def __init_subclass__(cls, _abstract: bool = False, frozen: bool | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         # the library's own bases (Request, Event...) stay plain classes so a frozen family can
         # derive from them (dataclasses forbid frozen-from-non-frozen inheritance)
-        if not _abstract:
-            dataclasses.dataclass(cls, kw_only=True, frozen=cls.__cqrs_frozen__)
+        if _abstract:
+            return
+        if frozen is None:
+            frozen = cls.__cqrs_frozen__
+        elif not frozen and cls.__cqrs_frozen__:
+            raise TypeError(
+                f"{cls.__qualname__}: frozen=False cannot be used here, its base is a frozen family "
+                f"(DomainEvent instances are immutable)"
+            )
+        if _uses_pydantic(cls):
+            from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+            pydantic_dataclass(cls, kw_only=True, frozen=frozen, config=cls.__dict__.get("model_config"))
+        else:
+            dataclasses.dataclass(cls, kw_only=True, frozen=frozen)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain ``dict`` of the fields; nested dataclasses, lists, tuples and dicts are converted too."""
@@ -54,6 +72,24 @@ class Model:
             if f.init and f.name in data
         }
         return cls(**kwargs)
+
+
+def _uses_pydantic(cls: type) -> bool:
+    """True when ``cls`` (or a base) declares pydantic fields or a ``model_config``.
+
+    Such a class must be built by pydantic: as a plain dataclass a ``pydantic.Field(...)`` default would
+    become the field's value and an alias would be unknown.
+    """
+    fields = sys.modules.get("pydantic.fields")  # no pydantic field exists before this is imported
+    field_info = fields.FieldInfo if fields is not None else ()
+    for klass in cls.__mro__:
+        if "__pydantic_fields__" in klass.__dict__ and klass is not cls:
+            return True
+        if "model_config" in klass.__dict__:
+            return True
+        if field_info and any(isinstance(v, field_info) for v in vars(klass).values()):
+            return True
+    return False
 
 
 def _hints(cls: type) -> dict[str, Any]:

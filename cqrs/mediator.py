@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cqrs._eager import start_eagerly
-from cqrs.container import Container, Resolver, SupportsScope
+from cqrs.container import Container, Resolver, SupportsScope, adapt
 from cqrs.events.dispatcher import DispatchStats, EventDispatcher
 from cqrs.events.event import Event
 from cqrs.events.map import EventMap
@@ -21,11 +22,20 @@ from cqrs.middleware import Middleware, build_chain
 from cqrs.recorder import take_events
 from cqrs.requests.map import RequestMap
 from cqrs.requests.request import Request
-from cqrs.requests.request_handler import is_streaming_handler, takes_request_stream
+from cqrs.requests.request_handler import (
+    is_streaming_handler,
+    is_sync_streaming_handler,
+    takes_request_stream,
+)
 from cqrs.requests.request_stream import RequestStream
 from cqrs.settings import MediatorSettings
 
-__all__ = ["RequestMediator"]
+if TYPE_CHECKING:
+    from cqrs.events.event_emitter import EventEmitter
+    from cqrs.message_brokers.protocol import MessageBroker
+    from cqrs.middlewares.base import MiddlewareChain
+
+__all__ = ["RequestMediator"]  # StreamingRequestMediator and EventMediator resolve lazily (below)
 
 ResT = TypeVar("ResT")
 _Dispatch = Callable[[Sequence[Event], Resolver], Awaitable[None]]
@@ -42,15 +52,48 @@ class _Mediator:
         *,
         event_map: EventMap | None = None,
         container: Resolver | None = None,
-        middlewares: Sequence[Middleware] = (),
+        middlewares: Sequence[Middleware] | None = (),
         settings: MediatorSettings | None = None,
+        event_emitter: EventEmitter | None = None,
+        message_broker: MessageBroker | None = None,
+        middleware_chain: MiddlewareChain | None = None,
+        max_concurrent_event_handlers: int | None = None,
+        concurrent_event_handle_enable: bool | None = None,
+        dispatcher_type: type[Any] | None = None,
     ) -> None:
+        """The keywords after ``settings`` are python-cqrs's: ``event_emitter`` receives every event the
+        handlers record (see :mod:`cqrs.events.event_emitter`), ``message_broker`` builds one around this
+        mediator's event map and container, ``middleware_chain`` adds its middlewares after
+        ``middlewares``, ``max_concurrent_event_handlers`` and ``concurrent_event_handle_enable`` override
+        the same-named ``settings``; ``dispatcher_type`` may only name python-cqrs's own dispatcher."""
+        if dispatcher_type is not None and dispatcher_type.__module__.partition(".")[0] != "cqrs":
+            raise TypeError(
+                f"dispatcher_type={dispatcher_type.__qualname__}: custom dispatchers are not supported; "
+                f"wrap requests with middleware instead"
+            )
         self.request_map = request_map
-        self.event_map = event_map if event_map is not None else EventMap()
-        self.container: Resolver = container if container is not None else Container()
-        self.middlewares: tuple[Middleware, ...] = tuple(middlewares)
-        self.settings = settings if settings is not None else MediatorSettings()
-        self._dispatcher = EventDispatcher(self.event_map, self.settings)
+        if event_map is None:
+            # a stand-in emitter (a test's Mock) may have no map
+            event_map = getattr(event_emitter, "event_map", None)
+            if event_map is None:
+                event_map = EventMap()
+        self.event_map = event_map
+        self.container: Resolver = adapt(container) if container is not None else Container()
+        chain = middleware_chain.middlewares if middleware_chain is not None else ()
+        self.middlewares: tuple[Middleware, ...] = (*(middlewares or ()), *chain)
+        settings = settings if settings is not None else MediatorSettings()
+        overrides: dict[str, Any] = {}
+        if max_concurrent_event_handlers is not None:
+            overrides["max_concurrent_event_handlers"] = max_concurrent_event_handlers
+        if concurrent_event_handle_enable is not None:
+            overrides["concurrent_event_handle_enable"] = concurrent_event_handle_enable
+        self.settings = dataclasses.replace(settings, **overrides) if overrides else settings
+        if event_emitter is None and message_broker is not None:
+            from cqrs.events.event_emitter import EventEmitter
+
+            event_emitter = EventEmitter(self.event_map, self.container, message_broker)
+        self.event_emitter = event_emitter
+        self._dispatcher = EventDispatcher(self.event_map, self.settings, emitter=event_emitter)
         self._handlers = request_map._handlers
         self._scoped = isinstance(self.container, SupportsScope)
         request_map._watch(self._check)  # now, and for every later bind()
@@ -61,6 +104,12 @@ class _Mediator:
         return self._dispatcher.stats
 
     def _check(self, request_type: type[Request], handler_type: type[Any]) -> None:
+        handler_type = getattr(handler_type, "primary", handler_type)  # a fallback pair: its primary
+        if is_sync_streaming_handler(handler_type):
+            raise InvalidHandlerError(
+                f"{handler_type.__qualname__} (bound to {request_type.__qualname__}) streams from a plain "
+                f"generator; mediators serve async generators only: make handle an 'async def' with 'yield'"
+            )
         if is_streaming_handler(handler_type) != self._streaming:
             kind, other = ("a streaming", "StreamingRequestMediator.stream / bootstrap_streaming()")
             if self._streaming:
@@ -152,6 +201,8 @@ class _Mediator:
             raise asyncio.CancelledError
 
     def _scope(self) -> contextlib.AbstractAsyncContextManager[Resolver]:
+        if self.request_map._fallbacks or self.event_map._fallbacks:
+            return _with_fallbacks(self.container, self._scoped)
         if self._scoped:
             return self.container.open_scope()  # type: ignore[attr-defined, no-any-return]
         return _no_scope(self.container)
@@ -160,6 +211,15 @@ class _Mediator:
 @contextlib.asynccontextmanager
 async def _no_scope(container: Resolver) -> AsyncIterator[Resolver]:
     yield container
+
+
+@contextlib.asynccontextmanager
+async def _with_fallbacks(container: Resolver, scoped: bool) -> AsyncIterator[Resolver]:
+    """The scope's resolver, resolving fallback pairs (:mod:`cqrs.fallback`) to their runners."""
+    from cqrs.fallback import FallbackResolver
+
+    async with container.open_scope() if scoped else _no_scope(container) as resolver:  # type: ignore[attr-defined]
+        yield FallbackResolver(resolver)
 
 
 class RequestMediator(_Mediator):
@@ -194,3 +254,16 @@ class RequestMediator(_Mediator):
             if events:
                 await self._dispatch_shielded(events, resolver)
             return response
+
+
+def __getattr__(name: str) -> Any:
+    # python-cqrs 4.x imports both mediators from here; the streaming one lives in cqrs.streaming
+    if name == "StreamingRequestMediator":
+        from cqrs.streaming import StreamingRequestMediator
+
+        return StreamingRequestMediator
+    if name == "EventMediator":
+        from cqrs.events.mediator import EventMediator
+
+        return EventMediator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -48,7 +48,7 @@ class EventRecorder:
             cls._events = _EventList()
 
     @property
-    def events(self) -> list[Event]:
+    def events(self) -> Sequence[Event]:
         """A copy of the events recorded since the last ``clear_events()``."""
         recorded = self.__dict__.get("_events")
         return recorded.copy() if recorded else []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cqrs._eager import spawn
 from cqrs.container import Resolver, _Scope
@@ -20,6 +20,9 @@ from cqrs.events.map import EventMap
 from cqrs.exceptions import EventDepthExceededError
 from cqrs.recorder import take_events
 from cqrs.settings import MediatorSettings
+
+if TYPE_CHECKING:
+    from cqrs.events.event_emitter import EventEmitter
 
 __all__ = ["DispatchStats", "EventDispatcher"]
 
@@ -43,9 +46,13 @@ class DispatchStats:
 class EventDispatcher:
     """Dispatches events to their handlers under the mediator's settings."""
 
-    def __init__(self, event_map: EventMap, settings: MediatorSettings) -> None:
+    def __init__(
+        self, event_map: EventMap, settings: MediatorSettings, *, emitter: EventEmitter | None = None
+    ) -> None:
         self.event_map = event_map
         self.settings = settings
+        # python-cqrs's way: every event goes to emitter.emit(), which returns its follow-ups
+        self.emitter = emitter
         self.stats = DispatchStats()
         self._get = event_map._handlers.get
         self._fail = settings.event_failure_policy == "fail"
@@ -56,6 +63,8 @@ class EventDispatcher:
 
     def wants(self, events: Sequence[Event]) -> bool:
         """True if any of ``events`` has a handler (so a dispatch task is worth creating)."""
+        if self.emitter is not None:
+            return bool(events)
         get = self._get
         for event in events:  # noqa: SIM110 - any() over a generator costs ~1 µs per item here
             if get(type(event)):
@@ -72,6 +81,8 @@ class EventDispatcher:
         here rather than in a helper coroutine: each coroutine layer costs as much as a no-op handler.
         """
         fail = self._fail and not isolate
+        if self.emitter is not None:
+            return await self._emit_levels(self.emitter, events, fail)
         get = self._get
         gate = self._global
         # our own scopes build plain handler classes without a coroutine round trip
@@ -111,6 +122,46 @@ class EventDispatcher:
             depth += 1
             if depth > self.settings.max_event_depth:
                 error = EventDepthExceededError(chains[0], self.settings.max_event_depth)
+                if fail:
+                    raise error
+                self.report(error, level[0], None)
+                return
+
+    async def _emit_levels(self, emitter: EventEmitter, events: Sequence[Event], fail: bool) -> None:
+        """Hand each event to ``emitter.emit`` level by level (concurrently, at most
+        ``max_concurrent_event_handlers`` at once, when enabled), under the same policy and depth limit."""
+        level: Sequence[Event] = events
+        depth = 0
+        limit = asyncio.Semaphore(self._limit)
+
+        async def emit(event: Event) -> Sequence[Event]:
+            async with limit:
+                return await emitter.emit(event)
+
+        while level:
+            results: list[Sequence[Event] | BaseException] = []
+            if self._concurrent and len(level) > 1:
+                results = await asyncio.gather(*(emit(e) for e in level), return_exceptions=True)
+            else:
+                for event in level:
+                    try:
+                        results.append(await emitter.emit(event))
+                    except Exception as exc:
+                        if fail:
+                            raise
+                        results.append(exc)
+            found: list[Event] = []
+            for event, result in zip(level, results, strict=True):
+                if isinstance(result, BaseException):
+                    if fail or not isinstance(result, Exception):
+                        raise result
+                    self.report(result, event, type(emitter))
+                elif result:
+                    found.extend(result)
+            level = found
+            depth += 1
+            if level and depth > self.settings.max_event_depth:
+                error = EventDepthExceededError((type(level[0]).__qualname__,), self.settings.max_event_depth)
                 if fail:
                     raise error
                 self.report(error, level[0], None)
@@ -175,7 +226,7 @@ class EventDispatcher:
     def report(self, exc: BaseException, event: Event | None, handler_type: type[Any] | None) -> None:
         """Count, log (logger ``cqrs.events``, with traceback) and pass an isolated failure to the hook."""
         self.stats.event_handler_failures += 1
-        name = handler_type.__qualname__ if handler_type is not None else "event dispatch"
+        name = str(getattr(handler_type, "__qualname__", handler_type)) if handler_type else "event dispatch"
         what = type(event).__qualname__ if event is not None else "a pending item's events"
         logger.error("event handler %s failed on %s", name, what, exc_info=exc)
         hook = self.settings.on_event_error

@@ -14,7 +14,15 @@ from typing import ClassVar, Generic, TypeVar
 
 from cqrs._model import Model
 
-__all__ = ["DomainEvent", "Event", "NotificationEvent"]
+__all__ = [
+    "DomainEvent",
+    "ECSTEvent",
+    "Event",
+    "IDomainEvent",
+    "IEvent",
+    "INotificationEvent",
+    "NotificationEvent",
+]
 
 PayloadT = TypeVar("PayloadT")
 
@@ -34,9 +42,20 @@ def _utc_now() -> datetime.datetime:
 
 
 class NotificationEvent(Event, Generic[PayloadT]):
-    """An event meant for other services: ``event_name`` plus a typed ``payload``."""
+    """An event meant for other services: ``event_name`` plus a typed ``payload``.
+
+    A mediator built with a message broker sends it there, to ``topic`` (``None``: the broker's default).
+    """
 
     event_name: str
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)
     event_timestamp: datetime.datetime = field(default_factory=_utc_now)
+    topic: str | None = None
     payload: PayloadT | None = None
+
+
+# python-cqrs names: its interfaces (and 4.x's ECST event) are these classes here
+IEvent = Event
+IDomainEvent = DomainEvent
+INotificationEvent = NotificationEvent
+ECSTEvent = NotificationEvent  # 4.x: an event-carried state transfer notification

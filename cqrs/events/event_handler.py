@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 from cqrs.events.event import Event
@@ -19,6 +20,13 @@ class EventHandler(EventRecorder, abc.ABC, Generic[E]):
     Events it records (``self.add_event(...)`` or its own ``events``/``clear_events()``) are follow-ups:
     the dispatcher handles them breadth-first after the current level, up to ``max_event_depth`` levels.
     """
+
+    @property
+    def events(self) -> Sequence[Event]:
+        """The follow-ups recorded since the last ``clear_events()``, as a tuple (``()`` when none, as in
+        python-cqrs)."""
+        recorded = self.__dict__.get("_events")
+        return tuple(recorded) if recorded else ()
 
     @abc.abstractmethod
     async def handle(self, event: E) -> None:

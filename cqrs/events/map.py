@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import ItemsView, Iterator
-from typing import Any
+from typing import Any, cast
 
 from cqrs.events.event import Event
 from cqrs.exceptions import HandlerAlreadyBoundError, InvalidHandlerError
@@ -21,20 +22,30 @@ class EventMap:
 
     def __init__(self) -> None:
         self._handlers: dict[type[Event], tuple[type[Any], ...]] = {}
+        self._fallbacks = False  # an EventHandlerFallback is bound: handlers resolve through a runner
 
-    def bind(self, event_type: type[Event], handler_type: type[Any]) -> None:
-        """Add ``handler_type`` to the handlers of ``event_type`` (the same pair twice is an error)."""
+    def bind(self, event_type: type[Event], handler_type: type[Any] | Any) -> None:
+        """Add ``handler_type`` (or an :class:`~cqrs.EventHandlerFallback`) to the handlers of
+        ``event_type`` (the same pair twice is an error)."""
+        origin = typing.get_origin(event_type)
+        if isinstance(origin, type):  # NotificationEvent[Payload]: events are matched by their class
+            event_type = origin
         if not isinstance(event_type, type):
             raise TypeError(f"bind() expects an event class, got {event_type!r}")
+        from cqrs.fallback import EventHandlerFallback
+
         handle = getattr(handler_type, "handle", None)
-        if not isinstance(handler_type, type) or not inspect.iscoroutinefunction(handle):
+        if isinstance(handler_type, EventHandlerFallback):
+            self._fallbacks = True
+        elif not isinstance(handler_type, type) or not inspect.iscoroutinefunction(handle):
             raise InvalidHandlerError(f"{handler_type!r} must be a class with an 'async def handle(event)'")
         current = self._handlers.get(event_type, ())
         if handler_type in current:
             raise HandlerAlreadyBoundError(
-                f"{handler_type.__qualname__} is already bound to {event_type.__qualname__}"
+                f"{getattr(handler_type, '__qualname__', handler_type)} is already bound to "
+                f"{event_type.__qualname__}"
             )
-        self._handlers[event_type] = (*current, handler_type)
+        self._handlers[event_type] = (*current, cast(type[Any], handler_type))  # or a fallback pair
 
     def get(self, event_type: type[Event]) -> tuple[type[Any], ...]:
         """The handler classes of ``event_type`` (``()`` if none)."""

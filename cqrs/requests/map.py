@@ -14,6 +14,7 @@ from cqrs.requests.request_handler import (
     RequestHandler,
     StreamingRequestHandler,
     is_streaming_handler,
+    is_sync_streaming_handler,
 )
 
 __all__ = ["RequestMap"]
@@ -32,17 +33,26 @@ class RequestMap:
         self._handlers: dict[type[Request], type[Any]] = {}
         # checks of the mediators built on this map: a handler bound later must fit them too
         self._checks: list[Callable[[type[Request], type[Any]], None]] = []
+        self._fallbacks = False  # a RequestHandlerFallback is bound: mediators resolve through a runner
 
-    def bind(self, request_type: type[Request], handler_type: type[Any]) -> None:
-        """Serve ``request_type`` with ``handler_type`` (a new instance per send/stream)."""
+    def bind(self, request_type: type[Request], handler_type: type[Any] | Any) -> None:
+        """Serve ``request_type`` with ``handler_type`` (a new instance per send/stream), or with a
+        :class:`~cqrs.RequestHandlerFallback` pair."""
         if not isinstance(request_type, type):
             raise TypeError(f"bind() expects a request class, got {request_type!r}")
-        _check_handler(handler_type)
+        from cqrs.fallback import RequestHandlerFallback
+
+        if isinstance(handler_type, RequestHandlerFallback):
+            _check_handler(handler_type.primary)
+            _check_handler(handler_type.fallback)
+            self._fallbacks = True
+        else:
+            _check_handler(handler_type)
         current = self._handlers.get(request_type)
         if current is not None and current is not handler_type:
             raise HandlerAlreadyBoundError(
-                f"{request_type.__qualname__} is already handled by {current.__qualname__}; "
-                f"cannot bind it to {handler_type.__qualname__} too (a request has exactly one handler)"
+                f"{request_type.__qualname__} is already handled by {_name(current)}; "
+                f"cannot bind it to {_name(handler_type)} too (a request has exactly one handler)"
             )
         for check in self._checks:
             check(request_type, handler_type)
@@ -66,7 +76,7 @@ class RequestMap:
         """A one-line listing of what is bound, for error messages."""
         if not self._handlers:
             return "nothing is bound"
-        return ", ".join(f"{r.__qualname__} -> {h.__qualname__}" for r, h in self._handlers.items())
+        return ", ".join(f"{r.__qualname__} -> {_name(h)}" for r, h in self._handlers.items())
 
     def __contains__(self, request_type: object) -> bool:
         return request_type in self._handlers
@@ -108,5 +118,10 @@ def _check_handler(handler_type: type[Any]) -> None:
                 f"{handler_type.__qualname__}.handle is an async generator but the class is a "
                 f"{base.__name__}; subclass {instead} and use a StreamingRequestMediator"
             )
-    if not streaming and not inspect.iscoroutinefunction(handler_type.handle):
+    sync_streaming = is_sync_streaming_handler(handler_type)
+    if not streaming and not sync_streaming and not inspect.iscoroutinefunction(handler_type.handle):
         raise InvalidHandlerError(f"{handler_type.__qualname__}.handle must be 'async def'")
+
+
+def _name(handler: Any) -> str:
+    return str(getattr(handler, "__qualname__", handler))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import inspect
 import typing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Generic, TypeVar
 
 from cqrs.recorder import EventRecorder
@@ -21,8 +21,10 @@ __all__ = [
     "ClientStreamingRequestHandler",
     "RequestHandler",
     "StreamingRequestHandler",
+    "SyncStreamingRequestHandler",
     "handler_types",
     "is_streaming_handler",
+    "is_sync_streaming_handler",
     "takes_request_stream",
 ]
 
@@ -85,6 +87,21 @@ def takes_request_stream(handler_cls: type) -> bool:
     )
 
 
+class SyncStreamingRequestHandler(EventRecorder, abc.ABC, Generic[ReqT, ResT]):
+    """python-cqrs 4.x: ``handle`` is a plain generator. Only
+    :class:`cqrs.dispatcher.StreamingRequestDispatcher` runs it; the mediators refuse it when it is bound
+    (they stream async generators)."""
+
+    @abc.abstractmethod
+    def handle(self, request: ReqT) -> Iterator[ResT]:
+        """Yield the responses for ``request``."""
+
+
+def is_sync_streaming_handler(handler_cls: type) -> bool:
+    """True when ``handler_cls.handle`` is a plain generator function."""
+    return inspect.isgeneratorfunction(getattr(handler_cls, "handle", None))
+
+
 def is_streaming_handler(handler_cls: type) -> bool:
     """True when ``handler_cls.handle`` is an async generator function."""
     return inspect.isasyncgenfunction(getattr(handler_cls, "handle", None))
@@ -98,6 +115,8 @@ def handler_types(handler_cls: type) -> tuple[type[Request], type[Response] | No
     ``RequestHandler[Cmd, None]`` or when it is not a Response class (e.g. left unparametrised).
     Raises ``TypeError`` when no request class can be found.
     """
+    if not isinstance(handler_cls, type) and isinstance(getattr(handler_cls, "primary", None), type):
+        handler_cls = handler_cls.primary  # a RequestHandlerFallback: both classes declare the same types
     args = _resolve_args(handler_cls, {})
     if args is None or not (isinstance(args[0], type) and issubclass(args[0], Request)):
         raise TypeError(
@@ -110,7 +129,13 @@ def handler_types(handler_cls: type) -> tuple[type[Request], type[Response] | No
     return args[0], None
 
 
-_BASES = (RequestHandler, StreamingRequestHandler, ClientStreamingRequestHandler, BidiStreamingRequestHandler)
+_BASES = (
+    RequestHandler,
+    StreamingRequestHandler,
+    ClientStreamingRequestHandler,
+    BidiStreamingRequestHandler,
+    SyncStreamingRequestHandler,
+)
 
 
 def _resolve_args(cls: type, bound: dict[Any, Any]) -> tuple[Any, Any] | None:

@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from cqrs.exceptions import ResolutionError
 
-__all__ = ["Container", "ContainerProtocol", "Lifetime", "Resolver", "SupportsScope"]
+__all__ = ["Container", "ContainerProtocol", "Lifetime", "Resolver", "SupportsScope", "adapt"]
 
 T = TypeVar("T")
 Lifetime = Literal["transient", "singleton", "scoped"]
@@ -44,6 +44,16 @@ class SupportsScope(Protocol):
     """A container that can open a scope for one send or one stream."""
 
     def open_scope(self) -> AbstractAsyncContextManager[Resolver]: ...
+
+
+def adapt(container: Any) -> Any:
+    """``container``, or an adapter around it when it is a bare ``di.Container`` (python-cqrs users pass
+    one as ``di_container=``): see :mod:`cqrs.container.di`. Anything else is used as it is."""
+    if type(container).__module__.partition(".")[0] == "di":
+        from cqrs.container.di import wrap
+
+        return wrap(container)
+    return container
 
 
 class _Provider:
