@@ -21,7 +21,7 @@ from cqrs import RequestMediator, StreamingRequestMediator
 from cqrs.errors import FieldViolation
 from server.codec import DecodeError
 from server.context import RpcContext, _enter, _leave
-from server.errors import ErrorMapper, RpcError
+from server.errors import ErrorMapper, RpcError, abort_with
 from server.limits import StreamLimit
 from server.observability import RpcLog
 from server.routing import Route
@@ -98,7 +98,7 @@ class RpcAdapter:
             except Exception as exc:
                 outcome = errors.outcome(exc, method=path)
                 code = outcome.code
-                await context.abort(outcome.code, outcome.message, outcome.trailers)
+                await abort_with(context, outcome)
             finally:
                 if admitted:
                     limit.leave()
@@ -129,8 +129,7 @@ class RpcAdapter:
             except Exception as exc:
                 outcome = errors.outcome(exc, method=path)
                 code = outcome.code
-                await context.abort(outcome.code, outcome.message, outcome.trailers)
-                raise  # unreachable: abort() raises; keeps the return type honest
+                await abort_with(context, outcome)
             finally:
                 _leave(token)
                 log.finished(rpc, code, 1 if code is _OK else 0)
