@@ -22,7 +22,7 @@ from server.reflection import SERVICE_NAMES as REFLECTION_SERVICES
 from server.reflection import Reflection
 from server.routing import Route, ServiceSource, StartupError, build_routes, service_descriptors
 from server.rpc import RpcAdapter
-from server.settings import ServerSettings
+from server.settings import ServerSettings, compression_of
 from server.tls import ServerTls
 
 logger = logging.getLogger("server")
@@ -111,7 +111,11 @@ class App:
         draining = asyncio.Event()
         log = RpcLog()
         tls, auth = self._security(log, draining)
-        server = grpc.aio.server(options=self.settings.grpc_options(), interceptors=[auth] if auth else [])
+        server = grpc.aio.server(
+            options=self.settings.grpc_options(),
+            interceptors=[auth] if auth else [],
+            compression=compression_of(self.settings.compression),
+        )
         stream_limit = StreamLimit(self.settings.max_concurrent_streams)
         adapter = RpcAdapter(
             streaming_mediator=self.streaming_mediator,
