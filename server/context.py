@@ -19,6 +19,8 @@ from typing import Any
 
 import grpc
 
+from server.settings import compression_of
+
 _current: contextvars.ContextVar[RpcContext] = contextvars.ContextVar("cqrs_grpc_rpc")
 # Set by the token interceptor (server/auth.py) in the RPC's task before the handler runs.
 _principal: contextvars.ContextVar[str | None] = contextvars.ContextVar("cqrs_grpc_principal", default=None)
@@ -57,6 +59,7 @@ class RpcContext:
     """What a handler may know about the RPC it serves.
 
     ``method`` is the full gRPC method path (``/demo.files.v1.FileService/ProcessFiles``).
+    ``set_trailing_metadata``, ``set_compression`` and ``send_initial_metadata`` shape the response.
     ``metadata`` holds the invocation metadata, keys lower-cased, the last value winning
     (``metadata_all`` keeps every value). ``draining`` is set when the server starts a
     graceful shutdown: endless streams should wind down when they see it. Metadata and peer
@@ -68,7 +71,16 @@ class RpcContext:
     handlers or middleware read them, e.g. ``if rpc.client_identity.common_name != "billing"``.
     """
 
-    __slots__ = ("_identity", "_metadata", "draining", "grpc_context", "method", "principal", "started_at")
+    __slots__ = (
+        "_identity",
+        "_metadata",
+        "compression_unsent",
+        "draining",
+        "grpc_context",
+        "method",
+        "principal",
+        "started_at",
+    )
 
     def __init__(
         self, method: str, grpc_context: grpc.aio.ServicerContext[Any, Any], draining: asyncio.Event
@@ -80,6 +92,8 @@ class RpcContext:
         self._metadata: dict[str, str | bytes] | None = None
         self._identity: ClientIdentity | bool | None = False  # False: not read yet
         self.principal: str | None = _principal.get()
+        # a compression chosen before the response headers went out: a unary adapter sends them
+        self.compression_unsent = False
 
     @property
     def client_identity(self) -> ClientIdentity | None:
@@ -113,10 +127,25 @@ class RpcContext:
     async def send_initial_metadata(self, *pairs: tuple[str, str | bytes]) -> None:
         """Send response headers now, before the first message (e.g. to say a subscription is live)."""
         await self.grpc_context.send_initial_metadata(pairs)
+        self.compression_unsent = False
 
     def set_trailing_metadata(self, *pairs: tuple[str, str | bytes]) -> None:
-        """Trailers to send when the RPC ends (replaces earlier ones)."""
+        """Trailers to send when the RPC ends, with an error status too (replaces earlier ones)."""
         self.grpc_context.set_trailing_metadata(pairs)
+
+    def set_compression(self, algorithm: str | grpc.Compression) -> None:
+        """Compress this RPC's responses with ``"gzip"``, ``"deflate"`` or ``"none"`` (or a
+        ``grpc.Compression``) instead of the server's default (``--compression``).
+
+        The choice travels in the response headers, so make it before they are sent (the first
+        message, or ``send_initial_metadata``, sends them).
+        """
+        self.grpc_context.set_compression(compression_of(algorithm))
+        self.compression_unsent = True
+
+    def disable_next_message_compression(self) -> None:
+        """Send the next response message uncompressed (e.g. one that is already compressed)."""
+        self.grpc_context.disable_next_message_compression()
 
 
 def current_rpc() -> RpcContext:
