@@ -31,13 +31,16 @@ _VALUES = {
     "google.protobuf.BoolValue": "bool",
     "google.protobuf.StringValue": "str",
     "google.protobuf.BytesValue": "bytes",
-    "google.protobuf.Struct": "dict[str, _typing.Any]",
+    "google.protobuf.Struct": "dict",  # dict[str, Any]
 }
 # Well-known messages the codec maps to a dataclass: the classes in server.protoc_gen.wkt.
 _WKT_CLASSES = {"google.protobuf.Empty", "google.protobuf.FieldMask", "google.protobuf.Any"}
 _SCALAR_DEFAULTS = {int: "0", float: "0.0", bool: "False", str: '""', bytes: 'b""'}
 # names a field cannot take as they are (the codec also matches the proto field `from` to `from_`)
 _RESERVED_FIELDS = frozenset({"to_dict", "from_dict"})
+# builtins the annotations use: a field of one of these names (`repeated Item list`) would shadow it
+# in its class body, so that class spells them `_builtins.list`
+_BUILTINS = frozenset({"int", "float", "bool", "str", "bytes", "list", "dict"})
 
 
 class GenerationError(Exception):
@@ -89,6 +92,7 @@ class FileRenderer:
         self.project_imports: set[str] = set()  # cqrs, server and other generated modules
         self.modules: dict[str, str] = {}  # proto file name -> alias of its generated module
         self.top_names = set(file.message_types_by_name) | set(file.enum_types_by_name)
+        self.shadowed: frozenset[str] = frozenset()  # builtins the class being rendered shadows
 
     def render(self) -> str:
         body: list[str] = []
@@ -151,15 +155,20 @@ class FileRenderer:
                 lines += ["", *self._message(nested, inner)]
         if descriptor.fields:
             lines.append("")
-        attributes: set[str] = set()
-        for field in descriptor.fields:
-            attribute = field_attribute(field)
-            if attribute in attributes:
-                raise GenerationError(f"field {field.full_name}: attribute {attribute} is already taken")
-            attributes.add(attribute)
+        attributes = [field_attribute(field) for field in descriptor.fields]
+        for field, attribute in zip(descriptor.fields, attributes, strict=True):
+            if attribute.startswith("__") or attributes.count(attribute) > 1:
+                raise GenerationError(f"field {field.full_name} cannot be the Python attribute {attribute}")
+        self.shadowed = _BUILTINS.intersection(attributes)
+        if self.shadowed:
+            self.imports.add("import builtins as _builtins")
+        for field, attribute in zip(descriptor.fields, attributes, strict=True):
             hint, default = self._field(field)
             lines.append(f"{inner}{attribute}: {hint} = {default}")
         return lines
+
+    def _builtin(self, name: str) -> str:
+        return f"_builtins.{name}" if name in self.shadowed else name
 
     def _field(self, field: FieldDescriptor) -> tuple[str, str]:
         """The annotation and default of one field (every field has a default, as in proto3)."""
@@ -167,11 +176,17 @@ class FileRenderer:
             entry = message_of(field).fields_by_name
             self.imports.add("import dataclasses as _dataclasses")
             key, value = self._element(entry["key"])[0], self._element(entry["value"])[0]
-            return f"dict[{key}, {value}]", "_dataclasses.field(default_factory=dict)"
+            return (
+                f"{self._builtin('dict')}[{key}, {value}]",
+                f"_dataclasses.field(default_factory={self._builtin('dict')})",
+            )
         element, default = self._element(field)
         if field.is_repeated:
             self.imports.add("import dataclasses as _dataclasses")
-            return f"list[{element}]", "_dataclasses.field(default_factory=list)"
+            return (
+                f"{self._builtin('list')}[{element}]",
+                f"_dataclasses.field(default_factory={self._builtin('list')})",
+            )
         if field.has_presence:  # proto3 `optional`, oneof members, message fields
             return f"{element} | None", "None"
         return element, default
@@ -183,16 +198,17 @@ class FileRenderer:
         if field.type in (_T.TYPE_MESSAGE, _T.TYPE_GROUP):
             message = message_of(field)
             known = _VALUES.get(message.full_name)
+            if known == "dict":
+                self.imports.add("import typing as _typing")
+                return f"{self._builtin('dict')}[{self._builtin('str')}, _typing.Any]", "None"
             if known is not None:
-                if "_datetime." in known:
+                if known.startswith("_datetime."):
                     self.imports.add("import datetime as _datetime")
-                if "_typing." in known:
-                    self.imports.add("import typing as _typing")
-                return known, "None"
+                return self._builtin(known), "None"
             return self._message_reference(message, field), "None"
         scalar = python_scalar(field)
         assert scalar is not None, field.full_name
-        return scalar.__name__, _SCALAR_DEFAULTS[scalar]
+        return self._builtin(scalar.__name__), _SCALAR_DEFAULTS[scalar]
 
     def _enum_element(self, descriptor: EnumDescriptor, field: FieldDescriptor) -> tuple[str, str]:
         zero = enum_members(descriptor)[0][0]  # proto3: the first value is 0, and unset reads as it
@@ -203,7 +219,8 @@ class FileRenderer:
         owner = descriptor.containing_type
         if owner is None:  # top-level enums are defined before every message
             return reference, f"{reference}.{zero}"
-        if owner.full_name == field.containing_type.full_name:  # declared in the class body being run
+        holder = field.containing_type
+        if holder is not None and owner.full_name == holder.full_name:  # declared in the body being run
             return reference, f"{descriptor.name}.{zero}"
         self.imports.add("import dataclasses as _dataclasses")
         return reference, f"_dataclasses.field(default_factory=lambda: {reference}.{zero})"

@@ -114,6 +114,13 @@ def test_enums_are_int_enums_named_without_the_conventional_prefix() -> None:
     )
 
 
+def test_fields_named_like_builtins_do_not_shadow_the_types_of_later_fields() -> None:
+    shadows = gen.Shadows(list=["a"], more=[1])
+    assert shadows.more_map == {} and gen.Shadows().more == []
+    codec = codec_for(pb.Shadows, gen.Shadows)
+    assert codec.decode(codec.encode(shadows)) == shadows
+
+
 def _full_message() -> gen_test_pb2.Everything:
     message = pb.Everything(
         i32=-1, i64=-(2**40), u32=2**32 - 1, u64=2**64 - 1, s32=-5, s64=-6, f32=7, f64=8, sf32=-9, sf64=-10,
