@@ -10,7 +10,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROTOS := $(shell find protos -name '*.proto')
 TEST_PROTOS := $(shell find tests/protos -name '*.proto')
+# an example may bring its own protos/ (its own include root)
+EXAMPLE_PROTO_DIRS := $(wildcard examples/*/protos)
+EXAMPLE_PROTOS := $(foreach dir,$(EXAMPLE_PROTO_DIRS),$(shell find $(dir) -name '*.proto'))
 GEN := gen
+# protoc-gen-cqrs (server/protoc_gen, installed into the venv) writes foo_cqrs.py beside foo_pb2.py
+PLUGIN_SOURCES := $(wildcard server/protoc_gen/*.py)
+PROTOC := $(PY) -m grpc_tools.protoc --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) \
+	--plugin=protoc-gen-cqrs=$(VENV)/bin/protoc-gen-cqrs --cqrs_out=$(GEN)
 # what building server/codec/_cwire.pyx leaves in the source tree (pip install -e builds in place)
 CWIRE_BUILD := server/codec/_cwire.c server/codec/_cwire.*.so
 ADDRESS ?= 127.0.0.1:50051
@@ -37,11 +44,12 @@ $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/codec/_cwire.pyx
 
 proto: $(GEN)/.generated
 
-$(GEN)/.generated: $(PROTOS) $(TEST_PROTOS) $(VENV)/.installed-$(PYVER)
+$(GEN)/.generated: $(PROTOS) $(TEST_PROTOS) $(EXAMPLE_PROTOS) $(PLUGIN_SOURCES) $(VENV)/.installed-$(PYVER)
 	rm -rf $(GEN) && mkdir -p $(GEN)
-	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(PROTOS)
+	$(PROTOC) -Iprotos $(PROTOS)
 	# services and messages used only by the tests
-	$(PY) -m grpc_tools.protoc -Iprotos -Itests/protos --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(TEST_PROTOS)
+	$(PROTOC) -Iprotos -Itests/protos $(TEST_PROTOS)
+	$(foreach dir,$(EXAMPLE_PROTO_DIRS),$(PROTOC) -I$(dir) $(shell find $(dir) -name '*.proto') &&) true
 	touch $@
 
 # buf (for `buf curl`) comes from the npm registry, pinned in tools/package-lock.json.
@@ -61,6 +69,9 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	# the classes protoc-gen-cqrs generated into gen/ are strictly typed too
+	cd $(GEN) && MYPYPATH=.:.. ../$(PY) -m mypy --strict --explicit-package-bases --follow-imports=silent \
+	  --cache-dir ../.mypy_cache $$(find . -name '*_cqrs.py')
 
 unit: install
 	$(PY) -m pytest tests/unit -q
