@@ -1,7 +1,8 @@
 """cqrs-grpc's server: every RPC of your protos served by a CQRS mediator.
 
 Public surface: ``App`` (bind protos to mediators, serve), ``RunningServer``,
-``StartupError``, ``ServerSettings``, ``ErrorMapper``, the per-RPC context
+``StartupError``, ``ServerSettings``, ``ErrorMapper``, ``Status`` (raise it to end an RPC
+with a status of the handler's choosing), the per-RPC context
 (``current_rpc``, ``maybe_current_rpc``, ``RpcContext``) and ``new_event_loop`` (the loop
 ``python -m server`` serves on, for apps started from your own program). Test helpers live in
 ``server.testing``.
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from server.app import App, RunningServer
     from server.context import RpcContext, current_rpc, maybe_current_rpc
-    from server.errors import ErrorMapper
+    from server.errors import ErrorMapper, Status
     from server.event_loop import new_event_loop
     from server.routing import StartupError
     from server.settings import ServerSettings
@@ -30,6 +31,7 @@ _EXPORTS = {
     "current_rpc": "server.context",
     "maybe_current_rpc": "server.context",
     "ErrorMapper": "server.errors",
+    "Status": "server.errors",
     "new_event_loop": "server.event_loop",
     "StartupError": "server.routing",
     "ServerSettings": "server.settings",
@@ -42,6 +44,7 @@ __all__ = [
     "RunningServer",
     "ServerSettings",
     "StartupError",
+    "Status",
     "current_rpc",
     "maybe_current_rpc",
     "new_event_loop",

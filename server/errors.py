@@ -9,6 +9,10 @@ Anything else is a bug: it is logged with its traceback and an error id, and the
 INTERNAL with a generic message and the same id (in the message, in an ``ErrorInfo`` and in
 the ``error-id`` trailer) so the two can be matched — never the exception's text, which may
 hold paths, SQL or secrets (grpc's own default would send ``Unexpected <class>: text``).
+
+A handler that wants a status of its own raises ``Status(code, message, details=...)``: the code
+and message travel as given, with exactly the details it lists. Whatever the error, the call is
+ended by ``abort_with``, which keeps the trailers the handler set.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 from cqrs import errors as domain
@@ -41,6 +46,33 @@ DEFAULT_ERROR_CODES: Mapping[type[BaseException], grpc.StatusCode] = {
     domain.UnavailableError: grpc.StatusCode.UNAVAILABLE,
     domain.DomainError: grpc.StatusCode.FAILED_PRECONDITION,
 }
+
+
+class Status(Exception):
+    """Ends the RPC with ``code`` and ``message`` as given: ``raise Status(StatusCode.ABORTED, "retry")``.
+
+    ``details`` are protobuf messages (``ErrorInfo``, ``BadRequest``, ``RetryInfo``, ``DebugInfo``...)
+    sent packed in the ``google.rpc.Status`` of ``grpc-status-details-bin``; without any, that trailer
+    is not sent. Raise it from any handler or middleware, before or after streamed messages; trailers
+    set with ``current_rpc().set_trailing_metadata()`` arrive with it. ``OK`` is refused: a handler
+    that succeeds simply returns.
+    """
+
+    def __init__(self, code: grpc.StatusCode, message: str = "", *, details: Iterable[Message] = ()) -> None:
+        if not isinstance(code, grpc.StatusCode):
+            raise TypeError(f"Status needs a grpc.StatusCode, got {code!r}")
+        if code is grpc.StatusCode.OK:
+            raise ValueError("Status(OK) is not an error: return from the handler to end the RPC with OK")
+        self.details = tuple(details)
+        for detail in self.details:
+            if not isinstance(detail, Message):
+                raise TypeError(f"Status details must be protobuf messages (e.g. ErrorInfo), got {detail!r}")
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
 
 
 class RpcError(Exception):
@@ -84,7 +116,7 @@ class ErrorMapper:
 
     The table starts from ``DEFAULT_ERROR_CODES``; ``register()`` extends or overrides it
     (e.g. ``mapper.register(PaymentDeclined, grpc.StatusCode.FAILED_PRECONDITION)``). Only
-    ``DomainError``s and ``RpcError``s keep their message on the wire; a registered
+    ``Status``, ``DomainError``s and ``RpcError``s keep their message on the wire; a registered
     non-domain exception is sent with its class's docstring summary, never its text.
     """
 
@@ -106,6 +138,8 @@ class ErrorMapper:
 
     def outcome(self, exc: BaseException, *, method: str) -> Outcome:
         """The status for ``exc`` raised while serving ``method``; logs unexpected ones."""
+        if isinstance(exc, Status):
+            return _explicit(exc)
         if isinstance(exc, RpcError):
             return self._rich(exc.code, exc.message, exc.reason, exc.metadata, exc.violations)
         code = self.code_for(exc)
@@ -156,11 +190,32 @@ class ErrorMapper:
         return Outcome(code, message, ((STATUS_DETAILS_TRAILER, status.SerializeToString()),))
 
 
+def _explicit(exc: Status) -> Outcome:
+    if not exc.details:
+        return Outcome(exc.code, exc.message, ())
+    status = status_pb2.Status(code=exc.code.value[0], message=exc.message, details=map(_pack, exc.details))
+    return Outcome(exc.code, exc.message, ((STATUS_DETAILS_TRAILER, status.SerializeToString()),))
+
+
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], outcome: Outcome) -> NoReturn:
+    """End the call with ``outcome``, keeping the trailing metadata the handler set.
+
+    Every error path of every RPC adapter ends here. grpc.aio's ``abort`` replaces the trailers
+    set so far with the ones it is given, so the handler's are passed on with ours; where both
+    name a key ours win, and ``grpc-status-details-bin`` is only ever ours: it must describe the
+    status actually sent.
+    """
+    ours = {STATUS_DETAILS_TRAILER, *(key for key, _ in outcome.trailers)}
+    kept = tuple((key, value) for key, value in context.trailing_metadata() or () if key not in ours)
+    await context.abort(outcome.code, outcome.message, kept + outcome.trailers)
+    raise AssertionError("grpc's abort() returned")  # it raises AbortError; NoReturn must hold
+
+
 def _first_line(doc: str | None) -> str:
     return next((line.strip() for line in (doc or "").splitlines() if line.strip()), "")
 
 
-def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
+def _pack(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
@@ -197,6 +252,6 @@ def guarded(
             raise
         except Exception as exc:
             outcome = ErrorMapper().internal(exc, method=getattr(behaviour, "__qualname__", "?"))
-            await context.abort(outcome.code, outcome.message, outcome.trailers)
+            await abort_with(context, outcome)
 
     return run

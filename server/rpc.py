@@ -22,7 +22,7 @@ from cqrs import RequestMediator, RequestStream, StreamingRequestMediator
 from cqrs.errors import FieldViolation
 from server.codec import DecodeError
 from server.context import RpcContext, _enter, _leave
-from server.errors import ErrorMapper, RpcError
+from server.errors import ErrorMapper, RpcError, abort_with
 from server.limits import StreamLimit
 from server.observability import RpcLog
 from server.routing import Route
@@ -109,7 +109,7 @@ class RpcAdapter:
             except Exception as exc:
                 outcome = errors.outcome(exc, method=path)
                 code = outcome.code
-                await context.abort(outcome.code, outcome.message, outcome.trailers)
+                await abort_with(context, outcome)
             finally:
                 if admitted:
                     limit.leave()
@@ -145,8 +145,7 @@ class RpcAdapter:
             except Exception as exc:
                 outcome = errors.outcome(exc, method=path)
                 code = outcome.code
-                await context.abort(outcome.code, outcome.message, outcome.trailers)
-                raise  # unreachable: abort() raises; keeps the return type honest
+                await abort_with(context, outcome)
             finally:
                 if admitted and limit is not None:
                     limit.leave()
