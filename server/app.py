@@ -29,7 +29,7 @@ from server.routing import (
     service_descriptors,
 )
 from server.rpc import RpcAdapter
-from server.settings import ServerSettings
+from server.settings import ServerSettings, compression_of
 from server.tls import ServerTls
 
 logger = logging.getLogger("server")
@@ -124,7 +124,11 @@ class App:
         draining = asyncio.Event()
         log = RpcLog()
         tls, auth = self._security(log, draining)
-        server = grpc.aio.server(options=self.settings.grpc_options(), interceptors=[auth] if auth else [])
+        server = grpc.aio.server(
+            options=self.settings.grpc_options(),
+            interceptors=[auth] if auth else [],
+            compression=compression_of(self.settings.compression),
+        )
         stream_limit = StreamLimit(self.settings.max_concurrent_streams)
         adapter = RpcAdapter(
             streaming_mediator=self.streaming_mediator,

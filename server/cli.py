@@ -24,7 +24,7 @@ from server.app import App, RunningServer
 from server.event_loop import new_event_loop
 from server.observability import configure_logging
 from server.routing import StartupError
-from server.settings import ServerSettings
+from server.settings import COMPRESSIONS, ServerSettings
 
 logger = logging.getLogger("server")
 
@@ -105,6 +105,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "health checks need a token too (with --auth-tokens-file)",
     )
     parser.add_argument(
+        "--compression",
+        default=os.environ.get(ENV_PREFIX + "COMPRESSION") or None,
+        choices=list(COMPRESSIONS),
+        help="how responses are compressed unless a handler chooses (default none) "
+        f"[env {ENV_PREFIX}COMPRESSION]",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=int(_env("WORKERS", "1")),
@@ -124,6 +131,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"text for people, json for log pipelines [env {ENV_PREFIX}LOG_FORMAT; default text]",
     )
     args = parser.parse_args(argv)
+    # argparse checks choices of given flags only, not of defaults taken from the environment
+    if args.compression is not None and args.compression not in COMPRESSIONS:
+        choices = ", ".join(COMPRESSIONS)
+        parser.error(f"{ENV_PREFIX}COMPRESSION must be one of {choices}, got {args.compression!r}")
     if not args.app:
         parser.exit(
             2,
@@ -149,6 +160,7 @@ _SETTINGS_FLAGS = {
     "reflection": "reflection",
     "reflection_requires_auth": "reflection_requires_auth",
     "health_requires_auth": "health_requires_auth",
+    "compression": "compression",
 }
 
 

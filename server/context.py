@@ -19,6 +19,8 @@ from typing import Any
 
 import grpc
 
+from server.settings import compression_of
+
 _current: contextvars.ContextVar[RpcContext] = contextvars.ContextVar("cqrs_grpc_rpc")
 # Set by the token interceptor (server/auth.py) in the RPC's task before the handler runs.
 _principal: contextvars.ContextVar[str | None] = contextvars.ContextVar("cqrs_grpc_principal", default=None)
@@ -57,6 +59,7 @@ class RpcContext:
     """What a handler may know about the RPC it serves.
 
     ``method`` is the full gRPC method path (``/demo.files.v1.FileService/ProcessFiles``).
+    ``set_trailing_metadata``, ``set_compression`` and ``send_initial_metadata`` shape the response.
     ``metadata`` holds the invocation metadata, keys lower-cased, the last value winning
     (``metadata_all`` keeps every value). ``draining`` is set when the server starts a
     graceful shutdown: endless streams should wind down when they see it. Metadata and peer
@@ -115,8 +118,22 @@ class RpcContext:
         await self.grpc_context.send_initial_metadata(pairs)
 
     def set_trailing_metadata(self, *pairs: tuple[str, str | bytes]) -> None:
-        """Trailers to send when the RPC ends (replaces earlier ones)."""
+        """Trailers to send when the RPC ends, with an error status too (replaces earlier ones)."""
         self.grpc_context.set_trailing_metadata(pairs)
+
+    def set_compression(self, algorithm: str | grpc.Compression) -> None:
+        """Compress this RPC's responses with ``"gzip"``, ``"deflate"`` or ``"none"`` (or a
+        ``grpc.Compression``) instead of the server's default (``--compression``).
+
+        The choice travels in the response headers, so make it before they are sent (the first
+        message sends them). grpc.aio sends a unary response's headers without it: in a unary
+        handler follow it with ``await rpc.send_initial_metadata()``.
+        """
+        self.grpc_context.set_compression(compression_of(algorithm))
+
+    def disable_next_message_compression(self) -> None:
+        """Send the next response message uncompressed (e.g. one that is already compressed)."""
+        self.grpc_context.disable_next_message_compression()
 
 
 def current_rpc() -> RpcContext:

@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
+import grpc
+
 MiB = 1024 * 1024
+
+COMPRESSIONS: Mapping[str, grpc.Compression] = {
+    "none": grpc.Compression.NoCompression,
+    "gzip": grpc.Compression.Gzip,
+    "deflate": grpc.Compression.Deflate,
+}
+
+
+def compression_of(algorithm: str | grpc.Compression) -> grpc.Compression:
+    """The ``grpc.Compression`` named ``"none"``, ``"gzip"`` or ``"deflate"``; one given passes through."""
+    if isinstance(algorithm, grpc.Compression):
+        return algorithm
+    try:
+        return COMPRESSIONS[algorithm]
+    except KeyError:
+        choices = ", ".join(COMPRESSIONS)
+        raise ValueError(f"unknown compression {algorithm!r}; use one of: {choices}") from None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,6 +59,9 @@ class ServerSettings:
     (unless ``health_requires_auth``) and reflection (unless ``reflection_requires_auth``);
     ``reflection=False`` does not serve reflection at all. Problems with these files are reported
     when the server starts, which then refuses to.
+
+    ``compression``: how responses are compressed unless a handler chooses otherwise
+    (``current_rpc().set_compression``): ``"none"``, ``"gzip"`` or ``"deflate"``.
     """
 
     grace: float = 10.0
@@ -57,11 +80,13 @@ class ServerSettings:
     reflection: bool = True
     reflection_requires_auth: bool = False
     health_requires_auth: bool = False
+    compression: str = "none"
     extra_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_concurrent_streams is not None and self.max_concurrent_streams < 1:
             raise ValueError("max_concurrent_streams must be at least 1 (or None for no limit)")
+        compression_of(self.compression)  # an unknown name is refused here, not when serving
         for name in ("grace", "keepalive_time", "keepalive_timeout", "min_client_ping_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
