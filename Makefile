@@ -10,6 +10,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROTOS := $(shell find protos -name '*.proto')
 TEST_PROTOS := $(shell find tests/protos -name '*.proto')
+# each example's own protos: examples/<name>/protos is the import root of its .proto files
+EXAMPLE_PROTOS := $(shell find examples -path '*/protos/*' -name '*.proto')
+# Vendored protos import one another by their path upstream: VIRTUAL=FOLDER maps that path onto the
+# copy, so they compile unmodified. gRPC's interop protos live at src/proto/grpc/testing in grpc/grpc.
+VENDORED_PROTOS := src/proto/grpc/testing=examples/interop/protos/grpc/testing
 GEN := gen
 # what building server/codec/_cwire.pyx leaves in the source tree (pip install -e builds in place)
 CWIRE_BUILD := server/codec/_cwire.c server/codec/_cwire.*.so
@@ -37,11 +42,20 @@ $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/codec/_cwire.pyx
 
 proto: $(GEN)/.generated
 
-$(GEN)/.generated: $(PROTOS) $(TEST_PROTOS) $(VENV)/.installed-$(PYVER)
+$(GEN)/.generated: $(PROTOS) $(TEST_PROTOS) $(EXAMPLE_PROTOS) $(VENV)/.installed-$(PYVER)
 	rm -rf $(GEN) && mkdir -p $(GEN)
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(PROTOS)
 	# services and messages used only by the tests
 	$(PY) -m grpc_tools.protoc -Iprotos -Itests/protos --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(TEST_PROTOS)
+	# the examples' protos, each example's protos/ its root; vendored ones under the path they name
+	for root in $$(find examples -mindepth 2 -maxdepth 2 -name protos -type d); do \
+	  files=$$(find $$root -name '*.proto' $(foreach m,$(VENDORED_PROTOS),-not -path '$(word 2,$(subst =, ,$(m)))/*')); \
+	  if [ -n "$$files" ]; then $(PY) -m grpc_tools.protoc -I$$root --python_out=$(GEN) --pyi_out=$(GEN) \
+	    --grpc_python_out=$(GEN) $$files || exit 1; fi; \
+	done
+	$(foreach m,$(VENDORED_PROTOS),$(PY) -m grpc_tools.protoc -I$(m) --python_out=$(GEN) --pyi_out=$(GEN) \
+	  --grpc_python_out=$(GEN) $(patsubst $(word 2,$(subst =, ,$(m)))/%,$(word 1,$(subst =, ,$(m)))/%,\
+	  $(wildcard $(word 2,$(subst =, ,$(m)))/*.proto)) &&) true
 	touch $@
 
 # buf (for `buf curl`) comes from the npm registry, pinned in tools/package-lock.json.
