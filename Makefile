@@ -10,9 +10,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROTOS := $(shell find protos -name '*.proto')
 TEST_PROTOS := $(shell find tests/protos -name '*.proto')
-# an example may bring its own protos/ (its own include root)
-EXAMPLE_PROTO_DIRS := $(wildcard examples/*/protos)
-EXAMPLE_PROTOS := $(foreach dir,$(EXAMPLE_PROTO_DIRS),$(shell find $(dir) -name '*.proto'))
+# each example's own protos: examples/<name>/protos is the import root of its .proto files
+EXAMPLE_PROTOS := $(shell find examples -path '*/protos/*' -name '*.proto')
+# Vendored protos import one another by their path upstream: VIRTUAL=FOLDER maps that path onto the
+# copy, so they compile unmodified. gRPC's interop protos live at src/proto/grpc/testing in grpc/grpc.
+VENDORED_PROTOS := src/proto/grpc/testing=examples/interop/protos/grpc/testing
 GEN := gen
 # protoc-gen-cqrs (server/protoc_gen, installed into the venv) writes foo_cqrs.py beside foo_pb2.py
 PLUGIN_SOURCES := $(wildcard server/protoc_gen/*.py)
@@ -49,7 +51,13 @@ $(GEN)/.generated: $(PROTOS) $(TEST_PROTOS) $(EXAMPLE_PROTOS) $(PLUGIN_SOURCES) 
 	$(PROTOC) -Iprotos $(PROTOS)
 	# services and messages used only by the tests
 	$(PROTOC) -Iprotos -Itests/protos $(TEST_PROTOS)
-	$(foreach dir,$(EXAMPLE_PROTO_DIRS),$(PROTOC) -I$(dir) $(shell find $(dir) -name '*.proto') &&) true
+	# the examples' protos, each example's protos/ its root; vendored ones under the path they name
+	for root in $$(find examples -mindepth 2 -maxdepth 2 -name protos -type d); do \
+	  files=$$(find $$root -name '*.proto' $(foreach m,$(VENDORED_PROTOS),-not -path '$(word 2,$(subst =, ,$(m)))/*')); \
+	  if [ -n "$$files" ]; then $(PROTOC) -I$$root $$files || exit 1; fi; \
+	done
+	$(foreach m,$(VENDORED_PROTOS),$(PROTOC) -I$(m) $(patsubst $(word 2,$(subst =, ,$(m)))/%,$(word 1,$(subst =, ,$(m)))/%,\
+	  $(wildcard $(word 2,$(subst =, ,$(m)))/*.proto)) &&) true
 	touch $@
 
 # buf (for `buf curl`) comes from the npm registry, pinned in tools/package-lock.json.
