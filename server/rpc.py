@@ -30,6 +30,8 @@ from server.routing import Route
 Behaviour = Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 _OK = grpc.StatusCode.OK
+# how long the end of a request stream waits for grpc to report a client cancel behind it
+_CANCEL_AFTER_EOF_SECONDS = 0.005
 
 
 class RpcAdapter:
@@ -184,6 +186,10 @@ def _reader(route: Route) -> Callable[[Any], Any]:
     async def decoded(request_iterator: AsyncIterable[bytes]) -> AsyncIterator[Any]:
         async for request_bytes in request_iterator:
             yield _decode(decode, request_bytes)
+        # grpc ends the request stream the same way for a half-close and a client cancel, and
+        # cancels the RPC's task right after: this wait lets that arrive, so an abandoned stream
+        # is not taken for a finished one
+        await asyncio.sleep(_CANCEL_AFTER_EOF_SECONDS)
 
     def read(request_iterator: AsyncIterable[bytes]) -> RequestStream[Any]:
         return RequestStream(request_type, decoded(request_iterator))

@@ -68,11 +68,6 @@ async def test_buf_curl_calls_the_test_service_through_reflection(interop_server
     assert bodies == [bytes(1), bytes(2), bytes(3)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/rpc.py: a client cancel ends the handler's request stream as if the client had "
-    "half-closed: the handler returns its result and the RPC is logged OK, not CANCELLED",
-)
 async def test_an_upload_the_client_cancels_is_not_taken_for_a_finished_one(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -52,6 +52,7 @@ class Probe:
         self.start_task: asyncio.Task[Any] | None = None
         self.close_task: asyncio.Task[Any] | None = None
         self.closed = asyncio.Event()
+        self.returned: list[int] = []
 
 
 class SumHandler(cqrs.ClientStreamingRequestHandler[Chunk, Total]):
@@ -66,6 +67,7 @@ class SumHandler(cqrs.ClientStreamingRequestHandler[Chunk, Total]):
                 self._probe.log.append(("read", len(chunk.data)))
                 self.add_event(ChunkSeen(size=len(chunk.data)))
                 size, chunks = size + len(chunk.data), chunks + 1
+            self._probe.returned.append(chunks)
             return Total(size=size, chunks=chunks)
         finally:
             self._probe.close_task = asyncio.current_task()
@@ -197,6 +199,31 @@ async def test_a_deadline_while_the_handler_waits_for_the_next_message_closes_it
         await asyncio.wait_for(probe.closed.wait(), 5)
         assert probe.close_task is probe.start_task is not None
         assert probe.log == [("read", 1), ("event", 1)]
+
+
+@pytest.mark.parametrize("attempt", range(5))
+async def test_a_client_cancel_mid_stream_is_not_taken_for_the_end_of_the_stream(
+    attempt: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # grpc ends the request iterator alike for a half-close and a cancel: the handler must see
+    # the cancellation, never a finished upload it would commit
+    caplog.set_level("INFO", logger="server.rpc")
+    probe = Probe()
+    async with serve_for_test(served_shapes(probe)) as served:
+        call = served.stub(shapes_pb2_grpc.ShapesStub).Sum()
+        await call.write(shapes_pb2.Chunk(data=b"x"))
+        await asyncio.wait_for(_until(lambda: ("read", 1) in probe.log), 5)
+        call.cancel()
+        await asyncio.wait_for(probe.closed.wait(), 5)
+    assert probe.returned == []
+    assert probe.close_task is probe.start_task is not None
+    [line] = [r.getMessage() for r in caplog.records if "/shapes.v1.Shapes/Sum" in r.getMessage()]
+    assert "status=CANCELLED" in line
+
+
+async def _until(condition: Any) -> None:
+    while not condition():  # noqa: ASYNC110 - the handler sets no event for this
+        await asyncio.sleep(0.005)
 
 
 async def test_a_malformed_message_in_a_request_stream_is_invalid_argument() -> None:
