@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 import grpc
 import pytest
 
+from clients.python import AsyncFileClient, FileServiceError
 from demo.files.v1 import files_pb2
 from tests.demo.conftest import Served, ServeDemo
-from tests.server.helpers import bad_request, error_info, rich_status
+from tests.server.helpers import bad_request, rich_status
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -90,23 +92,31 @@ async def test_crossing_the_limit_ends_the_call_at_once_and_the_rest_is_never_re
     limit = served.demo.settings.max_upload_bytes  # 64 KiB
     assert (await _upload(served, _messages("exact.bin", b"e" * limit, 16 * KiB))).size == limit
     before = _files_under(served.data_dir)
-    call = served.stub.UploadFileChunks(timeout=30)
-    await call.write(files_pb2.UploadFileChunk(name="endless.bin"))
-    sent = 0
-    with pytest.raises(grpc.aio.AioRpcError):  # grpc.aio reports a refused write as INTERNAL...
-        while sent < 64 * MiB:  # never finishes writing: the server decides before the total is known
-            await call.write(files_pb2.UploadFileChunk(data=b"b" * 16 * KiB))
-            sent += 16 * KiB
-    assert sent < 4 * MiB  # the client was stopped mid-stream: the server did not read the rest
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await call  # ...and the call's status is the server's
-    assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert refused.value.details() == (
-        f"file 'endless.bin' is more than {limit} bytes; the upload limit is {limit} bytes"
+
+    class Endless(io.RawIOBase):
+        """Content without end: the server must decide before the total is known."""
+
+        def read(self, size: int = -1) -> bytes:
+            return b"b" * size
+
+    sent: list[int] = []
+    # The SDK, not a raw grpc.aio call: a write in flight as the server ends the call can replace
+    # the server's status with INTERNAL in grpc.aio (grpc/grpc#36066); the SDK keeps the server's.
+    async with AsyncFileClient(served.served.address) as files:
+        with pytest.raises(FileServiceError) as refused:
+            await files.upload(
+                "endless.bin", Endless(), chunk_bytes=16 * KiB, progress=lambda n, _: sent.append(n)
+            )
+    assert sent[-1] < 4 * MiB  # the client was stopped mid-stream: the server did not read the rest
+    assert refused.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert (
+        refused.value.details
+        == f"file 'endless.bin' is more than {limit} bytes; the upload limit is {limit} bytes"
     )
-    info = error_info(rich_status(refused.value))
-    assert info.reason == "UPLOAD_TOO_LARGE"
-    assert info.metadata["size_bytes"] == str(limit + 16 * KiB)  # refused at the chunk that crossed it
+    assert refused.value.reason == "UPLOAD_TOO_LARGE"
+    assert refused.value.metadata["size_bytes"] == str(
+        limit + 16 * KiB
+    )  # refused at the chunk that crossed it
     await _eventually_empty(served.data_dir / "tmp")
     assert _files_under(served.data_dir) == before
     assert [r.file_id for r in await served.demo.store.audit_rows()] == [
