@@ -106,7 +106,9 @@ function uploadFile(client, name, source, { onProgress, metadata = new grpc.Meta
       if (ended) break; // the server answered early (an error): stop reading the source
       hash.update(chunk);
       sent += chunk.length;
-      if (!call.write({ data: chunk })) await Promise.race([once(call, 'drain'), answered.catch(() => {})]);
+      if (!call.write({ data: chunk })) {
+        await Promise.race([once(call, 'drain').catch(() => {}), answered.catch(() => {})]);
+      }
       if (onProgress) onProgress(sent);
     }
     if (!ended) {

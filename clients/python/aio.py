@@ -82,7 +82,7 @@ class AsyncFileClient:
 
     @staticmethod
     async def _send(call: Any, name: str, pieces: Pieces, progress: Progress | None) -> None:
-        await call.write(pieces.first(name))
+        await call.write(files_pb2.UploadFileChunk(name=name))
         while not call.done() and (piece := await pieces.aread()):
             await call.write(files_pb2.UploadFileChunk(data=piece))
             if progress is not None:

@@ -67,7 +67,7 @@ class FileClient:
 
         def messages() -> Iterator[files_pb2.UploadFileChunk]:
             try:
-                yield pieces.first(name)
+                yield files_pb2.UploadFileChunk(name=name)
                 while piece := pieces.read():
                     yield files_pb2.UploadFileChunk(data=piece)
                     if progress is not None:

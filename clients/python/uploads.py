@@ -47,9 +47,6 @@ class Pieces:
             return self.read()
         return await asyncio.to_thread(self.read)
 
-    def first(self, name: str) -> files_pb2.UploadFileChunk:
-        return files_pb2.UploadFileChunk(name=name)
-
     def last(self) -> files_pb2.UploadFileChunk:
         """The message saying the content is complete: its SHA-256."""
         return files_pb2.UploadFileChunk(sha256=self._hasher.hexdigest())
