@@ -6,43 +6,16 @@
 // Prints each streamed FileProcessedResult as one JSON line the moment it arrives.
 // Ctrl-C (SIGINT) cancels the call (the server's handler is closed) and exits with 130;
 // any other failure prints the gRPC status to stderr and exits with 1.
-const fs = require('node:fs');
-const { connect, credentialsFrom, timestampToIso, grpc } = require('./client');
-
-function parseArgs(argv) {
-  const env = process.env;
-  let address = env.CQRS_GRPC_TARGET || '127.0.0.1:50051';
-  const tls = { tlsCa: env.CQRS_GRPC_TLS_CA, tlsCert: env.CQRS_GRPC_TLS_CERT, tlsKey: env.CQRS_GRPC_TLS_KEY };
-  tls.token = env.CQRS_GRPC_TOKEN;
-  let serverName = null;
-  const ids = [];
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--address') address = argv[++i];
-    else if (argv[i] === '--tls-ca') tls.tlsCa = argv[++i];
-    else if (argv[i] === '--tls-cert') tls.tlsCert = argv[++i];
-    else if (argv[i] === '--tls-key') tls.tlsKey = argv[++i];
-    else if (argv[i] === '--tls-server-name') serverName = argv[++i];
-    else if (argv[i] === '--token-file') tls.token = fs.readFileSync(argv[++i], 'utf8').trim();
-    else ids.push(argv[i]);
-  }
-  return { address, ids, tls, serverName };
-}
+const { connectFromArgs, parseArgs, timestampToIso, grpc } = require('./client');
 
 function main() {
-  const { address, ids, tls, serverName } = parseArgs(process.argv.slice(2));
+  const args = parseArgs(process.argv.slice(2));
+  const ids = args.positional;
   if (ids.length === 0) {
     process.stderr.write('usage: node process.js [--address host:port] [--tls-ca ...] [--token-file ...] FILE_ID...\n');
     process.exit(2);
   }
-  let credentials;
-  try {
-    credentials = credentialsFrom(tls);
-  } catch (error) {
-    process.stderr.write(`error: ${error.message}\n`);
-    process.exit(2);
-  }
-  const options = serverName ? { 'grpc.ssl_target_name_override': serverName } : {};
-  const client = connect(address, { credentials, options });
+  const client = connectFromArgs(args);
   const call = client.ProcessFiles({ file_ids: ids });
   let interrupted = false;
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -10,6 +11,7 @@ import grpc
 
 from clients.python.connection import Connection, Metadata, insecure_or_secure
 from clients.python.models import FileEvent, FileInfo, FileServiceError, FileStatus, ProcessResult
+from clients.python.uploads import CHUNK_BYTES, Content, Pieces, Progress
 from demo.files.v1 import files_pb2, files_pb2_grpc
 
 _DEFAULT: Any = object()
@@ -47,15 +49,46 @@ class AsyncFileClient:
         }
 
     async def upload(
-        self, name: str, content: bytes, *, timeout: float | None = _DEFAULT, metadata: Metadata | None = None
+        self,
+        name: str,
+        content: Content,
+        *,
+        progress: Progress | None = None,
+        chunk_bytes: int = CHUNK_BYTES,
+        timeout: float | None = _DEFAULT,
+        metadata: Metadata | None = None,
     ) -> FileInfo:
+        """Store ``content`` (bytes or a binary file, of any size) streamed in pieces of ``chunk_bytes``.
+
+        ``progress(sent, total)`` is called after each piece is sent (``total`` is None for a file
+        whose size is unknown, such as a pipe). The deadline spans the whole upload: pass
+        ``timeout=None`` for large files over slow links. Cancelling the task cancels the upload,
+        and the server keeps nothing of it.
+        """
+        call = self._stub.UploadFileChunks(**self._kwargs(timeout, metadata))
+        first_status = _FirstStatus(call)
         try:
-            reply = await self._stub.UploadFile(
-                files_pb2.UploadFileCommand(name=name, content=content), **self._kwargs(timeout, metadata)
-            )
-        except grpc.RpcError as error:
-            raise FileServiceError.from_rpc_error(error) from None
+            await self._send(call, name, Pieces(content, chunk_bytes), progress)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            pass  # the call ended before or under a write: its status says why
+        except BaseException:
+            call.cancel()  # a failed read, a failing progress callback, a cancelled task
+            raise
+        try:
+            reply = await call
+        except grpc.aio.AioRpcError as error:
+            raise FileServiceError.from_rpc_error(first_status.instead_of(error)) from None
         return FileInfo.from_proto(reply)
+
+    @staticmethod
+    async def _send(call: Any, name: str, pieces: Pieces, progress: Progress | None) -> None:
+        await call.write(files_pb2.UploadFileChunk(name=name))
+        while not call.done() and (piece := await pieces.aread()):
+            await call.write(files_pb2.UploadFileChunk(data=piece))
+            if progress is not None:
+                progress(pieces.sent, pieces.total)
+        await call.write(pieces.last())
+        await call.done_writing()
 
     async def list_files(
         self, *, timeout: float | None = _DEFAULT, metadata: Metadata | None = None
@@ -100,6 +133,40 @@ class AsyncFileClient:
         """
         call = self._stub.WatchFileEvents(files_pb2.WatchFileEventsQuery(), **self._kwargs(timeout, metadata))
         return AsyncEventStream(call)
+
+
+class _FirstStatus:
+    """The first status a call was given, which grpc.aio may replace (grpc/grpc#36066, open in 1.85).
+
+    When the server ends a client stream while a write is in flight (as the upload limit does), the
+    failed write may overwrite the server's status with INTERNAL "Internal error from Core". grpc
+    runs done callbacks each time it sets a status, so the first one is captured here.
+    """
+
+    def __init__(self, call: Any) -> None:
+        self._first: grpc.aio.AioRpcError | None = None
+        call.add_done_callback(self._capture)
+
+    def _capture(self, call: Any) -> None:
+        if self._first is not None:
+            return
+        # The status is set: these coroutines return without suspending, so they can be run here.
+        code, details, trailers = _now(call.code()), _now(call.details()), _now(call.trailing_metadata())
+        self._first = grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, details, None)
+
+    def instead_of(self, error: grpc.aio.AioRpcError) -> grpc.aio.AioRpcError:
+        """The server's status when ``error`` is grpc's stand-in for a write refused as the call ended."""
+        replaced = error.code() is grpc.StatusCode.INTERNAL and error.details() == "Internal error from Core"
+        return self._first if replaced and self._first is not None else error
+
+
+def _now(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        coroutine.send(None)
+    except StopIteration as returned:
+        return returned.value
+    coroutine.close()
+    raise RuntimeError("the call's status is not set yet")
 
 
 class AsyncEventStream:

@@ -1,4 +1,4 @@
-"""``python -m clients.python``: upload, list, process (a live progress bar) and watch, from a shell.
+"""``python -m clients.python``: upload and process (live progress bars), list and watch, from a shell.
 
 Connection flags come before the command; each has an environment variable so scripts can set
 them once: ``CQRS_GRPC_TARGET``, ``CQRS_GRPC_TIMEOUT``, ``CQRS_GRPC_TLS_CA``/``_CERT``/``_KEY``,
@@ -16,14 +16,30 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 
 from clients.python.connection import Connection, TlsConfig
-from clients.python.models import FileServiceError, ProcessResult, as_json
+from clients.python.models import FileInfo, FileServiceError, ProcessResult, as_json
 from clients.python.sync import FileClient
 
+_UPLOAD_COLUMNS = (
+    TextColumn("uploading {task.description}"),
+    BarColumn(),
+    DownloadColumn(),
+    TransferSpeedColumn(),
+    TimeElapsedColumn(),
+)
 _MARKS = {"completed": "[green]✓[/]", "not_found": "[yellow]?[/]", "failed": "[red]✗[/]"}
 
 
@@ -62,7 +78,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--token-file", type=Path, help="read the bearer token from this file")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    upload = commands.add_parser("upload", help="store files; prints one id per file")
+    upload = commands.add_parser(
+        "upload", help="store files of any size, streamed with a progress bar; prints one id per file"
+    )
     upload.add_argument("paths", nargs="+", type=Path)
     upload.add_argument("--name", help="name to store a single file under (default: its file name)")
     upload.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -121,12 +139,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _upload(client: FileClient, args: argparse.Namespace, out: Console, err: Console) -> int:
     for path in args.paths:
-        info = client.upload(args.name or path.name, path.read_bytes())
-        if args.json:
-            print(json.dumps(as_json(info)), flush=True)
-        else:
-            out.print(f"{info.file_id}  {info.name}  {info.size} B")
+        name = args.name or path.name
+        with path.open("rb") as file:
+            if args.json:
+                print(json.dumps(as_json(client.upload(name, file))), flush=True)
+                continue
+            info = _upload_with_bar(client, name, file, err)
+        out.print(f"{info.file_id}  {info.name}  {info.size} B")
     return 0
+
+
+def _upload_with_bar(client: FileClient, name: str, file: BinaryIO, err: Console) -> FileInfo:
+    """The bar goes to stderr, so that stdout keeps one "id  name  size" line per file for scripts."""
+    with Progress(*_UPLOAD_COLUMNS, console=err, transient=False) as progress:
+        task = progress.add_task(name, total=os.fstat(file.fileno()).st_size or None)
+        info = client.upload(name, file, progress=lambda sent, _: progress.update(task, completed=sent))
+        progress.update(task, completed=info.size, total=info.size)
+    return info
 
 
 def _list(client: FileClient, args: argparse.Namespace, out: Console, err: Console) -> int:

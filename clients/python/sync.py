@@ -10,6 +10,7 @@ import grpc
 
 from clients.python.connection import Connection, Metadata, insecure_or_secure
 from clients.python.models import FileEvent, FileInfo, FileServiceError, FileStatus, ProcessResult
+from clients.python.uploads import CHUNK_BYTES, Content, Pieces, Progress
 from demo.files.v1 import files_pb2, files_pb2_grpc
 
 _DEFAULT: Any = object()
@@ -46,13 +47,41 @@ class FileClient:
         }
 
     def upload(
-        self, name: str, content: bytes, *, timeout: float | None = _DEFAULT, metadata: Metadata | None = None
+        self,
+        name: str,
+        content: Content,
+        *,
+        progress: Progress | None = None,
+        chunk_bytes: int = CHUNK_BYTES,
+        timeout: float | None = _DEFAULT,
+        metadata: Metadata | None = None,
     ) -> FileInfo:
+        """Store ``content`` (bytes or a binary file, of any size) streamed in pieces of ``chunk_bytes``.
+
+        ``progress(sent, total)`` is called after each piece is sent, from the thread grpc sends
+        them from. The deadline spans the whole upload: pass ``timeout=None`` for large files over
+        slow links.
+        """
+        pieces = Pieces(content, chunk_bytes)
+        failed: list[BaseException] = []
+
+        def messages() -> Iterator[files_pb2.UploadFileChunk]:
+            try:
+                yield files_pb2.UploadFileChunk(name=name)
+                while piece := pieces.read():
+                    yield files_pb2.UploadFileChunk(data=piece)
+                    if progress is not None:
+                        progress(pieces.sent, pieces.total)
+                yield pieces.last()
+            except Exception as error:  # grpc would log it and cancel the call: keep it for the caller
+                failed.append(error)
+                raise
+
         try:
-            reply = self._stub.UploadFile(
-                files_pb2.UploadFileCommand(name=name, content=content), **self._kwargs(timeout, metadata)
-            )
+            reply = self._stub.UploadFileChunks(messages(), **self._kwargs(timeout, metadata))
         except grpc.RpcError as error:
+            if failed:
+                raise failed[0] from None
             raise FileServiceError.from_rpc_error(error) from None
         return FileInfo.from_proto(reply)
 

@@ -18,6 +18,7 @@ from examples.files.domain import (
     GetFileStatusQuery,
     ListFilesQuery,
     ProcessFilesCommand,
+    UploadFileChunk,
     UploadFileCommand,
     WatchFileEventsQuery,
 )
@@ -28,6 +29,7 @@ from examples.files.handlers import (
     GetFileStatusQueryHandler,
     ListFilesQueryHandler,
     ProcessFilesCommandHandler,
+    UploadFileChunksHandler,
     UploadFileCommandHandler,
     WatchFileEventsQueryHandler,
 )
@@ -88,6 +90,7 @@ def build_demo(
 
     def bind_unary(mapper: cqrs.RequestMap) -> None:
         mapper.bind(UploadFileCommand, UploadFileCommandHandler)
+        mapper.bind(UploadFileChunk, UploadFileChunksHandler)
         mapper.bind(ListFilesQuery, ListFilesQueryHandler)
         mapper.bind(GetFileStatusQuery, GetFileStatusQueryHandler)
 

@@ -23,6 +23,14 @@ class UploadFileCommand(cqrs.Request):
     content: bytes
 
 
+class UploadFileChunk(cqrs.Request):
+    """One message of UploadFileChunks: the name (first), a piece of content, or the SHA-256 (last)."""
+
+    name: str | None = None
+    data: bytes | None = None
+    sha256: str | None = None
+
+
 class FileInfo(cqrs.Response):
     file_id: str
     name: str

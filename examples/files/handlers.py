@@ -1,4 +1,5 @@
-"""Request handlers of the demo: upload, list, process (streaming), status, watch (streaming)."""
+"""Request handlers of the demo: upload (whole or streamed in chunks), list, process (streaming), status,
+watch (streaming)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import dataclasses
 import typing
 import unicodedata
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import cqrs
@@ -24,12 +26,13 @@ from examples.files.domain import (
     GetFileStatusQuery,
     ListFilesQuery,
     ProcessFilesCommand,
+    UploadFileChunk,
     UploadFileCommand,
     WatchFileEventsQuery,
 )
 from examples.files.fanout import EventFanout, SubscriberFellBehind
 from examples.files.processing import DEFAULT_CHUNK_BYTES, ReadChunk, digest_file, read_chunk
-from examples.files.store import FileStore
+from examples.files.store import BlobUpload, FileStore
 from server.context import maybe_current_rpc
 
 MiB = 1024 * 1024
@@ -83,6 +86,20 @@ def _validate_name(name: str) -> None:
         raise cqrs.ValidationError.for_field("name", "must not contain control characters")
 
 
+def _too_large(name: str, size: str, limit: int, received: int) -> cqrs.ResourceExhaustedError:
+    return cqrs.ResourceExhaustedError(
+        f"file {name!r} is {size} bytes; the upload limit is {limit} bytes",
+        reason="UPLOAD_TOO_LARGE",
+        metadata={"size_bytes": str(received), "limit_bytes": str(limit)},
+    )
+
+
+def _uploaded(info: FileInfo) -> FileUploaded:
+    return FileUploaded(
+        file_id=info.file_id, name=info.name, size=info.size, sha256=info.sha256, uploaded_at=info.uploaded_at
+    )
+
+
 class UploadFileCommandHandler(cqrs.RequestHandler[UploadFileCommand, FileInfo]):
     """Checks the size limit before anything touches the disk, stores, records FileUploaded."""
 
@@ -94,22 +111,67 @@ class UploadFileCommandHandler(cqrs.RequestHandler[UploadFileCommand, FileInfo])
         _validate_name(request.name)
         limit, size = self._settings.max_upload_bytes, len(request.content)
         if size > limit:
-            raise cqrs.ResourceExhaustedError(
-                f"file {request.name!r} is {size} bytes; the upload limit is {limit} bytes",
-                reason="UPLOAD_TOO_LARGE",
-                metadata={"size_bytes": str(size), "limit_bytes": str(limit)},
-            )
+            raise _too_large(request.name, str(size), limit, size)
         info = await self._store.save(request.name, request.content)
-        self.add_event(
-            FileUploaded(
-                file_id=info.file_id,
-                name=info.name,
-                size=info.size,
-                sha256=info.sha256,
-                uploaded_at=info.uploaded_at,
-            )
-        )
+        self.add_event(_uploaded(info))
         return info
+
+
+class UploadFileChunksHandler(cqrs.ClientStreamingRequestHandler[UploadFileChunk, FileInfo]):
+    """UploadFile for content of any size: the name, the content in pieces, then its SHA-256.
+
+    Each piece is checked against the limit as it arrives (``RESOURCE_EXHAUSTED`` the moment the limit
+    is crossed; the rest is never read) and written to a temporary file while hashed. Only a stream
+    that ends with the matching digest moves it into place and records FileUploaded; a cancel, a
+    deadline, a bad message or the limit deletes it in ``finally``, which runs in the RPC's task.
+    The digest message is what says "complete": grpc's asyncio server ends the request stream of a
+    cancelled call just as it ends a finished one, and cancels the task only a moment later.
+    """
+
+    def __init__(self, store: FileStore, settings: DemoSettings) -> None:
+        self._store = store
+        self._settings = settings
+
+    async def handle(self, requests: AsyncIterator[UploadFileChunk]) -> FileInfo:
+        chunks = aiter(requests)
+        first = await anext(chunks, None)
+        if first is None or first.name is None:
+            raise cqrs.ValidationError.for_field("name", "the first message must carry the file's name")
+        name, limit = first.name, self._settings.max_upload_bytes
+        _validate_name(name)
+        upload = self._store.begin_upload()
+        try:
+            sha256 = await self._receive(name, chunks, upload, limit)
+            if sha256 != upload.sha256:
+                raise cqrs.ValidationError.for_field(
+                    "sha256", f"the content received has the SHA-256 {upload.sha256}, not {sha256}"
+                )
+            info = await upload.commit(name)
+        finally:
+            upload.discard()
+        self.add_event(_uploaded(info))
+        return info
+
+    async def _receive(
+        self, name: str, chunks: AsyncIterator[UploadFileChunk], upload: BlobUpload, limit: int
+    ) -> str:
+        """Write every piece; the digest the last message gave."""
+        async for chunk in chunks:
+            if chunk.sha256 is not None:
+                if await anext(chunks, None) is not None:
+                    raise cqrs.ValidationError.for_field("sha256", "must come in the last message")
+                return chunk.sha256
+            if chunk.data is None:
+                raise cqrs.ValidationError.for_field(
+                    "data", "every message after the first must carry data or, last, the sha256"
+                )
+            if upload.size + len(chunk.data) > limit:
+                raise _too_large(name, f"more than {limit}", limit, upload.size + len(chunk.data))
+            await upload.write(chunk.data)
+        raise cqrs.ValidationError.for_field(
+            "sha256",
+            "the stream ended without the last message giving the content's SHA-256; nothing was stored",
+        )
 
 
 class ListFilesQueryHandler(cqrs.RequestHandler[ListFilesQuery, FileList]):

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from examples.files.domain import UPLOADED, FileInfo, FileStatus
 
@@ -120,26 +120,27 @@ class FileStore:
 
     async def save(self, name: str, content: bytes) -> FileInfo:
         """Store ``content`` under a new opaque id; identical content shares one blob."""
-        sha256 = await asyncio.to_thread(self._write_blob, content)
+        upload = self.begin_upload()
+        try:
+            await upload.write(content)
+            return await upload.commit(name)
+        finally:
+            upload.discard()
+
+    def begin_upload(self) -> BlobUpload:
+        """Content to be written in pieces; ``discard()`` it in a ``finally``, committed or not."""
+        return BlobUpload(self, self._tmp)
+
+    async def _record(self, name: str, size: int, sha256: str) -> FileInfo:
         info = FileInfo(
             file_id="f_" + secrets.token_hex(16),
             name=name,
-            size=len(content),
+            size=size,
             sha256=sha256,
             uploaded_at=datetime.now(UTC),
         )
         await self._sql(self._insert_file, info)
         return info
-
-    def _write_blob(self, content: bytes) -> str:
-        sha256 = hashlib.sha256(content).hexdigest()
-        target = self.blob_path(sha256)
-        if not target.exists():
-            target.parent.mkdir(exist_ok=True)
-            temporary = self._tmp / f"{sha256}.{secrets.token_hex(4)}"
-            temporary.write_bytes(content)
-            os.replace(temporary, target)
-        return sha256
 
     def _insert_file(self, info: FileInfo) -> None:
         self._db.execute(
@@ -225,3 +226,62 @@ class FileStore:
             AuditRow(seq, kind, file_id, status, datetime.fromisoformat(at), json.loads(detail))
             for seq, kind, file_id, status, at, detail in rows
         ]
+
+
+class BlobUpload:
+    """Content arriving in pieces: written to a temporary file in ``tmp/`` and hashed as it comes.
+
+    ``commit`` moves the file into ``blobs/`` by an atomic rename (or drops it when that content is
+    already stored) and records the file. ``discard`` deletes the temporary file; it never awaits, so
+    it also runs to the end in the ``finally`` of a cancelled task, and it is a no-op after ``commit``.
+    """
+
+    def __init__(self, store: FileStore, tmp: Path) -> None:
+        self._store = store
+        self._hasher = hashlib.sha256()
+        self.size = 0
+        # Created here, on the loop, not in a worker thread: a cancel cannot then leave behind a file
+        # whose handle no one holds. Creating one small file does not block the loop for long.
+        self._path = tmp / f"upload.{secrets.token_hex(8)}"
+        self._file: BinaryIO | None = self._path.open("xb")
+
+    async def write(self, data: bytes) -> None:
+        """Append ``data`` (written and hashed in a worker thread, off the loop)."""
+        if self._file is None:
+            raise RuntimeError("this upload was already committed or discarded")
+        await asyncio.to_thread(self._append, self._file, data)
+        self.size += len(data)
+
+    def _append(self, file: BinaryIO, data: bytes) -> None:
+        file.write(data)
+        self._hasher.update(data)
+
+    @property
+    def sha256(self) -> str:
+        """Lower-case hex SHA-256 of what was written so far."""
+        return self._hasher.hexdigest()
+
+    async def commit(self, name: str) -> FileInfo:
+        """Move the content into place and record it under a new opaque id."""
+        if self._file is None:
+            raise RuntimeError("this upload was already committed or discarded")
+        file, self._file = self._file, None
+        # Closing (flushing at most one buffer) and renaming are quick, and done without awaiting so
+        # that a cancel cannot fall between them.
+        file.close()
+        sha256 = self._hasher.hexdigest()
+        target = self._store.blob_path(sha256)
+        if target.exists():
+            self._path.unlink()  # identical content is stored already: one blob serves both
+        else:
+            target.parent.mkdir(exist_ok=True)
+            os.replace(self._path, target)
+        return await self._store._record(name, self.size, sha256)
+
+    def discard(self) -> None:
+        """Delete the temporary file, if it is still there (idempotent)."""
+        if self._file is not None:
+            # A write still running in its worker thread holds the file's lock: close waits for it.
+            self._file.close()
+            self._file = None
+        self._path.unlink(missing_ok=True)

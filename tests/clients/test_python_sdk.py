@@ -6,11 +6,14 @@ behaviour: typed results, deadlines, metadata, errors with the server's reason, 
 
 from __future__ import annotations
 
+import hashlib
+import io
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -45,6 +48,7 @@ class ScriptedFiles(files_pb2_grpc.FileServiceServicer):
         self.seen_deadline: list[float | None] = []
         self.stream_closed = threading.Event()
         self.proceed = threading.Event()
+        self.upload_messages: list[tuple[str, object]] = []
 
     def _record(self, context: grpc.ServicerContext) -> None:
         self.seen_metadata.append({k: v for k, v in context.invocation_metadata()})
@@ -55,14 +59,28 @@ class ScriptedFiles(files_pb2_grpc.FileServiceServicer):
     ) -> files_pb2.FileInfo:
         self._record(context)
         if len(request.content) > 8:
-            info = error_details_pb2.ErrorInfo(
-                reason="UPLOAD_TOO_LARGE", domain="demo", metadata={"limit_bytes": "8"}
-            )
-            detail = any_pb2.Any()
-            detail.Pack(info)
-            status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message="too big", details=[detail])
-            context.abort_with_status(_RichStatus(status))
+            _refuse_too_large(context)
         reply = files_pb2.FileInfo(file_id="f_1", name=request.name, size=len(request.content), sha256="ab")
+        _ts(reply, "uploaded_at")
+        return reply
+
+    def UploadFileChunks(
+        self, request_iterator: Iterator[files_pb2.UploadFileChunk], context: grpc.ServicerContext
+    ) -> files_pb2.FileInfo:
+        """Records each message as ``(kind, value)``; a file named "big" may hold at most 8 bytes."""
+        self._record(context)
+        seen = self.upload_messages
+        seen.clear()
+        name, size, sha256 = "", 0, ""
+        for message in request_iterator:
+            kind = message.WhichOneof("part")
+            seen.append((kind, len(message.data) if kind == "data" else getattr(message, kind)))
+            name = message.name or name
+            size += len(message.data)
+            sha256 = message.sha256 or sha256
+            if name == "big" and size > 8:
+                _refuse_too_large(context)
+        reply = files_pb2.FileInfo(file_id="f_1", name=name, size=size, sha256=sha256)
         _ts(reply, "uploaded_at")
         return reply
 
@@ -106,6 +124,16 @@ class ScriptedFiles(files_pb2_grpc.FileServiceServicer):
         context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down; reconnect")
 
 
+def _refuse_too_large(context: grpc.ServicerContext) -> None:
+    info = error_details_pb2.ErrorInfo(
+        reason="UPLOAD_TOO_LARGE", domain="demo", metadata={"limit_bytes": "8"}
+    )
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message="too big", details=[detail])
+    context.abort_with_status(_RichStatus(status))
+
+
 class _RichStatus(grpc.Status):  # type: ignore[misc]
     def __init__(self, status: status_pb2.Status) -> None:
         self.code = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -141,6 +169,7 @@ def fake(grpc_server: Any, grpc_servicer: ScriptedFiles) -> ScriptedFiles:
     grpc_servicer.seen_deadline.clear()
     grpc_servicer.stream_closed.clear()
     grpc_servicer.proceed.clear()
+    grpc_servicer.upload_messages.clear()
     return grpc_servicer
 
 
@@ -154,7 +183,7 @@ def test_sync_calls_return_typed_results_with_deadline_and_metadata(
 ) -> None:
     with FileClient(connection) as client:
         info = client.upload("a.txt", b"abc", metadata=[("x-request-id", "r1")])
-        assert info == FileInfo("f_1", "a.txt", 3, "ab", WHEN)
+        assert info == FileInfo("f_1", "a.txt", 3, hashlib.sha256(b"abc").hexdigest(), WHEN)
         assert [f.file_id for f in client.list_files()] == ["f_0", "f_1"]
         results = list(client.process(["a", "xmissing"]))
     assert results == [
@@ -225,3 +254,70 @@ async def test_async_stream_left_early_is_cancelled(fake: ScriptedFiles, connect
         await stream.aclose()
         assert fake.stream_closed.wait(5)
         fake.proceed.set()
+
+
+def test_upload_sends_the_name_the_pieces_then_the_digest_reporting_progress(
+    fake: ScriptedFiles, connection: Connection, tmp_path: Path
+) -> None:
+    content = b"0123456789"
+    digest = hashlib.sha256(content).hexdigest()
+    progress: list[tuple[int, int | None]] = []
+    with FileClient(connection) as client:
+        info = client.upload("c.bin", content, chunk_bytes=4, progress=lambda *p: progress.append(p))
+        assert (info.name, info.size, info.sha256) == ("c.bin", 10, digest)
+        assert fake.upload_messages == [
+            ("name", "c.bin"),
+            ("data", 4),
+            ("data", 4),
+            ("data", 2),
+            ("sha256", digest),
+        ]
+        assert progress == [(4, 10), (8, 10), (10, 10)]
+        assert 0 < fake.seen_deadline[0] <= 5  # one deadline for the whole upload
+
+        (tmp_path / "f.bin").write_bytes(b"skip" + content)
+        progress.clear()
+        with (tmp_path / "f.bin").open("rb") as file:
+            file.read(4)  # a file is sent from where it stands
+            assert (
+                client.upload("f.bin", file, chunk_bytes=6, progress=lambda *p: progress.append(p)).sha256
+                == digest
+            )
+        assert progress == [(6, 10), (10, 10)]
+
+
+def test_an_upload_whose_reading_fails_raises_that_error_and_sends_no_digest(
+    fake: ScriptedFiles, connection: Connection
+) -> None:
+    class Broken(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            raise OSError("disk gone")
+
+    with FileClient(connection) as client, pytest.raises(OSError, match="disk gone"):
+        client.upload("broken.bin", Broken())
+    assert not any(kind == "sha256" for kind, _ in fake.upload_messages)
+
+
+async def test_async_upload_streams_a_file_of_unknown_size_and_stops_at_the_limit(
+    fake: ScriptedFiles, connection: Connection
+) -> None:
+    progress: list[tuple[int, int | None]] = []
+    async with AsyncFileClient(connection) as client:
+        info = await client.upload(
+            "d.bin", io.BytesIO(b"abcdefg"), chunk_bytes=3, progress=lambda *p: progress.append(p)
+        )
+        assert (info.size, info.sha256) == (7, hashlib.sha256(b"abcdefg").hexdigest())
+        assert progress == [(3, None), (6, None), (7, None)]  # no size to tell for a stream
+        with pytest.raises(FileServiceError) as refused:
+            await client.upload("big", b"x" * 1024 * 1024, chunk_bytes=4)
+        assert (refused.value.code, refused.value.reason) == (
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "UPLOAD_TOO_LARGE",
+        )
+        assert len(fake.upload_messages) < 1000  # the server's answer ended the upload early
+
+        def fail(sent: int, total: int | None) -> None:
+            raise RuntimeError("progress bar broke")
+
+        with pytest.raises(RuntimeError, match="progress bar broke"):
+            await client.upload("e.bin", b"abc", progress=fail)

@@ -94,7 +94,14 @@ async def test_every_buf_curl_command_of_the_clients_readme_works(server_process
         ]
         assert processed[0]["lineCount"] == "2" and processed[0]["size"] == "12"
         assert json_documents(outputs["GetFileStatus"])[0]["status"] == "completed"
-        assert [f["name"] for f in json_documents(outputs["ListFiles"])[0]["files"]] == ["hello.txt"]
+        [listed] = json_documents(outputs["ListFiles"])[0]["files"]
+        assert listed["name"] == "hello.txt"
+        [streamed] = json_documents(outputs["UploadFileChunks"])  # after ListFiles in the document
+        assert (streamed["name"], streamed["size"], streamed["sha256"]) == (
+            "hello-again.txt",
+            "12",
+            listed["sha256"],
+        )
 
         assert watch is not None and watch.stdout is not None
         os.killpg(watch.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group, as in a terminal
