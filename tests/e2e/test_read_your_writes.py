@@ -33,7 +33,9 @@ async def test_every_result_is_visible_to_a_status_read_on_another_connection() 
 
             tries, stale = 0, []
             for _ in range(ROUNDS):
-                async for result in files.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=ids), timeout=30):
+                async for result in files.ProcessFiles(
+                    files_pb2.ProcessFilesCommand(file_ids=ids), timeout=30
+                ):
                     status = await status_of(files_pb2.GetFileStatusQuery(file_id=result.file_id), timeout=5)
                     tries += 1
                     if (status.status, status.processed_at) != (result.status, result.processed_at):
