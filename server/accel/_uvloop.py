@@ -1,4 +1,4 @@
-"""uvloop with grpc's completion wake-ups batched (server/event_loop.py says why).
+"""uvloop with grpc's completion wake-ups batched (``server.accel.wakeups``).
 
 A module of its own because uvloop is optional: importing this fails with ImportError without it.
 """
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 import uvloop
 
-from server.event_loop import WakeupBatching
+from server.accel.wakeups import WakeupBatching
 
 if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike

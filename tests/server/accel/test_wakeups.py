@@ -1,4 +1,4 @@
-"""The serving event loop batches grpc's completion wake-ups (server/event_loop.py).
+"""The opt-in loop batches grpc's completion wake-ups (``server.accel.wakeups``); off by default.
 
 grpc's reader is stood in for by ``PollerCompletionQueue`` below, which keeps grpc's contract: the
 poller queues a completion and then writes one byte; the reader reads one byte (failing on an empty
@@ -20,12 +20,14 @@ import pytest
 from sample.files.v1 import files_pb2, files_pb2_grpc
 
 import server
-from server import cli, event_loop
-from server.event_loop import BatchingSelectorLoop, new_event_loop
+from server import ServerSettings, accel, cli
+from server.accel import wakeups as batching
+from server.accel.wakeups import BatchingSelectorLoop
 from server.testing import serve_for_test
 from tests.server.sample import create_app
 
-LOOPS: list[Callable[[], asyncio.AbstractEventLoop]] = [new_event_loop, BatchingSelectorLoop]
+batching_loop = functools.partial(server.new_event_loop, batch_grpc_wakeups=True)
+LOOPS: list[Callable[[], asyncio.AbstractEventLoop]] = [batching_loop, BatchingSelectorLoop]
 
 
 class PollerCompletionQueue:
@@ -144,12 +146,10 @@ class Registered:
         self.callbacks.append(callback)
 
 
-def wakeups_for(
-    queue: PollerCompletionQueue, view: socket.socket | None = None
-) -> event_loop._BatchedWakeups:
+def wakeups_for(queue: PollerCompletionQueue, view: socket.socket | None = None) -> batching._BatchedWakeups:
     loop = asyncio.new_event_loop()
     loop.close()  # only its call_later is used, and only by a look that finds one byte
-    return event_loop._BatchedWakeups(
+    return batching._BatchedWakeups(
         loop, Registered(), view or queue.read_socket, functools.partial(queue._handle_events, None)
     )
 
@@ -160,7 +160,7 @@ def test_single_completions_are_left_to_grpcs_reader_for_a_quiet_spell(
     queue: PollerCompletionQueue,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(event_loop, "_QUIET_SECONDS", 30.0)  # the test ends the spell itself
+    monkeypatch.setattr(batching, "_QUIET_SECONDS", 30.0)  # the test ends the spell itself
     looks: list[int] = []
 
     class Looked(socket.socket):
@@ -171,7 +171,7 @@ def test_single_completions_are_left_to_grpcs_reader_for_a_quiet_spell(
 
     looked = Looked(fileno=queue.read_socket.fileno())
 
-    async def scenario() -> event_loop._BatchedWakeups:
+    async def scenario() -> batching._BatchedWakeups:
         loop = asyncio.get_running_loop()
         loop.add_reader(looked, functools.partial(queue._handle_events, loop))
         wakeups = loop._wakeup_batching._batched[looked.fileno()]  # type: ignore[attr-defined]
@@ -258,7 +258,7 @@ def test_a_reader_finding_another_loop_looking_reads_as_grpc_does(queue: PollerC
     first, second = (wakeups_for(queue, view) for view in views)
     errors: list[BaseException] = []
 
-    def wake(wakeups: event_loop._BatchedWakeups) -> None:
+    def wake(wakeups: batching._BatchedWakeups) -> None:
         try:
             wakeups()
         except BaseException as exc:  # reported by the assertions below
@@ -291,14 +291,14 @@ def test_only_grpcs_wakeup_reader_is_wrapped(
         added = Registered()
         loop = asyncio.new_event_loop()
         try:
-            event_loop.WakeupBatching(loop, added).add_reader(fileobj, callback, args)
+            batching.WakeupBatching(loop, added).add_reader(fileobj, callback, args)
         finally:
             loop.close()
         (callback_registered,) = added.callbacks
         return callback_registered
 
     grpc_reader = functools.partial(queue._handle_events, None)
-    assert isinstance(registered(queue.read_socket, grpc_reader, ()), event_loop._BatchedWakeups)
+    assert isinstance(registered(queue.read_socket, grpc_reader, ()), batching._BatchedWakeups)
 
     def other(*args: object) -> None: ...
 
@@ -319,23 +319,42 @@ def test_only_grpcs_wakeup_reader_is_wrapped(
         assert registered(fileobj, callback, args) is callback
 
     # a grpc newer than the one checked is served as it ships until its reader is checked
-    newer = (event_loop._CHECKED_UP_TO[0], event_loop._CHECKED_UP_TO[1] + 1)
-    monkeypatch.setattr(event_loop, "_grpc_version", lambda: newer)
+    newer = (batching._CHECKED_UP_TO[0], batching._CHECKED_UP_TO[1] + 1)
+    monkeypatch.setattr(batching, "_grpc_version", lambda: newer)
     assert registered(queue.read_socket, grpc_reader, ()) is grpc_reader
 
 
-def test_the_cli_serves_on_the_batching_loop() -> None:
-    from server._uvloop import BatchingUvLoop  # uvloop is installed here (the "fast" extra)
+def test_the_cli_serves_on_the_batching_loop_when_asked() -> None:
+    from server.accel._uvloop import BatchingUvLoop  # uvloop is installed here (the "fast" extra)
 
-    with cli._event_loop() as runner:
+    args = cli.parse_args(["--app", "x:y", "--batch-grpc-wakeups"])
+    assert args.batch_grpc_wakeups is True
+    with cli._event_loop(batch_grpc_wakeups=args.batch_grpc_wakeups) as runner:
         assert isinstance(runner.get_loop(), BatchingUvLoop)
+        assert accel.batches_grpc_wakeups(runner.get_loop())
+    assert cli.apply_settings(ServerSettings(), args).batch_grpc_wakeups
+
+
+def test_the_environment_variable_asks_for_batching_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CQRS_GRPC_BATCH_WAKEUPS", "1")
+    assert cli.parse_args(["--app", "x:y"]).batch_grpc_wakeups is True
+
+
+def test_by_default_the_cli_serves_on_plain_uvloop_and_leaves_grpc_alone() -> None:
+    import uvloop
+
+    assert not ServerSettings().batch_grpc_wakeups
+    assert cli.parse_args(["--app", "x:y"]).batch_grpc_wakeups is None
+    with cli._event_loop() as runner:
+        assert type(runner.get_loop()) is uvloop.Loop
+        assert not accel.batches_grpc_wakeups(runner.get_loop())
 
 
 def test_grpc_streams_run_on_the_batching_loop(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     wrapped: list[object] = []
-    wakeups = event_loop._BatchedWakeups
+    wakeups = batching._BatchedWakeups
 
     class Recorded(wakeups):  # type: ignore[misc, valid-type]
         __slots__ = ()
@@ -344,7 +363,7 @@ def test_grpc_streams_run_on_the_batching_loop(
             super().__init__(*args)
             wrapped.append(self)
 
-    monkeypatch.setattr(event_loop, "_BatchedWakeups", Recorded)
+    monkeypatch.setattr(batching, "_BatchedWakeups", Recorded)
     ids = [f"f{n}" for n in range(200)]
 
     async def stream_concurrently() -> list[list[int]]:
@@ -359,11 +378,22 @@ def test_grpc_streams_run_on_the_batching_loop(
 
     with (
         caplog.at_level(logging.ERROR, logger="asyncio"),
-        asyncio.Runner(loop_factory=server.new_event_loop) as runner,
+        asyncio.Runner(loop_factory=batching_loop) as runner,
     ):
-        results = runner.run(stream_concurrently())  # as the README says
+        results = runner.run(stream_concurrently())
     assert results == [list(range(1, 201))] * 10
     assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
     # grpc bound this loop, and its wake-up reader was the one wrapped: if this grpc is newer than
-    # the one checked, check its reader (server/event_loop.py) and raise _CHECKED_UP_TO
+    # the one checked, check its reader (server/accel/wakeups.py) and raise _CHECKED_UP_TO
     assert len(wrapped) == 1, f"grpc {grpc.__version__}: its wake-up reader was not recognised"
+
+
+async def test_a_setting_the_loop_cannot_honour_is_reported_with_the_fix(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = create_app()
+    app.settings = ServerSettings(batch_grpc_wakeups=True)  # on pytest's loop, which does not batch
+    with caplog.at_level(logging.WARNING, logger="server"):
+        async with serve_for_test(app):
+            pass
+    assert any("--batch-grpc-wakeups" in record.getMessage() for record in caplog.records)

@@ -1,34 +1,20 @@
-"""The event loop the server runs on: uvloop when installed, with grpc's completion wake-ups batched.
+"""Batching grpc's completion wake-ups: opt-in, since it wraps a private reader of grpc's.
 
-Why batch: grpc.aio hands every finished core operation (each message written is one) to the event
-loop through a socketpair. Its poller thread queues the completion and writes one byte; grpc's reader
-on the loop reads back one byte and then handles every completion queued so far. So N completions
-cost N loop iterations, each a poll, a callback and a ``recv`` system call, although the first
-already handled most of them. With 40 concurrent streams that was one wake-up per message: 40,000
-``recvfrom`` and 40,000 ``epoll_pwait`` calls for 40,000 messages (strace, 2026-11-26).
+grpc.aio's poller thread queues each finished core operation and then writes one byte to a socket;
+grpc's reader on the loop reads one byte and handles every completion queued so far. This reader
+reads all pending bytes but one before calling grpc's, so one wake-up serves every completion
+queued until then. Nothing is lost: a completion is queued before its byte is written, so every
+completion whose byte was read is in the queue grpc's reader empties; one queued later still has
+its byte. When a look finds a single byte pending, grpc's own reader is put back, as grpc ships it,
+for ``_QUIET_SECONDS``, and then looking starts again.
 
-This loop reads all pending bytes but one before calling grpc's reader, so one wake-up serves every
-completion queued until then (~1,200 wake-ups for the same 40,000 messages), and the loop spends
-that time on the streams instead (BENCHMARKS.md). Nothing is lost: a completion is queued before its
-byte is written, so every completion whose byte was read is already in the queue grpc's reader
-empties; one queued later still has its byte, and its own wake-up. Looking at what is pending costs
-a system call and a Python call, which only pay when completions come in batches: when a look finds
-a single byte (one stream, a quiet server), grpc's own reader is put back, exactly as grpc ships, for
-the next ``_QUIET_SECONDS``, and then looking starts again.
+Several loops, in several threads, may share grpc's poller and so this socket: only one reader
+looks at a time, and one that finds another looking reads one byte as grpc does.
 
-grpc lets several loops, in several threads, share its poller and so this socket, each with a reader
-of its own. Two looks at once could each leave the other's last byte unread, and a completion with
-it; so only one reader looks at a time, and one that finds another looking reads one byte as grpc
-does. A reader that takes a byte always empties the queue after it, so that cannot strand anything.
-
-Only grpc's own reader is wrapped: a ``PollerCompletionQueue._handle_events`` callback of grpc's
-Cython core on a socket, in a grpc no newer than ``_CHECKED_UP_TO``, the newest whose reader was
-checked to read one byte and then empty the whole queue (tests/server/test_event_loop.py runs the
-real one). Any other reader, or a newer grpc until it is checked, is registered as given and works
-as it ships.
-
-``python -m server`` runs on this loop. To embed the server in your own program, make your loop with
-:func:`new_event_loop`: ``with asyncio.Runner(loop_factory=server.new_event_loop) as runner: ...``.
+Only grpc's own reader is wrapped (``PollerCompletionQueue._handle_events`` of grpc's Cython core,
+on a socket, in a grpc no newer than ``_CHECKED_UP_TO``, the newest whose reader was checked to read
+one byte and then empty the whole queue). Any other reader, or a newer grpc, is registered as given.
+docs/accel.md says why this exists and how it was measured.
 """
 
 from __future__ import annotations
@@ -45,7 +31,7 @@ import grpc
 if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike
 
-__all__ = ["new_event_loop"]
+__all__ = ["BatchingSelectorLoop", "WakeupBatching"]
 
 _Ts = TypeVarTuple("_Ts")
 
@@ -59,16 +45,6 @@ _LOOKING = threading.Lock()
 _PEEK_BYTES = 4096
 # how long grpc's own reader serves after a look found one byte pending
 _QUIET_SECONDS = 0.005
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A new event loop for serving: uvloop when installed, the default loop otherwise; either way
-    with grpc's completion wake-ups batched (see the module's docstring)."""
-    try:
-        from server._uvloop import BatchingUvLoop
-    except ImportError:  # uvloop is the optional "fast" extra
-        return BatchingSelectorLoop()
-    return BatchingUvLoop()
 
 
 _AddReader: TypeAlias = Callable[..., None]
