@@ -25,7 +25,6 @@ from bench._tools import ensure_h2load
 VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "python": ((), {"CQRS_GRPC_NO_EXTENSIONS": "1"}),
     "compiled": ((), {}),
-    "compiled+batching": (("--batch-grpc-wakeups",), {}),
 }
 # higher is better for every measure but the CPU ones
 MEASURES = ("py1_msgs_per_s", "py10_msgs_per_s", "h2_40_msgs_per_s", "h2_40_loop_cpu_us_per_msg")

@@ -12,7 +12,6 @@ from typing import Any
 import grpc
 
 from cqrs import Request, RequestMediator, StreamingRequestMediator
-from server import accel
 from server.auth import TokenAuth
 from server.errors import ErrorMapper
 from server.health import SERVICE_NAME as HEALTH_SERVICE
@@ -109,12 +108,6 @@ class App:
         """Start serving and return the handle; the caller must ``await running.stop()``."""
         if not self.routes:
             raise ValueError("no services to serve: call app.add_services(your_pb2) first")
-        if self.settings.batch_grpc_wakeups and not accel.batches_grpc_wakeups(asyncio.get_running_loop()):
-            logger.warning(
-                "batch_grpc_wakeups is set, but this event loop does not batch grpc's wake-ups; serve "
-                "with python -m server --batch-grpc-wakeups, or make the loop with "
-                "server.new_event_loop(batch_grpc_wakeups=True)"
-            )
         draining = asyncio.Event()
         log = RpcLog()
         tls, auth = self._security(log, draining)

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import importlib
 import inspect
 import logging
@@ -104,15 +103,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         True,
         "health checks need a token too (with --auth-tokens-file)",
     )
-    _switch(
-        parser,
-        "--batch-grpc-wakeups",
-        "batch_grpc_wakeups",
-        True,
-        "serve on a loop that batches grpc's completion wake-ups (wraps a private reader of grpc's; "
-        "off by default, see docs/accel.md)",
-        env=ENV_PREFIX + "BATCH_WAKEUPS",
-    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -158,7 +148,6 @@ _SETTINGS_FLAGS = {
     "reflection": "reflection",
     "reflection_requires_auth": "reflection_requires_auth",
     "health_requires_auth": "health_requires_auth",
-    "batch_grpc_wakeups": "batch_grpc_wakeups",
 }
 
 
@@ -171,12 +160,9 @@ def _setting(parser: argparse.ArgumentParser, flag: str, kind: type, help_text: 
     )
 
 
-def _switch(
-    parser: argparse.ArgumentParser, flag: str, field: str, value: bool, help_text: str, *, env: str = ""
-) -> None:
-    """A flag that sets a boolean ServerSettings field to ``value``; its env variable (named after the
-    flag unless ``env`` says otherwise) takes 1/true/yes."""
-    env = env or ENV_PREFIX + flag.removeprefix("--").replace("-", "_").upper()
+def _switch(parser: argparse.ArgumentParser, flag: str, field: str, value: bool, help_text: str) -> None:
+    """A flag that sets a boolean ServerSettings field to ``value``; its env variable takes 1/true/yes."""
+    env = ENV_PREFIX + flag.removeprefix("--").replace("-", "_").upper()
     raw = os.environ.get(env)
     default = None if raw is None else (value if raw.strip().lower() in ("1", "true", "yes", "on") else None)
     parser.add_argument(
@@ -258,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers > 1:
         return workers.supervise(sys.argv[1:] if argv is None else argv, args.workers, args.address)
     try:
-        with _event_loop(batch_grpc_wakeups=bool(args.batch_grpc_wakeups)) as runner:
+        with _event_loop() as runner:
             runner.run(serve(args))
     except StartupError as exc:
         logger.error("%s", exc)
@@ -270,11 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _event_loop(*, batch_grpc_wakeups: bool = False) -> Iterator[asyncio.Runner]:
-    """An asyncio runner on the loop ``server.accel`` makes: uvloop when it is installed, and
-    grpc's completion wake-ups batched only when asked for."""
-    factory = functools.partial(accel.new_event_loop, batch_grpc_wakeups=batch_grpc_wakeups)
-    with asyncio.Runner(loop_factory=factory) as runner:
+def _event_loop() -> Iterator[asyncio.Runner]:
+    """An asyncio runner on the loop ``server.accel`` makes: uvloop when it is installed."""
+    with asyncio.Runner(loop_factory=accel.new_event_loop) as runner:
         yield runner
 
 

@@ -39,12 +39,6 @@ class ServerSettings:
     (unless ``health_requires_auth``) and reflection (unless ``reflection_requires_auth``);
     ``reflection=False`` does not serve reflection at all. Problems with these files are reported
     when the server starts, which then refuses to.
-
-    ``batch_grpc_wakeups``: serve on an event loop that batches grpc's completion wake-ups
-    (``server.accel``; it wraps a private reader of grpc's, so it is off unless asked for). The loop
-    is made before the app, so ``python -m server`` takes it from ``--batch-grpc-wakeups``; an app
-    that sets it here without that flag (or without ``server.new_event_loop(batch_grpc_wakeups=True)``
-    in its own program) gets a warning at start-up and an ordinary loop.
     """
 
     grace: float = 10.0
@@ -63,7 +57,6 @@ class ServerSettings:
     reflection: bool = True
     reflection_requires_auth: bool = False
     health_requires_auth: bool = False
-    batch_grpc_wakeups: bool = False
     extra_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:

@@ -6,9 +6,8 @@ that make their own loop) for :func:`new_event_loop`.
 * The compiled wire encoder (``_cwire.pyx``, built by ``make install`` where a C compiler is found)
   writes flat messages without a protobuf message. ``CQRS_GRPC_NO_EXTENSIONS=1`` turns it off.
 * uvloop serves when it is installed (the ``fast`` extra).
-* Batching grpc's completion wake-ups (``wakeups``) wraps a private reader of grpc's, so it is off
-  unless asked for: ``--batch-grpc-wakeups``, ``CQRS_GRPC_BATCH_WAKEUPS=1`` or
-  ``ServerSettings(batch_grpc_wakeups=True)``.
+
+Nothing here reaches into grpc's private internals.
 
 docs/accel.md says why each is here.
 """
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_EXTENSIONS",
-    "batches_grpc_wakeups",
     "compiled_encoder_available",
     "new_event_loop",
     "wire_encoder",
@@ -54,26 +52,10 @@ def wire_encoder(plan: MessagePlan, slow: Callable[[Any], bytes]) -> Callable[[A
     return wire.wire_encoder(plan, slow)
 
 
-def new_event_loop(*, batch_grpc_wakeups: bool = False) -> asyncio.AbstractEventLoop:
-    """A new event loop for serving: uvloop when installed, asyncio's default otherwise; with
-    ``batch_grpc_wakeups``, one that batches grpc's completion wake-ups (``server.accel.wakeups``)."""
-    if not batch_grpc_wakeups:
-        try:
-            import uvloop
-        except ImportError:  # uvloop is the optional "fast" extra
-            return asyncio.new_event_loop()
-        return uvloop.new_event_loop()
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop for serving: uvloop when installed, asyncio's default otherwise."""
     try:
-        from server.accel._uvloop import BatchingUvLoop
-    except ImportError:
-        from server.accel.wakeups import BatchingSelectorLoop
-
-        return BatchingSelectorLoop()
-    return BatchingUvLoop()
-
-
-def batches_grpc_wakeups(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether ``loop`` was made by ``new_event_loop(batch_grpc_wakeups=True)``."""
-    from server.accel.wakeups import WakeupBatching
-
-    return isinstance(getattr(loop, "_wakeup_batching", None), WakeupBatching)
+        import uvloop
+    except ImportError:  # uvloop is the optional "fast" extra
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
