@@ -20,8 +20,8 @@ GEN := gen
 PLUGIN_SOURCES := $(wildcard server/protoc_gen/*.py)
 PROTOC := $(PY) -m grpc_tools.protoc --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) \
 	--plugin=protoc-gen-cqrs=$(VENV)/bin/protoc-gen-cqrs --cqrs_out=$(GEN)
-# what building server/codec/_cwire.pyx leaves in the source tree (pip install -e builds in place)
-CWIRE_BUILD := server/codec/_cwire.c server/codec/_cwire.*.so
+# what building server/accel/_cwire.pyx leaves in the source tree (pip install -e builds in place)
+CWIRE_BUILD := server/accel/_cwire.c server/accel/_cwire.*.so
 ADDRESS ?= 127.0.0.1:50051
 PYTEST_ARGS ?=
 
@@ -29,7 +29,7 @@ PYTEST_ARGS ?=
 
 install: $(VENV)/.installed-$(PYVER) $(GEN)/.generated tools/node_modules/.installed clients/node/node_modules/.installed
 
-$(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/codec/_cwire.pyx
+$(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/accel/_cwire.pyx
 	# a venv made by another interpreter is made anew
 	if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYVER)" ]; then rm -rf $(VENV); fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,9 +37,9 @@ $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/codec/_cwire.pyx
 	# the compiled wire encoder is rebuilt from its .pyx, never left over from an earlier build
 	rm -f $(CWIRE_BUILD)
 	$(PY) -m pip install --quiet -e '.[dev,fast]'
-	$(PY) -c 'import server.codec._cwire' 2>/dev/null \
-	  || echo "note: the compiled wire encoder was not built (no C compiler?); the Python encoder serves." \
-	       "With a compiler: touch server/codec/_cwire.pyx && make install" >&2
+	$(PY) -c 'import server.accel._cwire' 2>/dev/null \
+	  || echo "note: the compiled wire encoder was not built (no C compiler?); the codec encodes through protobuf." \
+	       "With a compiler: touch server/accel/_cwire.pyx && make install" >&2
 	# generated protobuf modules live in gen/ (built from protos/, never committed)
 	$(PY) -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'cqrs_grpc_gen.pth').write_text(str(pathlib.Path('$(GEN)').resolve()) + '\n')"
 	touch $@

@@ -1,8 +1,8 @@
-"""The one compiled module: the direct wire encoder (server/codec/_cwire.pyx).
+"""The one compiled module: the direct wire encoder (server/accel/_cwire.pyx).
 
 Everything else is in pyproject.toml. The module is optional: without a C compiler, or without Cython
 (pip fetches it into the build environment; only an install with ``--no-build-isolation`` can lack
-it), the install goes on without it and the generated Python encoder serves instead, same output.
+it), the install goes on without it and the codec encodes through protobuf, same output.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from setuptools import Extension, setup
 
 # optional=True: setuptools reports a failed compile (no compiler, no Python headers) and goes on
-extension = Extension("server.codec._cwire", ["server/codec/_cwire.pyx"], optional=True)
+extension = Extension("server.accel._cwire", ["server/accel/_cwire.pyx"], optional=True)
 
 try:
     from Cython.Build import cythonize

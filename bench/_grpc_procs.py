@@ -37,10 +37,20 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 class Server:
     """One server process on 127.0.0.1 with a free port; ``kind`` is baseline, ours, ours_default_loop
-    (server.App on asyncio's default loop) or pycqrs."""
+    (server.App on asyncio's default loop) or pycqrs.
+
+    ``args`` are added to ``python -m server``'s command line; ``extra_env`` to its environment.
+    """
 
     def __init__(
-        self, kind: str, *, pycqrs_python: str = "", workers: int = 0, wrap: list[str] | None = None
+        self,
+        kind: str,
+        *,
+        pycqrs_python: str = "",
+        workers: int = 0,
+        wrap: list[str] | None = None,
+        args: tuple[str, ...] = (),
+        extra_env: dict[str, str] | None = None,
     ):
         self.kind = kind
         self.port = free_port()
@@ -51,17 +61,19 @@ class Server:
             cmd += ["--address", f"127.0.0.1:{self.port}", "--grace", "1"]
             if workers:
                 cmd += ["--workers", str(workers)]
-            env = _env(ROOT, GEN)
+            cmd += args
+            env = {**_env(ROOT, GEN), **(extra_env or {})}
         elif kind == "ours_default_loop":
             cmd = [sys.executable, "-m", "bench._grpc_app", "--port", str(self.port)]
-            env = _env(ROOT, GEN)
+            env = {**_env(ROOT, GEN), **(extra_env or {})}
         else:
             python = pycqrs_python if kind == "pycqrs" else sys.executable
             script = str(ROOT / "bench" / "_grpc_servers.py")
             cmd = [python, script, kind.removesuffix("_uvloop"), "--port", str(self.port)]
             if kind.endswith("_uvloop"):
                 cmd.append("--uvloop")
-            env = _env(GEN)  # not ROOT: the pycqrs server must import python-cqrs as `cqrs`
+            # not ROOT: the pycqrs server must import python-cqrs as `cqrs`
+            env = {**_env(GEN), **(extra_env or {})}
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [*(wrap or []), *cmd], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT

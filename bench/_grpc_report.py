@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._sections import markers, replace_section
-from server.codec import wire
+from server import accel
 
 BEGIN, END = markers("grpc")
 THROUGHPUT = ("py1_msgs_per_s", "py10_msgs_per_s", "h2_1_msgs_per_s", "h2_40_msgs_per_s")
@@ -138,15 +138,14 @@ def summarize_profile(raw: Path, top: int = 14) -> dict[str, Any]:
 
 _WRITE = "grpc write (Cython, core, sendmsg; awaited in the mediator's stream loop)"
 
-# The frames that run one RPC's stream: the mediator's loop, which grpc awaits directly, the adapter's
-# per-call object (its send, and the guard around the loop) and the adapter's set-up.
-_ADAPTER_FRAMES = ("RpcAdapter._streaming.",)
+# The frames that run one RPC's stream: the adapter's coroutine (serve_stream) and the mediator's loop.
+_ADAPTER_FRAMES = ("RpcAdapter._streamed.",)
 _RPC_FRAMES = ("StreamingRequestMediator._run", *_ADAPTER_FRAMES)
-# The compiled encoder has no Python frame (the generated one is matched by name): its time is its
+# The compiled encoder has no Python frame (the protobuf path is matched by name): its time is its
 # caller's, the adapter's send. The report runs in the servers' interpreter, so the install is theirs.
 _ADAPTER_STAGE = (
-    "the RPC adapter (its send with the compiled encode, the guard, set-up)"
-    if wire._cwire is not None
+    "the RPC adapter (serve_stream: the compiled encode, the write, set-up)"
+    if accel.compiled_encoder_available()
     else "the RPC adapter (its send, the guard, set-up)"
 )
 
@@ -189,7 +188,7 @@ def _breakdown(raw: Path) -> dict[str, float]:
             shares["grpc write: Cython, core, sendmsg"] += count
         elif "dispatch (" in below or "_run_sequentially" in below or "EventHandler" in below:
             shares["event dispatch (2 handlers)"] += count
-        elif "encode (" in below or "fill (" in below:  # the generated Python encoder (no C compiler)
+        elif "encode_by_message (" in below or "fill (" in below:  # the protobuf path (no compiled encoder)
             shares["encode (dataclass -> wire bytes)"] += count
         elif "handle (" in below and "_stream_handlers" in below:
             shares["the handler's own code (building items and events)"] += count

@@ -17,10 +17,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from server.accel import new_event_loop
     from server.app import App, RunningServer
     from server.context import RpcContext, current_rpc, maybe_current_rpc
     from server.errors import ErrorMapper, Status
-    from server.event_loop import new_event_loop
     from server.routing import StartupError
     from server.settings import ServerSettings
 
@@ -32,7 +32,7 @@ _EXPORTS = {
     "maybe_current_rpc": "server.context",
     "ErrorMapper": "server.errors",
     "Status": "server.errors",
-    "new_event_loop": "server.event_loop",
+    "new_event_loop": "server.accel",
     "StartupError": "server.routing",
     "ServerSettings": "server.settings",
 }

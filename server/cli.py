@@ -19,9 +19,8 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 
-from server import workers
+from server import accel, workers
 from server.app import App, RunningServer
-from server.event_loop import new_event_loop
 from server.observability import configure_logging
 from server.routing import StartupError
 from server.settings import COMPRESSIONS, ServerSettings
@@ -270,9 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 @contextlib.contextmanager
 def _event_loop() -> Iterator[asyncio.Runner]:
-    """An asyncio runner on uvloop when it is installed (faster I/O), the default loop otherwise,
-    with grpc's completion wake-ups batched (server/event_loop.py)."""
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+    """An asyncio runner on the loop ``server.accel`` makes: uvloop when it is installed."""
+    with asyncio.Runner(loop_factory=accel.new_event_loop) as runner:
         yield runner
 
 

@@ -23,9 +23,8 @@ Type mapping (dataclass annotation ↔ proto field):
 A dataclass field with a default and no proto field is allowed (decode leaves the default,
 encode ignores it); other one-sided fields are problems.
 
-Messages whose fields are all plain scalars are encoded straight to wire bytes, without a
-protobuf message (``server.codec.wire``, byte-for-byte protobuf's output; compiled where the
-install could build ``_cwire.pyx``); the others go through a protobuf message.
+Encoding fills a protobuf message and serializes it. Where ``server.accel`` offers a compiled
+encoder (messages of plain scalar fields only), that writes the same bytes without the message.
 """
 
 from server.codec.compiled import (

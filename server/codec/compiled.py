@@ -11,10 +11,9 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from server import accel
 from server.codec.errors import CodecError, DecodeError
-from server.codec.generate import speed_up
 from server.codec.messages import MessagePlan, PlanBuilder
-from server.codec.wire import wire_encoder
 
 T = TypeVar("T")
 
@@ -63,9 +62,9 @@ class Codec(Generic[T]):
     ``to_message`` work on message objects. They are plain attributes (closures), so a call
     costs no method binding and no look-up of descriptors or type hints.
 
-    ``encodes_directly``: ``encode`` writes wire bytes itself, without a protobuf message; true
-    for messages of plain scalar fields only (see ``server.codec.wire``). ``encode_by_message`` is
-    the protobuf path it hands odd values to.
+    ``encode`` fills a protobuf message and serializes it, unless ``server.accel`` offers a
+    compiled encoder for the message (``encodes_directly``; flat messages only), which writes the
+    same bytes and hands every value it does not take to ``encode_by_message``, the protobuf path.
     """
 
     decode: Callable[[bytes], T]
@@ -76,7 +75,7 @@ class Codec(Generic[T]):
     def __init__(self, message_cls: type[Message], dataclass_type: type[T], plan: MessagePlan) -> None:
         self.message_cls = message_cls
         self.dataclass_type = dataclass_type
-        self.plan = plan  # what the conversions were built from (tests build the Python twin from it)
+        self.plan = plan  # what the conversions were built from
         parse = message_cls.FromString
         from_message = plan.from_message
         fill = plan.fill
@@ -89,7 +88,7 @@ class Codec(Generic[T]):
             except (protobuf_message.DecodeError, TypeError) as error:
                 raise DecodeError(f"invalid wire data ({error})", message_name=full_name) from error
             if data:
-                unknown = UnknownFieldSet(message)  # cheap; the loop runs only if it is not empty
+                unknown = UnknownFieldSet(message)  # the loop runs only if it is not empty
                 if unknown:
                     _refuse_wire_type_mismatches(unknown, known_fields, full_name)
             result: T = from_message(message)
@@ -105,7 +104,7 @@ class Codec(Generic[T]):
             fill(message, obj)
             return message.SerializeToString()
 
-        direct = wire_encoder(plan, encode_by_message)
+        direct = accel.wire_encoder(plan, encode_by_message)
         self.encodes_directly = direct is not None
         self.encode_by_message = encode_by_message
         self.decode = decode
@@ -137,8 +136,6 @@ def codec_for(message_cls: type[Message], dataclass_type: type[T], *, where: str
             plan = builder.plan(descriptor, dataclass_type)
             if builder.problems:
                 raise CodecError(builder.problems)
-            for new_plan in builder.plans.values():
-                speed_up(new_plan)
             _PLANS.update(builder.plans)
             codec = _CODECS[key] = Codec(message_cls, dataclass_type, plan)
     return codec

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -27,13 +26,12 @@ from server.codec.hints import hint_name, proto_type_name, split_optional, sugge
 class MessagePlan:
     """The compiled conversion for one (message descriptor, dataclass) pair.
 
-    ``from_message`` and ``fill`` start as the careful loops below and, once the whole
-    pair compiled cleanly, are replaced by straight-line code (see ``server.codec.generate``)
-    that runs as fast as a hand-written conversion. When the fast code meets a bad value it
-    hands over to the careful loop, which finds the field and raises with its path.
+    ``from_message`` builds the dataclass from a message; ``fill`` writes a dataclass into a
+    message. Both copy plain scalars as they are and run each other field's reader or writer;
+    a bad value raises with the path of the field that holds it.
     """
 
-    __slots__ = ("cls", "descriptor", "fill", "from_message", "oneofs", "plain", "readers", "writers")
+    __slots__ = ("cls", "descriptor", "oneofs", "plain", "readers", "writers")
 
     def __init__(self, descriptor: Descriptor, cls: type) -> None:
         self.descriptor = descriptor
@@ -44,10 +42,8 @@ class MessagePlan:
         self.readers: tuple[tuple[str, Reader], ...] = ()
         self.writers: tuple[tuple[str, Writer, str], ...] = ()
         self.oneofs: tuple[tuple[str, tuple[str, ...]], ...] = ()
-        self.from_message: Callable[[Message], Any] = self.decode_slowly
-        self.fill: Callable[[Message, Any], None] = self.fill_slowly
 
-    def decode_slowly(self, message: Message) -> Any:
+    def from_message(self, message: Message) -> Any:
         kwargs = {name: getattr(message, name) for name in self.plain}
         name = ""
         try:
@@ -63,7 +59,7 @@ class MessagePlan:
         # application's validation, which the server maps like any other domain error.
         return self.cls(**kwargs)
 
-    def fill_slowly(self, message: Message, obj: Any) -> None:
+    def fill(self, message: Message, obj: Any) -> None:
         if not isinstance(obj, self.cls):
             raise EncodeError(
                 f"expected {self.cls.__name__} for {self.descriptor.full_name}, got {type(obj).__name__}",
@@ -137,15 +133,8 @@ class PlanBuilder:
     def _nested(self, descriptor: Descriptor, cls: type) -> tuple[ToPy, Fill]:
         plan = self.plan(descriptor, cls)
 
-        # Looked up per call: the nested plan may still be compiling (recursive types), and
-        # gets its generated fast functions only once everything compiled.
-        def from_message(message: Message) -> Any:
-            return plan.from_message(message)
-
-        def fill(message: Message, obj: Any) -> None:
-            plan.fill(message, obj)
-
-        return from_message, fill
+        # bound methods: they read the plan per call, so a plan still compiling (recursive types) is fine
+        return plan.from_message, plan.fill
 
     def _compile(self, plan: MessagePlan, hints: dict[str, Any]) -> None:
         cls, descriptor = plan.cls, plan.descriptor

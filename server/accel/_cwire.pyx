@@ -1,23 +1,16 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""The direct wire encoder of ``server.codec.wire``, compiled: the same promise, without the interpreter.
+"""The compiled direct wire encoder: a flat message's wire bytes written without a protobuf message.
 
-Why it exists: a streamed response is encoded once per message, and the generated Python encoder
-was the largest piece of the framework's Python on that path; inside a busy server, interpreted
-code costs more than the interpreter's own figures suggest (docs/design.md).
-
-The promise is the Python encoder's, word for word: it writes only values it can write exactly as
-protobuf does (the exact Python type of the field, inside the field's range) and hands the object to
-``slow`` (the protobuf path, which accepts or refuses and names the field) for anything else, an
-attribute that raises included. Output is byte-for-byte protobuf's: fields in number order, proto3
-zero values left out, negative int32/int64 as ten-byte varints, ``-0.0`` written.
-
-Where the two may differ, with the same bytes either way: this one takes ``type(obj)``, not
-``obj.__class__``, and reads every field before checking any (the Python encoder stops at the first
-it refuses), so when an object goes to ``slow`` its getters have run once here and run again there. A non-ASCII string is encoded into a temporary copy (its
+It writes only values it can write exactly as protobuf does (the exact Python type of the field,
+inside the field's range) and hands the object to ``slow`` (the protobuf path, which accepts or
+refuses and names the field) for anything else, an attribute that raises included. Output is
+byte-for-byte protobuf's: fields in number order, proto3 zero values left out, negative int32/int64
+as ten-byte varints, ``-0.0`` written. Every field is read before any is checked, so an object that
+goes to ``slow`` has its getters run twice. A non-ASCII string is encoded into a temporary copy (its
 cached UTF-8 form would live as long as the string).
 
-``KINDS`` names the field kinds in the order of their numbers here; ``server.codec.wire`` maps proto
-types to them by name. The byte-for-byte tests cover every kind through both encoders.
+``KINDS`` names the field kinds in the order of their numbers here; ``server.accel.wire`` maps proto
+types to them by name. Why it exists: docs/accel.md.
 """
 
 cimport cython
@@ -59,11 +52,11 @@ cdef enum:
     STRING = 13
     BYTES = 14
 
-# Per call, each field's state lives on the C stack: bigger messages keep the Python encoder.
+# Per call, each field's state lives on the C stack: bigger messages go through protobuf.
 cdef enum:
     MAX_FIELDS = 64
 
-# How a field's value goes on the wire, found by the first loop over the fields (before any is written).
+# How a field's value goes on the wire, found in the first pass.
 cdef enum:
     SKIP = 0  # the proto3 zero value: not written
     AS_VARINT = 1

@@ -1,9 +1,6 @@
-"""The direct wire encoder of flat messages writes exactly what protobuf writes, and hands every
-value it does not take as is to the protobuf path, which accepts or refuses it as before.
-
-Both of its builds keep that promise: the compiled one (``server/codec/_cwire.pyx``, what the
-server runs) and the generated Python one (the fallback without a C compiler); every encoding test
-here runs through each."""
+"""The compiled wire encoder of flat messages (``server/accel/_cwire.pyx``) writes exactly what
+protobuf writes, and hands every value it does not take as is to the protobuf path, which accepts
+or refuses it as before. Without it, the codec encodes through protobuf."""
 
 from __future__ import annotations
 
@@ -19,29 +16,29 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import server.codec.wire as wire
+from server import accel
 from server.codec import Codec, EncodeError, codec_for
-from server.codec.wire import varint, wire_encoder
 from tests.protos.codec_models import Everything, FarScalars, Scalars, Sparse, pb
 
-compiled_wire = wire._cwire  # None after an install without a C compiler
+try:
+    from server.accel import _cwire as compiled_wire
+    from server.accel.wire import varint, wire_encoder
+except ImportError:  # an install without a C compiler
+    compiled_wire = None  # type: ignore[assignment]
 # CI sets this: there the install must have built the compiled encoder
 REQUIRE_COMPILED = os.environ.get("CQRS_GRPC_REQUIRE_COMPILED") == "1"
 needs_compiled = pytest.mark.skipif(
     compiled_wire is None and not REQUIRE_COMPILED, reason="installed without the compiled encoder"
 )
 CODEC = codec_for(pb.Scalars, Scalars)
-BUILDS = [pytest.param("compiled", marks=needs_compiled), "python"]
+BUILDS = [pytest.param("compiled", marks=needs_compiled)]
 
 
 def encoder_of(codec: Codec[Any], build: str) -> Callable[[Any], bytes]:
-    """The codec's direct encoder as the server runs it, or its generated Python twin."""
-    if build == "compiled":
-        assert compiled_wire is not None and isinstance(codec.encode, compiled_wire.DirectEncoder)
-        return codec.encode
-    twin = wire_encoder(codec.plan, codec.encode_by_message, compiled=False)
-    assert twin is not None
-    return twin
+    """The codec's direct encoder as the server runs it."""
+    assert build == "compiled"
+    assert compiled_wire is not None and isinstance(codec.encode, compiled_wire.DirectEncoder)
+    return codec.encode
 
 
 ZEROS: dict[str, Any] = {
@@ -93,6 +90,7 @@ valid = st.builds(
 )
 
 
+@needs_compiled
 def test_flat_messages_are_encoded_directly_and_others_through_protobuf() -> None:
     assert CODEC.encodes_directly
     assert not codec_for(pb.Everything, Everything).encodes_directly
@@ -100,28 +98,25 @@ def test_flat_messages_are_encoded_directly_and_others_through_protobuf() -> Non
 
 @needs_compiled
 def test_the_server_runs_the_compiled_encoder_which_make_install_builds() -> None:
-    assert compiled_wire is not None, "the install did not build server/codec/_cwire.pyx"
+    assert compiled_wire is not None, "the install did not build server/accel/_cwire.pyx"
     assert isinstance(CODEC.encode, compiled_wire.DirectEncoder)
-    assert not isinstance(encoder_of(CODEC, "python"), compiled_wire.DirectEncoder)
 
 
-def test_without_the_compiled_module_the_generated_encoder_serves(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(wire, "_cwire", None)  # as after an install without a C compiler
-    encode = wire_encoder(CODEC.plan, CODEC.encode_by_message)
-    assert encode is not None and encode.__name__ == "encode"  # the generated function
+def test_with_extensions_off_the_codec_encodes_through_protobuf(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(accel, "NO_EXTENSIONS", True)  # as CQRS_GRPC_NO_EXTENSIONS=1, or no C compiler
+    codec = Codec(pb.Scalars, Scalars, CODEC.plan)
+    assert not codec.encodes_directly
+    assert codec.encode == codec.encode_by_message
     value = Scalars(**{**ZEROS, "i64": -3, "text": "é"})
-    assert encode(value) == by_protobuf(value)[1]
+    assert codec.encode(value) == by_protobuf(value)[1]
 
 
 @needs_compiled
-def test_a_message_with_more_fields_than_the_compiled_encoder_holds_gets_the_generated_one(
+def test_a_message_with_more_fields_than_the_compiled_encoder_holds_goes_through_protobuf(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(compiled_wire, "FIELD_LIMIT", len(ZEROS) - 1)
-    encode = wire_encoder(CODEC.plan, CODEC.encode_by_message)
-    assert encode is not None and encode.__name__ == "encode"
-    value = Scalars(**{**ZEROS, "u64": 2**64 - 1, "data": b"\x00"})
-    assert encode(value) == by_protobuf(value)[1]
+    assert wire_encoder(CODEC.plan, CODEC.encode_by_message) is None
 
 
 @needs_compiled
@@ -251,8 +246,9 @@ def by_the_book(value: int) -> bytes:
     return bytes(out)
 
 
+@needs_compiled
 def test_varints_are_right_on_both_sides_of_every_length_boundary() -> None:
-    """The common lengths are unrolled: each branch ends exactly where one more byte is needed."""
+    """Field tags are varints: each length ends exactly where one more byte is needed."""
     values = {(1 << bits) + delta for bits in range(65) for delta in (-2, -1, 0, 1)}
     for value in sorted(v for v in values if 0 <= v < 1 << 64):
         assert varint(value) == by_the_book(value), value
