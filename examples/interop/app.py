@@ -7,36 +7,37 @@ from __future__ import annotations
 
 import cqrs
 from examples.interop.handlers import (
+    CacheableUnaryCall,
     CacheableUnaryCallHandler,
     EmptyCallHandler,
+    FullDuplexCall,
     FullDuplexCallHandler,
+    HalfDuplexCall,
     HalfDuplexCallHandler,
     StreamingInputCallHandler,
     StreamingOutputCallHandler,
     UnaryCallHandler,
 )
-from examples.interop.messages import (
-    CacheableRequest,
-    EmptyCallRequest,
-    FullDuplexRequest,
-    HalfDuplexRequest,
+from server import App
+from src.proto.grpc.testing import test_pb2
+from src.proto.grpc.testing.empty_cqrs import Empty
+from src.proto.grpc.testing.messages_cqrs import (
     SimpleRequest,
     StreamingInputCallRequest,
     StreamingOutputCallRequest,
 )
-from server import App
-from src.proto.grpc.testing import test_pb2
 
 SERVICE = "grpc.testing.TestService"
 # Empty, SimpleRequest and StreamingOutputCallRequest are each taken by several RPCs: each such RPC
-# is bound by name. UnimplementedCall stays unserved, as the interop cases expect (UNIMPLEMENTED).
+# is bound by name, to the generated class or to a subclass of it (handlers.py).
+# UnimplementedCall stays unserved, as the interop cases expect (UNIMPLEMENTED).
 BINDINGS: dict[str, type[cqrs.Request] | None] = {
-    f"{SERVICE}/EmptyCall": EmptyCallRequest,
+    f"{SERVICE}/EmptyCall": Empty,
     f"{SERVICE}/UnaryCall": SimpleRequest,
-    f"{SERVICE}/CacheableUnaryCall": CacheableRequest,
+    f"{SERVICE}/CacheableUnaryCall": CacheableUnaryCall,
     f"{SERVICE}/StreamingOutputCall": StreamingOutputCallRequest,
-    f"{SERVICE}/FullDuplexCall": FullDuplexRequest,
-    f"{SERVICE}/HalfDuplexCall": HalfDuplexRequest,
+    f"{SERVICE}/FullDuplexCall": FullDuplexCall,
+    f"{SERVICE}/HalfDuplexCall": HalfDuplexCall,
     f"{SERVICE}/UnimplementedCall": None,
 }
 
@@ -48,15 +49,15 @@ def create_app() -> App:
     """
 
     def bind_unary(m: cqrs.RequestMap) -> None:
-        m.bind(EmptyCallRequest, EmptyCallHandler)
+        m.bind(Empty, EmptyCallHandler)
         m.bind(SimpleRequest, UnaryCallHandler)
-        m.bind(CacheableRequest, CacheableUnaryCallHandler)
+        m.bind(CacheableUnaryCall, CacheableUnaryCallHandler)
         m.bind(StreamingInputCallRequest, StreamingInputCallHandler)
 
     def bind_streams(m: cqrs.RequestMap) -> None:
         m.bind(StreamingOutputCallRequest, StreamingOutputCallHandler)
-        m.bind(FullDuplexRequest, FullDuplexCallHandler)
-        m.bind(HalfDuplexRequest, HalfDuplexCallHandler)
+        m.bind(FullDuplexCall, FullDuplexCallHandler)
+        m.bind(HalfDuplexCall, HalfDuplexCallHandler)
 
     app = App(
         mediator=cqrs.bootstrap(commands_mapper=bind_unary),

@@ -4,6 +4,10 @@ Server features (doc/interop-test-descriptions.md in grpc/grpc): payloads of the
 ``response_parameters`` with their ``interval_us``, Echo Status (``response_status`` ends the call
 with that code and message), Echo Metadata (``x-grpc-test-echo-initial`` comes back as initial
 metadata, ``x-grpc-test-echo-trailing-bin`` as trailing metadata) and CompressedResponse.
+
+The Request and Response classes are the ones ``make proto`` generates (``*_cqrs.py`` beside
+``*_pb2.py``). A request class has exactly one handler, so an RPC that takes a message another
+RPC takes too reads a one-line subclass of the generated class, bound by name in ``app.py``.
 """
 
 from __future__ import annotations
@@ -17,14 +21,11 @@ from collections.abc import AsyncIterator
 import grpc
 
 import cqrs
-from examples.interop.messages import (
+from server import Status, current_rpc
+from src.proto.grpc.testing.empty_cqrs import Empty
+from src.proto.grpc.testing.messages_cqrs import (
     BoolValue,
-    CacheableRequest,
     EchoStatus,
-    Empty,
-    EmptyCallRequest,
-    FullDuplexRequest,
-    HalfDuplexRequest,
     Payload,
     ResponseParameters,
     SimpleRequest,
@@ -34,13 +35,24 @@ from examples.interop.messages import (
     StreamingOutputCallRequest,
     StreamingOutputCallResponse,
 )
-from server import Status, current_rpc
 
 ECHO_INITIAL = "x-grpc-test-echo-initial"
 ECHO_TRAILING = "x-grpc-test-echo-trailing-bin"
 # "unique among different server instances, but the same across all RPCs made to one"
 SERVER_ID = f"{socket.gethostname()}:{os.getpid()}"
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class CacheableUnaryCall(SimpleRequest):
+    """CacheableUnaryCall's request (UnaryCall takes ``SimpleRequest`` itself)."""
+
+
+class FullDuplexCall(StreamingOutputCallRequest):
+    """FullDuplexCall's request (StreamingOutputCall takes ``StreamingOutputCallRequest`` itself)."""
+
+
+class HalfDuplexCall(StreamingOutputCallRequest):
+    """HalfDuplexCall's request (StreamingOutputCall takes ``StreamingOutputCallRequest`` itself)."""
 
 
 async def echo_metadata(*, send_headers: bool = False) -> None:
@@ -93,8 +105,8 @@ async def _response(parameters: ResponseParameters) -> StreamingOutputCallRespon
     return StreamingOutputCallResponse(payload=payload(parameters.size))
 
 
-class EmptyCallHandler(cqrs.RequestHandler[EmptyCallRequest, Empty]):
-    async def handle(self, request: EmptyCallRequest) -> Empty:
+class EmptyCallHandler(cqrs.RequestHandler[Empty, Empty]):
+    async def handle(self, request: Empty) -> Empty:
         await echo_metadata()
         return Empty()
 
@@ -114,10 +126,10 @@ class UnaryCallHandler(cqrs.RequestHandler[SimpleRequest, SimpleResponse]):
         )
 
 
-class CacheableUnaryCallHandler(cqrs.RequestHandler[CacheableRequest, SimpleResponse]):
+class CacheableUnaryCallHandler(cqrs.RequestHandler[CacheableUnaryCall, SimpleResponse]):
     """The current time in nanoseconds as the payload, with headers letting a proxy cache it."""
 
-    async def handle(self, request: CacheableRequest) -> SimpleResponse:
+    async def handle(self, request: CacheableUnaryCall) -> SimpleResponse:
         await current_rpc().send_initial_metadata(("cache-control", "max-age=60, public"))
         return SimpleResponse(payload=Payload(body=str(time.time_ns()).encode()))
 
@@ -145,11 +157,11 @@ class StreamingInputCallHandler(
         return StreamingInputCallResponse(aggregated_payload_size=total)
 
 
-class FullDuplexCallHandler(cqrs.BidiStreamingRequestHandler[FullDuplexRequest, StreamingOutputCallResponse]):
+class FullDuplexCallHandler(cqrs.BidiStreamingRequestHandler[FullDuplexCall, StreamingOutputCallResponse]):
     """Each request is answered as it arrives; OK after the client half-closes."""
 
     async def handle(
-        self, requests: AsyncIterator[FullDuplexRequest]
+        self, requests: AsyncIterator[FullDuplexCall]
     ) -> AsyncIterator[StreamingOutputCallResponse]:
         await echo_metadata()
         async for request in requests:
@@ -157,11 +169,11 @@ class FullDuplexCallHandler(cqrs.BidiStreamingRequestHandler[FullDuplexRequest, 
                 yield response
 
 
-class HalfDuplexCallHandler(cqrs.BidiStreamingRequestHandler[HalfDuplexRequest, StreamingOutputCallResponse]):
+class HalfDuplexCallHandler(cqrs.BidiStreamingRequestHandler[HalfDuplexCall, StreamingOutputCallResponse]):
     """Every request is read first; then they are answered in order."""
 
     async def handle(
-        self, requests: AsyncIterator[HalfDuplexRequest]
+        self, requests: AsyncIterator[HalfDuplexCall]
     ) -> AsyncIterator[StreamingOutputCallResponse]:
         await echo_metadata()
         buffered = [request async for request in requests]

@@ -81,3 +81,24 @@ async def test_an_upload_the_client_cancels_is_not_taken_for_a_finished_one(
         await asyncio.sleep(0.3)
     [logged] = [r for r in caplog.records if getattr(r, "rpc_method", "").endswith("/StreamingInputCall")]
     assert logged.rpc_status == "CANCELLED"
+
+
+async def test_the_rpcs_bound_to_subclasses_of_a_generated_class_reach_their_own_handlers() -> None:
+    # CacheableUnaryCall, FullDuplexCall and HalfDuplexCall read one-line subclasses of the generated
+    # SimpleRequest and StreamingOutputCallRequest; no interop case calls the first and the last
+    async with serve_for_test(create_app()) as served:
+        stub = served.stub(test_pb2_grpc.TestServiceStub)
+        call = stub.CacheableUnaryCall(messages_pb2.SimpleRequest(response_size=3))
+        response = await call
+        assert int(response.payload.body) > 0  # the time in nanoseconds, not 3 zero bytes
+        assert ("cache-control", "max-age=60, public") in list(await call.initial_metadata())
+
+        requests = [
+            messages_pb2.StreamingOutputCallRequest(
+                response_parameters=[messages_pb2.ResponseParameters(size=n)]
+            )
+            for n in (1, 2)
+        ]
+        for method in (stub.FullDuplexCall, stub.HalfDuplexCall):
+            bodies = [r.payload.body async for r in method(iter(requests))]
+            assert bodies == [bytes(1), bytes(2)], method
