@@ -34,7 +34,7 @@ $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/codec/_cwire.pyx
 	$(PY) -m pip install --quiet --upgrade pip
 	# the compiled wire encoder is rebuilt from its .pyx, never left over from an earlier build
 	rm -f $(CWIRE_BUILD)
-	$(PY) -m pip install --quiet -e '.[dev,fast]'
+	$(PY) -m pip install --quiet -e '.[dev,fast,bus]'
 	$(PY) -c 'import server.codec._cwire' 2>/dev/null \
 	  || echo "note: the compiled wire encoder was not built (no C compiler?); the Python encoder serves." \
 	       "With a compiler: touch server/codec/_cwire.pyx && make install" >&2
