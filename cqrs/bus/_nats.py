@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import decimal
 import enum
@@ -11,7 +12,6 @@ import logging
 import uuid
 from typing import Any
 
-import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
@@ -34,21 +34,28 @@ async def connect(url: str, timeout: float, *, buffer_while_reconnecting: bool) 
     async def report(exc: Exception) -> None:
         logger.debug("nats %s: %s", url, exc)
 
+    # nats-py annotates its durations as int; it takes fractions of seconds
+    options: dict[str, Any] = {
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.25,
+        "pending_size": 2 * 1024 * 1024 if buffer_while_reconnecting else 0,
+        "error_cb": report,
+    }
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     delay = 0.05
     while True:
+        nc = Client()
         try:
-            return await nats.connect(
-                url,
-                connect_timeout=max(0.1, min(2.0, deadline - loop.time())),
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                pending_size=2 * 1024 * 1024 if buffer_while_reconnecting else 0,
-                error_cb=report,
-            )
+            # bounded from outside: with reconnects unlimited, a first connect could retry forever
+            async with asyncio.timeout(max(0.1, deadline - loop.time())):
+                options["connect_timeout"] = max(0.1, min(2.0, deadline - loop.time()))
+                await nc.connect(url, **options)
+            return nc
         except (TimeoutError, OSError, nats.errors.Error) as exc:
+            with contextlib.suppress(Exception):
+                await nc.close()
             if loop.time() + delay >= deadline:
                 raise UnavailableError(
                     f"the event bus at {url} cannot be reached ({exc or type(exc).__name__})",

@@ -74,6 +74,12 @@ class JetStreamBroker(MessageBroker):
             js = nc.jetstream(timeout=self.ack_timeout)
             try:
                 await _nats.ensure_stream(js, self.config)
+            except _RETRYABLE as exc:  # connected, but JetStream is not answering (yet)
+                await nc.close()
+                raise UnavailableError(
+                    f"the event bus at {self.url} has no JetStream answering ({type(exc).__name__})",
+                    reason="EVENT_BUS_UNAVAILABLE",
+                ) from exc
             except BaseException:
                 await nc.close()
                 raise

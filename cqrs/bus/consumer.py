@@ -142,7 +142,7 @@ class BusConsumer:
         nc, self._nc = self._nc, None
         if nc is not None and not nc.is_closed:
             with contextlib.suppress(Exception):
-                await nc.drain()
+                await asyncio.wait_for(nc.close(), self.drain_timeout)  # acks were sent already
 
     async def __aenter__(self) -> BusConsumer:
         await self.start()
@@ -198,7 +198,17 @@ class BusConsumer:
 
     async def _handle(self, msg: Msg) -> None:
         headers = msg.headers or {}
-        event_id = headers.get(MSG_ID_HEADER, "")
+        try:
+            data = json.loads(msg.data)
+        except ValueError:
+            logger.exception("bus group %s: a message on %s is not JSON", self.group, msg.subject)
+            self.stats.undecodable += 1
+            await _settle(msg.term())
+            return
+        # the event's own id: a copy published under another Nats-Msg-Id is still the same event
+        event_id = (
+            str(data.get("event_id") or headers.get(MSG_ID_HEADER, "")) if isinstance(data, dict) else ""
+        )
         if event_id in self._seen:
             self.stats.duplicates += 1
             await _settle(msg.ack())
@@ -211,7 +221,7 @@ class BusConsumer:
             await _settle(msg.ack())
             return
         try:
-            event = event_type.from_dict(json.loads(msg.data))
+            event = event_type.from_dict(data)
         except Exception:
             logger.exception(
                 "bus group %s: cannot rebuild %s from %s", self.group, event_type.__qualname__, msg.subject
