@@ -34,9 +34,5 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda doc: str(doc.relative_to(ROOT)))
 def test_every_relative_link_points_at_an_existing_file(doc: Path) -> None:
-    broken = [
-        target
-        for target in relative_links(doc)
-        if not (doc.parent / target).exists()
-    ]
+    broken = [target for target in relative_links(doc) if not (doc.parent / target).exists()]
     assert not broken, f"{doc.relative_to(ROOT)} links to missing files: {broken}"
