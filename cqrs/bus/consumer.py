@@ -51,6 +51,7 @@ class BusConsumer:
     - Event ids handled recently (the last ``dedup_window``) are remembered: a redelivery is acked and
       dropped, so a group handles each event once even when an ack is lost.
     - Messages held longer than ``ack_wait`` are kept from redelivery by in-progress signals.
+    - A fetch waits at most ``fetch_wait`` seconds for messages (how late ``stop()`` may begin).
     - ``stop()`` stops fetching, lets the held messages finish (at most ``drain_timeout`` seconds, then
       cancels them: they are redelivered later) and closes the connection; no task is left behind.
     """
@@ -68,6 +69,7 @@ class BusConsumer:
         retry_delay: float = 1.0,
         drain_timeout: float = 10.0,
         connect_timeout: float = 10.0,
+        fetch_wait: float = 0.5,
     ) -> None:
         if max_in_flight < 1 or dedup_window < 1:
             raise ValueError("max_in_flight and dedup_window must be >= 1")
@@ -80,6 +82,7 @@ class BusConsumer:
         self.retry_delay = retry_delay
         self.drain_timeout = drain_timeout
         self.connect_timeout = connect_timeout
+        self.fetch_wait = fetch_wait
         self.stats = ConsumerStats()
         self._types = _event_types(mediator)
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -89,6 +92,7 @@ class BusConsumer:
         self._lane_tasks: set[asyncio.Task[None]] = set()
         self._room = asyncio.Condition()
         self._in_flight = 0
+        self._stopping = False
         self._nc: Client | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -96,6 +100,7 @@ class BusConsumer:
         """Connect, create the stream and the group's durable if missing, and start consuming."""
         if self._nc is not None:
             return
+        self._stopping = False
         nc = await _nats.connect(self.url, self.connect_timeout, buffer_while_reconnecting=True)
         try:
             js = nc.jetstream()
@@ -124,9 +129,16 @@ class BusConsumer:
     async def stop(self) -> None:
         """Stop fetching, finish (or after ``drain_timeout`` cancel) held messages, close."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks[:1]:  # the fetch loop first: nothing new is taken
-            task.cancel()
-        await asyncio.gather(*tasks[:1], return_exceptions=True)
+        # the fetch loop first: its last fetch returns (within fetch_wait) and nothing new is asked for,
+        # so no message arrives unseen, to wait out ack_wait before its redelivery
+        self._stopping = True
+        async with self._room:
+            self._room.notify_all()
+        if tasks:
+            _, late = await asyncio.wait(tasks[:1], timeout=self.fetch_wait + 1.0)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks[:1], return_exceptions=True)
         if self._lane_tasks:
             _, late = await asyncio.wait(set(self._lane_tasks), timeout=self.drain_timeout)
             for task in late:
@@ -154,12 +166,14 @@ class BusConsumer:
     async def _fetch(self, subscription: JetStreamContext.PullSubscription) -> None:
         """Fetch as many messages as there is room for; hand each to the lane of its subject."""
         delay = 0.05
-        while True:
+        while not self._stopping:
             async with self._room:
-                await self._room.wait_for(lambda: self._in_flight < self.max_in_flight)
+                await self._room.wait_for(lambda: self._in_flight < self.max_in_flight or self._stopping)
                 room = self.max_in_flight - self._in_flight
+            if self._stopping:
+                return
             try:
-                messages = await subscription.fetch(room, timeout=1.0)
+                messages = await subscription.fetch(room, timeout=self.fetch_wait)
             except nats.errors.TimeoutError:
                 continue  # nothing new within the timeout
             except (nats.errors.Error, OSError) as exc:  # NATS down or restarting: try again

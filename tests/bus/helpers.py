@@ -59,6 +59,7 @@ def consumer(
 ) -> BusConsumer:
     options.setdefault("connect_timeout", 5.0)
     options.setdefault("drain_timeout", 2.0)
+    options.setdefault("fetch_wait", 0.1)  # a quick stop()
     return BusConsumer(mediator, group=group, url=url, config=config, **options)
 
 

@@ -203,7 +203,7 @@ async def test_a_nats_restart_mid_stream_loses_nothing(
 
     async def publish_all() -> None:
         nonlocal published
-        async with broker(nats_server.url, bus_config, publish_timeout=15.0) as publisher:
+        async with broker(nats_server.url, bus_config, publish_timeout=15.0, ack_timeout=0.5) as publisher:
             for event in events:
                 await publisher.send_message(message(event))
                 published += 1
