@@ -13,11 +13,14 @@ honoured); either way it stays a dataclass, so the rest of the package treats it
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import decimal
 import enum
 import sys
 import types
 import typing
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self, dataclass_transform
 
 __all__ = ["Model"]
@@ -164,4 +167,17 @@ def _load(tp: Any, value: Any) -> Any:
             return tp(**{k: _load(hints.get(k, Any), v) for k, v in value.items() if k in fields})
     if isinstance(tp, type) and issubclass(tp, enum.Enum) and not isinstance(value, tp):
         return tp(value)
+    if isinstance(value, str) and tp in _FROM_TEXT:  # JSON-shaped data (an event read from a bus)
+        return _FROM_TEXT[tp](value)
+    validate = getattr(tp, "model_validate", None)  # a pydantic model, e.g. a NotificationEvent payload
+    if isinstance(value, Mapping) and callable(validate):
+        return validate(value)
     return value
+
+
+_FROM_TEXT: dict[Any, Callable[[str], Any]] = {
+    datetime.datetime: datetime.datetime.fromisoformat,
+    datetime.date: datetime.date.fromisoformat,
+    uuid.UUID: uuid.UUID,
+    decimal.Decimal: decimal.Decimal,
+}

@@ -82,7 +82,7 @@ class EventDispatcher:
         """
         fail = self._fail and not isolate
         if self.emitter is not None:
-            return await self._emit_levels(self.emitter, events, fail)
+            return await self._emit_levels(self.emitter, events, fail, isolate)
         get = self._get
         gate = self._global
         # our own scopes build plain handler classes without a coroutine round trip
@@ -127,9 +127,15 @@ class EventDispatcher:
                 self.report(error, level[0], None)
                 return
 
-    async def _emit_levels(self, emitter: EventEmitter, events: Sequence[Event], fail: bool) -> None:
+    async def _emit_levels(
+        self, emitter: EventEmitter, events: Sequence[Event], fail: bool, closing: bool
+    ) -> None:
         """Hand each event to ``emitter.emit`` level by level (concurrently, at most
-        ``max_concurrent_event_handlers`` at once, when enabled), under the same policy and depth limit."""
+        ``max_concurrent_event_handlers`` at once, when enabled), under the same policy and depth limit.
+
+        The emitter isolates its handlers' failures itself; what ``emit`` raises means the event did not
+        reach its broker (or anything), so it fails the send or stream under either policy: an item is
+        not released as if its events were published. Only a closing stream reports it instead."""
         level: Sequence[Event] = events
         depth = 0
         limit = asyncio.Semaphore(self._limit)
@@ -147,13 +153,13 @@ class EventDispatcher:
                     try:
                         results.append(await emitter.emit(event))
                     except Exception as exc:
-                        if fail:
+                        if not closing:
                             raise
                         results.append(exc)
             found: list[Event] = []
             for event, result in zip(level, results, strict=True):
                 if isinstance(result, BaseException):
-                    if fail or not isinstance(result, Exception):
+                    if not closing or not isinstance(result, Exception):
                         raise result
                     self.report(result, event, type(emitter))
                 elif result:

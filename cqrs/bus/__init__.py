@@ -1,0 +1,22 @@
+"""The event bus: notification events published to NATS JetStream and consumed in any process.
+
+:class:`JetStreamBroker` is a :class:`~cqrs.message_brokers.MessageBroker` (give it to a mediator as
+``message_broker=``); :class:`BusConsumer` runs one subscriber group's durable consumer and hands each
+event to a :class:`~cqrs.EventMediator`. Both need the ``bus`` extra (``nats-py``). The choices are in
+docs/bus.md.
+"""
+
+from cqrs.bus.broker import JetStreamBroker
+from cqrs.bus.config import BusConfig, field_key
+from cqrs.bus.consumer import BusConsumer, ConsumerStats
+from cqrs.bus.server import NatsServer, find_nats_server
+
+__all__ = [
+    "BusConfig",
+    "BusConsumer",
+    "ConsumerStats",
+    "JetStreamBroker",
+    "NatsServer",
+    "field_key",
+    "find_nats_server",
+]

@@ -1,0 +1,104 @@
+"""What the publisher and the consumer share: connecting within a bound, the stream, the wire format."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import decimal
+import enum
+import json
+import logging
+import uuid
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import StorageType, StreamConfig
+
+from cqrs.bus.config import BusConfig
+from cqrs.errors import UnavailableError
+
+logger = logging.getLogger("cqrs.bus")
+
+
+async def connect(url: str, timeout: float, *, buffer_while_reconnecting: bool) -> Client:
+    """Connect, retrying until ``timeout`` seconds have passed, then raise :class:`~cqrs.UnavailableError`.
+
+    Once connected the client reconnects forever. Without ``buffer_while_reconnecting`` a publish
+    while disconnected fails at once (and is retried by the caller) instead of being sent later,
+    perhaps after the caller was told it failed."""
+
+    async def report(exc: Exception) -> None:
+        logger.debug("nats %s: %s", url, exc)
+
+    # nats-py annotates its durations as int; it takes fractions of seconds
+    options: dict[str, Any] = {
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.25,
+        "pending_size": 2 * 1024 * 1024 if buffer_while_reconnecting else 0,
+        "error_cb": report,
+    }
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = 0.05
+    while True:
+        nc = Client()
+        try:
+            # bounded from outside: with reconnects unlimited, a first connect could retry forever
+            async with asyncio.timeout(max(0.1, deadline - loop.time())):
+                options["connect_timeout"] = max(0.1, min(2.0, deadline - loop.time()))
+                await nc.connect(url, **options)
+            return nc
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            if loop.time() + delay >= deadline:
+                raise UnavailableError(
+                    f"the event bus at {url} cannot be reached ({exc or type(exc).__name__})",
+                    reason="EVENT_BUS_UNAVAILABLE",
+                ) from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+async def ensure_stream(js: JetStreamContext, config: BusConfig) -> None:
+    """Create the stream if it does not exist (file storage, de-duplication window); an existing one
+    is used as it is."""
+    try:
+        await js.stream_info(config.stream)
+        return
+    except nats.js.errors.NotFoundError:
+        pass
+    await js.add_stream(
+        StreamConfig(
+            name=config.stream,
+            subjects=[config.subjects],
+            storage=StorageType.FILE,
+            duplicate_window=config.duplicate_window,
+            max_age=config.max_age or None,
+        )
+    )
+
+
+def encode(payload: Any) -> bytes:
+    """An event's ``to_dict()`` as JSON: UUIDs and decimals as strings, datetimes in ISO 8601."""
+    return json.dumps(payload, default=_plain, separators=(",", ":")).encode()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | decimal.Decimal):
+        return str(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, set | frozenset):
+        return list(value)
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    raise TypeError(f"{type(value).__qualname__} cannot be written to the event bus as JSON")

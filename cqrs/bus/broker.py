@@ -1,0 +1,133 @@
+"""The publishing side: a :class:`~cqrs.message_brokers.MessageBroker` that stores each message in
+JetStream and returns only once JetStream has acknowledged it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from cqrs.bus import _nats
+from cqrs.bus.config import EVENT_HEADER, MSG_ID_HEADER, BusConfig, KeyOf, field_key
+from cqrs.errors import UnavailableError
+from cqrs.message_brokers.protocol import Message, MessageBroker
+
+__all__ = ["JetStreamBroker"]
+
+logger = logging.getLogger("cqrs.bus")
+
+# failures that say nothing about the message itself: the bus is down, restarting or slow
+_RETRYABLE = (
+    asyncio.TimeoutError,
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    nats.errors.UnexpectedEOF,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.ServerError,
+)
+
+
+class JetStreamBroker(MessageBroker):
+    """Publishes each message to ``<prefix>.<topic or event name>.<key>`` with ``Nats-Msg-Id`` = the
+    event id, and returns once JetStream has stored it.
+
+    While NATS is unreachable, ``send_message`` retries for at most ``publish_timeout`` seconds, then
+    raises :class:`~cqrs.UnavailableError` (a gRPC server answers UNAVAILABLE): an event is stored or
+    the send fails, never dropped. A retry after an unanswered attempt reuses the id, so JetStream
+    stores the event once. ``key`` picks the ordering key (default: a ``key`` field of the payload).
+    """
+
+    def __init__(
+        self,
+        url: str = "nats://127.0.0.1:4222",
+        *,
+        config: BusConfig | None = None,
+        publish_timeout: float = 5.0,
+        ack_timeout: float = 2.0,
+        key: KeyOf | None = None,
+    ) -> None:
+        self.url = url
+        self.config = config if config is not None else BusConfig()
+        self.publish_timeout = publish_timeout
+        self.ack_timeout = ack_timeout
+        self.key = key if key is not None else field_key("key")
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._starting = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect and create the stream if missing (within ``publish_timeout``); ``send_message`` does
+        this itself when needed."""
+        async with self._starting:
+            if self._js is not None:
+                return
+            nc = await _nats.connect(self.url, self.publish_timeout, buffer_while_reconnecting=False)
+            js = nc.jetstream(timeout=self.ack_timeout)
+            try:
+                await _nats.ensure_stream(js, self.config)
+            except _RETRYABLE as exc:  # connected, but JetStream is not answering (yet)
+                await nc.close()
+                raise UnavailableError(
+                    f"the event bus at {self.url} has no JetStream answering ({type(exc).__name__})",
+                    reason="EVENT_BUS_UNAVAILABLE",
+                ) from exc
+            except BaseException:
+                await nc.close()
+                raise
+            self._nc, self._js = nc, js
+
+    async def close(self) -> None:
+        """Close the connection (nothing is buffered: each send has been acknowledged or has failed)."""
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None and not nc.is_closed:
+            await nc.close()
+
+    async def __aenter__(self) -> JetStreamBroker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def send_message(self, message: Message) -> None:
+        """Store ``message`` in the stream, or raise :class:`~cqrs.UnavailableError` after
+        ``publish_timeout`` seconds of trying."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_timeout
+        if self._js is None:
+            await self.start()
+        js = self._js
+        assert js is not None
+        subject = self.config.subject(message, self.key(message))
+        headers = {MSG_ID_HEADER: str(message.message_id), EVENT_HEADER: message.message_name}
+        data = _nats.encode(message.payload)
+        delay = 0.05
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                ack = await js.publish(
+                    subject, data, timeout=max(0.05, min(self.ack_timeout, remaining)), headers=headers
+                )
+            except _RETRYABLE as exc:
+                if loop.time() + delay >= deadline:
+                    raise UnavailableError(
+                        f"the event bus did not store {message.message_name} {message.message_id} "
+                        f"within {self.publish_timeout:g} s ({type(exc).__name__})",
+                        reason="EVENT_BUS_UNAVAILABLE",
+                        metadata={"event_id": str(message.message_id), "subject": subject},
+                    ) from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            if ack.duplicate:
+                logger.debug("event %s was stored already (seq %s)", message.message_id, ack.seq)
+            return

