@@ -88,12 +88,19 @@ class _Mediator:
         if concurrent_event_handle_enable is not None:
             overrides["concurrent_event_handle_enable"] = concurrent_event_handle_enable
         self.settings = dataclasses.replace(settings, **overrides) if overrides else settings
-        if event_emitter is None and message_broker is not None:
+        own_emitter = event_emitter is None and message_broker is not None
+        if own_emitter:
             from cqrs.events.event_emitter import EventEmitter
 
+            # exposed as python-cqrs exposes it; events still go through this mediator's dispatcher
             event_emitter = EventEmitter(self.event_map, self.container, message_broker)
         self.event_emitter = event_emitter
-        self._dispatcher = EventDispatcher(self.event_map, self.settings, emitter=event_emitter)
+        self._dispatcher = EventDispatcher(
+            self.event_map,
+            self.settings,
+            emitter=None if own_emitter else event_emitter,
+            broker=message_broker if own_emitter else None,
+        )
         self._handlers = request_map._handlers
         self._scoped = isinstance(self.container, SupportsScope)
         request_map._watch(self._check)  # now, and for every later bind()

@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from cqrs._eager import spawn
 from cqrs.container import Resolver, _Scope
-from cqrs.events.event import Event
+from cqrs.events.event import Event, NotificationEvent
 from cqrs.events.map import EventMap
 from cqrs.exceptions import EventDepthExceededError
+from cqrs.message_brokers.protocol import message_of
 from cqrs.recorder import take_events
 from cqrs.settings import MediatorSettings
 
 if TYPE_CHECKING:
     from cqrs.events.event_emitter import EventEmitter
+    from cqrs.message_brokers.protocol import MessageBroker
 
 __all__ = ["DispatchStats", "EventDispatcher"]
 
@@ -47,12 +49,19 @@ class EventDispatcher:
     """Dispatches events to their handlers under the mediator's settings."""
 
     def __init__(
-        self, event_map: EventMap, settings: MediatorSettings, *, emitter: EventEmitter | None = None
+        self,
+        event_map: EventMap,
+        settings: MediatorSettings,
+        *,
+        emitter: EventEmitter | None = None,
+        broker: MessageBroker | None = None,
     ) -> None:
         self.event_map = event_map
         self.settings = settings
-        # python-cqrs's way: every event goes to emitter.emit(), which returns its follow-ups
+        # a user's python-cqrs emitter: every event goes to emitter.emit(), which returns its follow-ups
         self.emitter = emitter
+        # a message_broker: notification events are published before their handlers run
+        self.broker = broker
         self.stats = DispatchStats()
         self._get = event_map._handlers.get
         self._fail = settings.event_failure_policy == "fail"
@@ -65,6 +74,8 @@ class EventDispatcher:
         """True if any of ``events`` has a handler (so a dispatch task is worth creating)."""
         if self.emitter is not None:
             return bool(events)
+        if self.broker is not None and any(isinstance(e, NotificationEvent) for e in events):
+            return True
         get = self._get
         for event in events:  # noqa: SIM110 - a plain loop: this runs once per streamed item
             if get(type(event)):
@@ -91,6 +102,8 @@ class EventDispatcher:
         chains: _Chains = None
         depth = 0
         while True:
+            if self.broker is not None:
+                await self._publish(self.broker, level, isolate)
             found: tuple[list[Event], list[tuple[str, ...]]] | None = None
             if self._concurrent:
                 found = await self._run_concurrently(level, chains, resolver, fail)
@@ -126,6 +139,19 @@ class EventDispatcher:
                     raise error
                 self.report(error, level[0], None)
                 return
+
+    async def _publish(self, broker: MessageBroker, level: Sequence[Event], closing: bool) -> None:
+        """Publish the notification events of ``level``. A failure means the event did not leave the
+        process, so it fails the send or stream under either policy (an item is not released as if
+        its events were published); only a closing stream reports it instead."""
+        for event in level:
+            if isinstance(event, NotificationEvent):
+                try:
+                    await broker.send_message(message_of(event))
+                except Exception as exc:
+                    if not closing:
+                        raise
+                    self.report(exc, event, type(broker))
 
     async def _emit_levels(
         self, emitter: EventEmitter, events: Sequence[Event], fail: bool, closing: bool

@@ -16,7 +16,7 @@ from cqrs.container import Resolver, adapt
 from cqrs.events.event import Event, NotificationEvent
 from cqrs.events.map import EventMap
 from cqrs.fallback import FallbackResolver
-from cqrs.message_brokers.protocol import Message, MessageBroker
+from cqrs.message_brokers.protocol import MessageBroker, message_of
 
 __all__ = ["EventEmitter"]
 
@@ -61,7 +61,7 @@ class EventEmitter:
                     follow_ups.extend(result)
         if isinstance(event, NotificationEvent):
             if self.message_broker is not None:
-                await self.message_broker.send_message(_message(event))
+                await self.message_broker.send_message(message_of(event))
             elif not handler_types:
                 raise RuntimeError(
                     f"{type(event).__qualname__} {event.event_name!r} has no handler and this emitter "
@@ -76,20 +76,3 @@ class EventEmitter:
         if recorded and hasattr(handler, "clear_events"):
             handler.clear_events()
         return recorded
-
-
-def _message(event: NotificationEvent[Any]) -> Message:
-    return Message(
-        message_name=type(event).__name__,
-        topic=event.topic,
-        payload=_payload(event),
-        message_id=event.event_id,
-    )
-
-
-def _payload(event: NotificationEvent[Any]) -> Any:
-    data = event.to_dict()
-    dump = getattr(event.payload, "model_dump", None)  # a pydantic payload, as python-cqrs examples use
-    if callable(dump):
-        data["payload"] = dump(mode="json")
-    return data

@@ -9,9 +9,12 @@ from __future__ import annotations
 import abc
 import dataclasses
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Message", "MessageBroker"]
+if TYPE_CHECKING:
+    from cqrs.events.event import NotificationEvent
+
+__all__ = ["Message", "MessageBroker", "message_of"]
 
 
 @dataclasses.dataclass
@@ -39,3 +42,21 @@ class MessageBroker(abc.ABC):
     @abc.abstractmethod
     async def send_message(self, message: Message) -> None:
         """Publish ``message``; raising reports the failure to the mediator's event failure policy."""
+
+
+def message_of(event: NotificationEvent[Any]) -> Message:
+    """The broker message for ``event``: its class name, topic, id and JSON-shaped payload."""
+    return Message(
+        message_name=type(event).__name__,
+        topic=event.topic,
+        payload=_payload(event),
+        message_id=event.event_id,
+    )
+
+
+def _payload(event: NotificationEvent[Any]) -> Any:
+    data = event.to_dict()
+    dump = getattr(event.payload, "model_dump", None)  # a pydantic payload, as python-cqrs examples use
+    if callable(dump):
+        data["payload"] = dump(mode="json")
+    return data

@@ -22,9 +22,9 @@ def file_changed(file_id: str, n: int) -> FileChanged:
 
 def message(event: FileChanged) -> Message:
     """The message the mediator's EventEmitter makes of ``event``."""
-    from cqrs.events.event_emitter import _message
+    from cqrs.message_brokers.protocol import message_of
 
-    return _message(event)
+    return message_of(event)
 
 
 Seen = list[tuple[str, str, int, str]]  # (who, file id, n, event id)
@@ -47,7 +47,12 @@ def recording_mediator(
 
     event_map = cqrs.EventMap()
     event_map.bind(FileChanged, Record)
-    return cqrs.EventMediator(event_map)
+    return failing_fast(event_map)
+
+
+def failing_fast(event_map: cqrs.EventMap) -> cqrs.EventMediator:
+    """An EventMediator that raises when a handler fails, as a BusConsumer needs."""
+    return cqrs.EventMediator(event_map, settings=cqrs.MediatorSettings(event_failure_policy="fail"))
 
 
 def broker(url: str, config: BusConfig, **options: Any) -> JetStreamBroker:

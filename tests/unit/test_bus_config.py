@@ -13,7 +13,7 @@ import cqrs
 from cqrs.bus import BusConfig, field_key
 from cqrs.bus._nats import encode
 from cqrs.bus.config import check_group
-from cqrs.events.event_emitter import _message
+from cqrs.message_brokers.protocol import message_of as _message
 
 
 class FileChanged(cqrs.NotificationEvent[dict[str, Any]]):

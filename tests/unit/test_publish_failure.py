@@ -92,3 +92,53 @@ async def test_a_send_whose_event_cannot_be_published_raises() -> None:
     )
     with pytest.raises(cqrs.UnavailableError):
         await mediator.send(Once())
+
+
+class Session:
+    """A scoped dependency: only a resolver inside the stream's scope can build it."""
+
+
+class NeedsSession(cqrs.EventHandler[Noted]):
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def handle(self, event: Noted) -> None:
+        SEEN.append(event.payload)
+
+
+class Refuses(cqrs.EventHandler[Noted]):
+    async def handle(self, event: Noted) -> None:
+        raise RuntimeError("the handler refused")
+
+
+SEEN: list[typing.Any] = []
+
+
+def _published(handler: type[typing.Any], broker: MessageBroker, **settings: typing.Any) -> typing.Any:
+    container = cqrs.Container()
+    container.register(Session, lifetime="scoped")
+    return cqrs.bootstrap_streaming(
+        di_container=container,
+        commands_mapper=lambda m: m.bind(Go, GoStream),
+        domain_events_mapper=lambda m: m.bind(Noted, handler),
+        message_broker=broker,
+        **settings,
+    )
+
+
+async def test_with_a_broker_local_handlers_run_in_the_streams_scope_and_events_are_published() -> None:
+    SEEN.clear()
+    broker = DownBroker(fail_from=10)
+    items = [i.n async for i in _published(NeedsSession, broker).stream(Go(n=2))]
+    assert items == [0, 1] and SEEN == [{"n": 0}, {"n": 1}]
+    assert [m.payload["payload"] for m in broker.sent] == [{"n": 0}, {"n": 1}]
+
+
+async def test_with_a_broker_the_failure_policy_and_the_stats_still_apply() -> None:
+    broker = DownBroker(fail_from=10)
+    failing = _published(Refuses, broker, event_failure_policy="fail")
+    with pytest.raises(RuntimeError, match="the handler refused"):
+        [i async for i in failing.stream(Go(n=2))]
+    isolated = _published(Refuses, DownBroker(fail_from=10))
+    assert [i.n async for i in isolated.stream(Go(n=2))] == [0, 1]
+    assert isolated.stats.event_handler_failures == 2
