@@ -45,7 +45,8 @@ class ConsumerStats:
 class BusConsumer:
     """Runs subscriber group ``group``: fetches from its durable and sends each event to ``mediator``.
 
-    - An event is acked after ``mediator.send`` returns; a failure naks it for redelivery.
+    - An event is acked after ``mediator.send`` returns; a failure naks it for redelivery (the mediator
+      must use ``event_failure_policy="fail"``, or a failed handler would look handled).
     - Events of one subject (one ordering key) are handled one after another, in stream order; other
       subjects run concurrently, at most ``max_in_flight`` messages held at once.
     - Event ids handled recently (the last ``dedup_window``) are remembered: a redelivery is acked and
@@ -73,6 +74,11 @@ class BusConsumer:
     ) -> None:
         if max_in_flight < 1 or dedup_window < 1:
             raise ValueError("max_in_flight and dedup_window must be >= 1")
+        if mediator.settings.event_failure_policy != "fail":
+            raise ValueError(
+                "BusConsumer acks an event once its handlers succeeded, so its mediator must raise when one "
+                "fails: EventMediator(..., settings=MediatorSettings(event_failure_policy='fail'))"
+            )
         self.mediator = mediator
         self.group = check_group(group)
         self.url = url

@@ -23,6 +23,7 @@ from tests.bus.helpers import (
     Seen,
     broker,
     consumer,
+    failing_fast,
     file_changed,
     message,
     recording_mediator,
@@ -117,9 +118,7 @@ async def test_each_keys_events_are_handled_in_order_while_keys_run_concurrently
     async with broker(nats_server.url, bus_config) as publisher:
         for i in range(300):
             await publisher.send_message(message(file_changed(f"f{i % 7}", i)))
-    async with consumer(
-        nats_server.url, bus_config, cqrs.EventMediator(event_map), "ordered", max_in_flight=32
-    ):
+    async with consumer(nats_server.url, bus_config, failing_fast(event_map), "ordered", max_in_flight=32):
         await until(lambda: len(seen) == 300)
     by_key: dict[str, list[int]] = defaultdict(list)
     for _, file_id, n, _ in seen:
@@ -319,3 +318,30 @@ async def test_an_item_whose_events_cannot_be_published_is_not_released(
         async for item in mediator.stream(Process(file_ids=["a", "b"])):
             received.append(item)
     assert received == []
+
+
+async def test_an_event_whose_handler_fails_is_redelivered_then_handled(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    attempts: list[str] = []
+
+    class FailsOnce(cqrs.EventHandler[FileChanged]):
+        async def handle(self, event: FileChanged) -> None:
+            attempts.append(str(event.event_id))
+            if len(attempts) == 1:
+                raise RuntimeError("the audit log was busy")
+
+    event_map = cqrs.EventMap()
+    event_map.bind(FileChanged, FailsOnce)
+    runner = consumer(nats_server.url, bus_config, failing_fast(event_map), "retrying", retry_delay=0.1)
+    await runner.start()
+    event = file_changed("f1", 1)
+    try:
+        async with broker(nats_server.url, bus_config) as publisher:
+            await publisher.send_message(message(event))
+        await until(lambda: runner.stats.handled == 1, what="the event was handled after a retry")
+    finally:
+        await runner.stop()
+    assert attempts == [str(event.event_id)] * 2 and runner.stats.failed == 1
+    with pytest.raises(ValueError, match="event_failure_policy='fail'"):
+        consumer(nats_server.url, bus_config, cqrs.EventMediator(event_map), "isolating")
