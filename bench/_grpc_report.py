@@ -284,7 +284,7 @@ READING = [
 
 def render(result: dict[str, Any]) -> str:
     mach = result["machine"]
-    # Results recorded before the json carried the timing were measured under with_send, then the default.
+    # Results recorded before the json carried the timing were measured under with_send.
     timing = result.get("event_timing", "with_send")
     lines = [BEGIN, "## gRPC end to end (bench/grpc_bench.py)", ""]
     lines += [

@@ -9,7 +9,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_WORDS = 1500
-# Being written on another branch; checked like any other link as soon as it exists.
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
