@@ -74,5 +74,7 @@ def take_events(handler: Any) -> Sequence[Event]:
     if not events:
         return ()
     snapshot = tuple(events)
-    handler.clear_events()
+    clear = getattr(handler, "clear_events", None)  # python-cqrs stand-ins may have none
+    if clear is not None:
+        clear()
     return snapshot

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from cqrs import recorder
 from cqrs.events.event import Event
 
 __all__ = ["RequestDispatchResult", "take_events"]
@@ -20,8 +21,5 @@ class RequestDispatchResult:
 
 
 def take_events(handler: Any) -> list[Event]:
-    """A copy of ``handler.events``, then ``clear_events()`` if the handler has it."""
-    events = list(handler.events or ())
-    if events and hasattr(handler, "clear_events"):
-        handler.clear_events()
-    return events
+    """What ``handler`` recorded, as a list (see :func:`cqrs.recorder.take_events`)."""
+    return list(recorder.take_events(handler))

@@ -17,6 +17,7 @@ from cqrs.events.event import Event, NotificationEvent
 from cqrs.events.map import EventMap
 from cqrs.fallback import FallbackResolver
 from cqrs.message_brokers.protocol import MessageBroker, message_of
+from cqrs.recorder import take_events
 
 __all__ = ["EventEmitter"]
 
@@ -72,7 +73,4 @@ class EventEmitter:
     async def _handle(self, handler_type: type[Any], event: Event) -> Sequence[Event]:
         handler = await self._resolver.resolve(handler_type)
         await handler.handle(event)
-        recorded = tuple(handler.events or ())
-        if recorded and hasattr(handler, "clear_events"):
-            handler.clear_events()
-        return recorded
+        return take_events(handler)
