@@ -19,11 +19,12 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 
+from cqrs.errors import UnavailableError
 from server import accel, workers
 from server.app import App, RunningServer
 from server.observability import configure_logging
 from server.routing import StartupError
-from server.settings import COMPRESSIONS, ServerSettings
+from server.settings import COMPRESSIONS, ServerSettings, check_nats_url
 
 logger = logging.getLogger("server")
 
@@ -88,6 +89,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "bearer tokens, one per line: TOKEN [NAME [METHOD,...]]; every RPC but health and "
         "reflection then needs 'authorization: Bearer <token>'",
     )
+    _setting(
+        parser,
+        "--nats-url",
+        str,
+        "NATS server(s) of the event bus, nats://host:port: an App given a broker connects it there "
+        "at start (default: the broker's own URL)",
+    )
     _switch(parser, "--no-reflection", "reflection", False, "do not serve server reflection")
     _switch(
         parser,
@@ -130,6 +138,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"text for people, json for log pipelines [env {ENV_PREFIX}LOG_FORMAT; default text]",
     )
     args = parser.parse_args(argv)
+    if args.nats_url is not None:
+        try:
+            check_nats_url(args.nats_url)
+        except ValueError as exc:
+            parser.error(f"--nats-url ({ENV_PREFIX}NATS_URL): {exc}")
     # argparse checks choices of given flags only, not of defaults taken from the environment
     if args.compression is not None and args.compression not in COMPRESSIONS:
         choices = ", ".join(COMPRESSIONS)
@@ -160,6 +173,7 @@ _SETTINGS_FLAGS = {
     "reflection_requires_auth": "reflection_requires_auth",
     "health_requires_auth": "health_requires_auth",
     "compression": "compression",
+    "nats_url": "nats_url",
 }
 
 
@@ -263,6 +277,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as exc:
         logger.error("cannot serve: %s", exc)
+        return 2
+    except UnavailableError as exc:
+        logger.error(
+            "cannot serve: %s (is nats-server running there? --nats-url / %sNATS_URL)", exc, ENV_PREFIX
+        )
         return 2
     return 0
 

@@ -58,7 +58,7 @@ async def connect(url: str, timeout: float, *, buffer_while_reconnecting: bool) 
                 await nc.close()
             if loop.time() + delay >= deadline:
                 raise UnavailableError(
-                    f"the event bus at {url} cannot be reached ({exc or type(exc).__name__})",
+                    f"the event bus at {url} cannot be reached ({str(exc) or type(exc).__name__})",
                     reason="EVENT_BUS_UNAVAILABLE",
                 ) from exc
             await asyncio.sleep(delay)

@@ -64,6 +64,12 @@ class JetStreamBroker(MessageBroker):
         self._js: JetStreamContext | None = None
         self._starting = asyncio.Lock()
 
+    @property
+    def connected(self) -> bool:
+        """True while the connection to NATS is up (False before ``start``, while reconnecting, after
+        ``close``)."""
+        return self._nc is not None and self._nc.is_connected
+
     async def start(self) -> None:
         """Connect and create the stream if missing (within ``publish_timeout``); ``send_message`` does
         this itself when needed."""
