@@ -50,8 +50,8 @@ class App:
 
     ``broker``: the :class:`cqrs.bus.JetStreamBroker` the mediators publish notification events
     through (their ``message_broker=``). The App connects it to ``settings.nats_url`` at start (an
-    unreachable bus stops the start with :class:`cqrs.UnavailableError`) and closes it after the
-    server has stopped (docs/bus.md).
+    unreachable bus stops the start with :class:`cqrs.UnavailableError`), reports NOT_SERVING while
+    it is disconnected, and closes it after the server has stopped (docs/bus.md).
     """
 
     def __init__(
@@ -166,6 +166,9 @@ class App:
             # registered, not generic: grpc core matches the method path itself, no Python lookup per call
             server.add_registered_method_handlers(service, handlers)  # type: ignore[attr-defined]
         health = Health(self.service_names)
+        bus_stops: list[ShutdownCallback] = []
+        if self.broker is not None:
+            bus_stops = [bus.watch_health(self.broker, health), self.broker.close]
         health.register(server)
         if self.settings.reflection:
             reflection = Reflection([*self.service_names, *health.service_names_served()])
@@ -188,7 +191,7 @@ class App:
             port=port,
             grace=self.settings.grace,
             # the bus last: a shutdown callback may still publish
-            on_stopped=(*reversed(self._shutdown_callbacks), *([self.broker.close] if self.broker else [])),
+            on_stopped=(*reversed(self._shutdown_callbacks), *bus_stops),
             tls=tls,
             auth=auth,
         )

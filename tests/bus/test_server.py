@@ -1,11 +1,13 @@
 """The bus as the server's dependency: ``--nats-url`` reaches the App's broker, an unreachable bus stops
-the start with one line."""
+the start with one line, and health is NOT_SERVING while NATS is down and SERVING again after."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sample.files.v1 import files_pb2, files_pb2_grpc
 
 from cqrs.bus import BusConfig, JetStreamBroker, NatsServer
@@ -13,6 +15,7 @@ from cqrs.bus.server import free_port
 from cqrs.errors import UnavailableError
 from server import cli
 from server.app import App
+from server.health import ServingStatus
 from server.settings import ServerSettings
 from server.testing import serve_for_test
 from tests.bus.helpers import Seen, broker, consumer, recording_mediator, until
@@ -85,3 +88,34 @@ def test_nats_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert cli.apply_settings(ServerSettings(), args).nats_url == "nats://bus:4222"
     args = cli.parse_args(["--app", "m:a", "--nats-url", "nats://a:1,nats://b:2"])
     assert cli.apply_settings(ServerSettings(), args).nats_url == "nats://a:1,nats://b:2"
+
+
+async def test_health_is_not_serving_while_nats_is_down_and_serving_after(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    app, _ = bus_app(bus_config, nats_server.url)
+    async with serve_for_test(app) as served:
+        health = served.stub(health_pb2_grpc.HealthStub)
+
+        async def check(service: str = "") -> ServingStatus:
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+            return ServingStatus(reply.status)
+
+        watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
+        statuses: list[ServingStatus] = []
+
+        async def next_status() -> ServingStatus:
+            statuses.append(ServingStatus((await asyncio.wait_for(watch.read(), 5)).status))
+            return statuses[-1]
+
+        assert await next_status() is ServingStatus.SERVING
+        assert await check() is ServingStatus.SERVING
+        nats_server.stop()
+        assert await next_status() is ServingStatus.NOT_SERVING  # pushed, not polled (interval 5 s)
+        assert await check() is ServingStatus.NOT_SERVING
+        assert await check("sample.files.v1.FileService") is ServingStatus.NOT_SERVING
+        nats_server.start()
+        assert await next_status() is ServingStatus.SERVING
+        assert await check() is ServingStatus.SERVING
+        watch.cancel()
+    assert statuses == [ServingStatus.SERVING, ServingStatus.NOT_SERVING, ServingStatus.SERVING]
