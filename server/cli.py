@@ -94,7 +94,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--nats-url",
         str,
         "NATS server(s) of the event bus, nats://host:port: an App given a broker connects it there "
-        "at start (default: the broker's own URL)",
+        "at start (default: the broker's own URL; with --workers N > 1, a local nats-server the "
+        "supervisor starts)",
+    )
+    parser.add_argument(
+        "--nats-store",
+        default=_env("NATS_STORE", "data/nats"),
+        help="with --workers N > 1 and no --nats-url: the JetStream store of the local nats-server "
+        f"[env {ENV_PREFIX}NATS_STORE; default %(default)s]",
     )
     _switch(parser, "--no-reflection", "reflection", False, "do not serve server reflection")
     _switch(
@@ -268,7 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 1:
         raise SystemExit(f"--workers must be at least 1, got {args.workers}")
     if args.workers > 1:
-        return workers.supervise(sys.argv[1:] if argv is None else argv, args.workers, args.address)
+        return workers.supervise(
+            sys.argv[1:] if argv is None else argv,
+            args.workers,
+            args.address,
+            nats_url=args.nats_url,
+            nats_store=args.nats_store,
+        )
     try:
         with _event_loop() as runner:
             runner.run(serve(args))
