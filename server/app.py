@@ -7,11 +7,12 @@ import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from cqrs import Request, RequestMediator, StreamingRequestMediator
+from server import bus
 from server.auth import TokenAuth
 from server.errors import ErrorMapper
 from server.health import SERVICE_NAME as HEALTH_SERVICE
@@ -32,6 +33,9 @@ from server.rpc import RpcAdapter
 from server.settings import ServerSettings, compression_of
 from server.tls import ServerTls
 
+if TYPE_CHECKING:
+    from cqrs.bus import JetStreamBroker
+
 logger = logging.getLogger("server")
 
 ShutdownCallback = Callable[[], Awaitable[None] | None]
@@ -43,6 +47,11 @@ class App:
     Server-streaming RPCs go to ``streaming_mediator.stream`` (each yield of the handler is
     one message), unary RPCs to ``mediator.send``. Wiring is checked in ``add_services``:
     a problem there raises ``StartupError`` naming every RPC, class and field at fault.
+
+    ``broker``: the :class:`cqrs.bus.JetStreamBroker` the mediators publish notification events
+    through (their ``message_broker=``). The App connects it to ``settings.nats_url`` at start (an
+    unreachable bus stops the start with :class:`cqrs.UnavailableError`), reports NOT_SERVING while
+    it is disconnected, and closes it after the server has stopped (docs/bus.md).
     """
 
     def __init__(
@@ -52,12 +61,14 @@ class App:
         mediator: RequestMediator | None = None,
         settings: ServerSettings | None = None,
         error_domain: str = "cqrs-grpc",
+        broker: JetStreamBroker | None = None,
     ) -> None:
         if streaming_mediator is None and mediator is None:
             raise ValueError("App needs a streaming_mediator, a mediator, or both")
         self.streaming_mediator = streaming_mediator
         self.mediator = mediator
         self.settings = settings or ServerSettings()
+        self.broker = broker
         self.errors = ErrorMapper(error_domain)
         self.routes: list[Route] = []
         self._shutdown_callbacks: list[ShutdownCallback] = []
@@ -121,6 +132,16 @@ class App:
         """Start serving and return the handle; the caller must ``await running.stop()``."""
         if not self.routes:
             raise ValueError("no services to serve: call app.add_services(your_pb2) first")
+        if self.broker is not None:
+            await bus.connect(self.broker, self.settings.nats_url)
+        try:
+            return await self._start(address)
+        except BaseException:
+            if self.broker is not None:
+                await self.broker.close()
+            raise
+
+    async def _start(self, address: str) -> RunningServer:
         draining = asyncio.Event()
         log = RpcLog()
         tls, auth = self._security(log, draining)
@@ -145,6 +166,9 @@ class App:
             # registered, not generic: grpc core matches the method path itself, no Python lookup per call
             server.add_registered_method_handlers(service, handlers)  # type: ignore[attr-defined]
         health = Health(self.service_names)
+        bus_stops: list[ShutdownCallback] = []
+        if self.broker is not None:
+            bus_stops = [bus.watch_health(self.broker, health), self.broker.close]
         health.register(server)
         if self.settings.reflection:
             reflection = Reflection([*self.service_names, *health.service_names_served()])
@@ -166,15 +190,17 @@ class App:
             host=host,
             port=port,
             grace=self.settings.grace,
-            on_stopped=tuple(reversed(self._shutdown_callbacks)),
+            # the bus last: a shutdown callback may still publish
+            on_stopped=(*reversed(self._shutdown_callbacks), *bus_stops),
             tls=tls,
             auth=auth,
         )
         logger.info(
-            "serving address=%s:%d services=%s tls=%s auth=%s",
+            "serving address=%s:%d services=%s bus=%s tls=%s auth=%s",
             host,
             port,
             ",".join(self.service_names),
+            "off" if self.broker is None else self.broker.url,
             "off" if tls is None else "mutual" if tls.mutual else "on",
             "off" if auth is None else f"tokens({len(auth.names)})",
         )

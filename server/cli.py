@@ -19,11 +19,12 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 
+from cqrs.errors import UnavailableError
 from server import accel, workers
 from server.app import App, RunningServer
 from server.observability import configure_logging
 from server.routing import StartupError
-from server.settings import COMPRESSIONS, ServerSettings
+from server.settings import COMPRESSIONS, ServerSettings, check_nats_url
 
 logger = logging.getLogger("server")
 
@@ -88,6 +89,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "bearer tokens, one per line: TOKEN [NAME [METHOD,...]]; every RPC but health and "
         "reflection then needs 'authorization: Bearer <token>'",
     )
+    _setting(
+        parser,
+        "--nats-url",
+        str,
+        "NATS server(s) of the event bus, nats://host:port: an App given a broker connects it there "
+        "at start (default: the broker's own URL; with --workers N > 1, a local nats-server the "
+        "supervisor starts)",
+    )
+    parser.add_argument(
+        "--nats-store",
+        default=_env("NATS_STORE", "data/nats"),
+        help="with --workers N > 1 and no --nats-url: the JetStream store of the local nats-server "
+        f"[env {ENV_PREFIX}NATS_STORE; default %(default)s]",
+    )
     _switch(parser, "--no-reflection", "reflection", False, "do not serve server reflection")
     _switch(
         parser,
@@ -130,6 +145,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"text for people, json for log pipelines [env {ENV_PREFIX}LOG_FORMAT; default text]",
     )
     args = parser.parse_args(argv)
+    if args.nats_url is not None:
+        try:
+            check_nats_url(args.nats_url)
+        except ValueError as exc:
+            parser.error(f"--nats-url ({ENV_PREFIX}NATS_URL): {exc}")
     # argparse checks choices of given flags only, not of defaults taken from the environment
     if args.compression is not None and args.compression not in COMPRESSIONS:
         choices = ", ".join(COMPRESSIONS)
@@ -160,6 +180,7 @@ _SETTINGS_FLAGS = {
     "reflection_requires_auth": "reflection_requires_auth",
     "health_requires_auth": "health_requires_auth",
     "compression": "compression",
+    "nats_url": "nats_url",
 }
 
 
@@ -254,7 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 1:
         raise SystemExit(f"--workers must be at least 1, got {args.workers}")
     if args.workers > 1:
-        return workers.supervise(sys.argv[1:] if argv is None else argv, args.workers, args.address)
+        return workers.supervise(
+            sys.argv[1:] if argv is None else argv,
+            args.workers,
+            args.address,
+            nats_url=args.nats_url,
+            nats_store=args.nats_store,
+        )
     try:
         with _event_loop() as runner:
             runner.run(serve(args))
@@ -263,6 +290,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as exc:
         logger.error("cannot serve: %s", exc)
+        return 2
+    except UnavailableError as exc:
+        logger.error(
+            "cannot serve: %s (is nats-server running there? --nats-url / %sNATS_URL)", exc, ENV_PREFIX
+        )
         return 2
     return 0
 

@@ -141,6 +141,10 @@ class Health:
         self._ending = True
         self._notify()
 
+    def recheck(self) -> None:
+        """Make every Watch re-run its checks now: a dependency reported that it changed."""
+        self._notify()
+
     def set(self, service: str, status: ServingStatus | int) -> None:
         """Set one service's own status (a new name becomes known to Check)."""
         self._statuses[service] = ServingStatus(status)

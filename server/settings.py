@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,6 +63,10 @@ class ServerSettings:
 
     ``compression``: how responses are compressed unless a handler chooses otherwise
     (``current_rpc().set_compression``): ``"none"``, ``"gzip"`` or ``"deflate"``.
+
+    ``nats_url``: the NATS server(s) of the event bus (``nats://host:port``, comma-separated for a
+    cluster). An App given a ``broker`` connects it there at start (docs/bus.md); ``None`` leaves the
+    broker's own URL.
     """
 
     grace: float = 10.0
@@ -81,12 +86,15 @@ class ServerSettings:
     reflection_requires_auth: bool = False
     health_requires_auth: bool = False
     compression: str = "none"
+    nats_url: str | None = None
     extra_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_concurrent_streams is not None and self.max_concurrent_streams < 1:
             raise ValueError("max_concurrent_streams must be at least 1 (or None for no limit)")
         compression_of(self.compression)  # an unknown name is refused here, not when serving
+        if self.nats_url is not None:
+            check_nats_url(self.nats_url)
         for name in ("grace", "keepalive_time", "keepalive_timeout", "min_client_ping_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
@@ -111,3 +119,18 @@ class ServerSettings:
             ("grpc.so_reuseport", int(self.reuse_port)),
             *self.extra_options,
         ]
+
+
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def check_nats_url(url: str) -> None:
+    """Refuse (``ValueError``) what is not ``nats://host[:port]`` (or tls, ws, wss), comma-separated."""
+    for one in url.split(","):
+        parts = urllib.parse.urlsplit(one.strip())
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            parts = parts._replace(netloc="")
+        if parts.scheme not in NATS_SCHEMES or not parts.hostname:
+            raise ValueError(f"bad NATS URL {one.strip()!r}: use nats://host:port (or tls://, ws://, wss://)")

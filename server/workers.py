@@ -6,6 +6,12 @@ address with ``grpc.so_reuseport`` (set through :envvar:`CQRS_GRPC_WORKER_INDEX`
 spreads incoming *connections* over them. Every worker serves the same App, the same health and
 the same reflection answers, so clients and probes see one server whichever worker they reach.
 
+With no ``--nats-url`` (nor :envvar:`CQRS_GRPC_NATS_URL`) the supervisor first starts one local
+``nats-server -js`` (store in ``--nats-store``, default ``data/nats``, kept across restarts) on a free
+loopback port, gives its URL to every worker in :envvar:`CQRS_GRPC_NATS_URL`, and stops it after the
+last worker has exited: an App with a broker publishes to one bus whichever worker serves the RPC.
+Without a ``nats-server`` binary it warns and the workers run without one.
+
 The supervisor forwards SIGTERM/SIGINT to every worker (each drains gracefully), and exits when
 they have all exited: 0 if every worker exited 0, else the first failing code. If one worker dies
 on its own, the others are stopped too, so a process manager sees the failure and restarts all.
@@ -22,11 +28,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from types import FrameType
 
 logger = logging.getLogger("server")
 
 WORKER_ENV = "CQRS_GRPC_WORKER_INDEX"
+NATS_URL_ENV = "CQRS_GRPC_NATS_URL"
 _FORWARDED = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -35,11 +43,15 @@ def is_worker() -> bool:
     return WORKER_ENV in os.environ
 
 
-def supervise(argv: Sequence[str], workers: int, address: str) -> int:
-    """Run ``python -m server *argv`` ``workers`` times on ``address``; return the exit code."""
+def supervise(
+    argv: Sequence[str], workers: int, address: str, *, nats_url: str | None, nats_store: str
+) -> int:
+    """Run ``python -m server *argv`` ``workers`` times on ``address``; return the exit code.
+
+    With no ``nats_url`` a local nats-server (store in ``nats_store``) serves the workers' bus."""
     host, _, port_text = address.rpartition(":")
     port = int(port_text)
-    with _reserved_port(host, port) as port:
+    with _reserved_port(host, port) as port, _local_bus(nats_url, nats_store) as bus_env:
         worker_address = f"{host}:{port}"
         command = [sys.executable, "-m", "server", *argv, "--workers", "1", "--address", worker_address]
         children: list[subprocess.Popen[bytes]] = []
@@ -55,7 +67,7 @@ def supervise(argv: Sequence[str], workers: int, address: str) -> int:
         previous = {signum: signal.signal(signum, forward) for signum in _FORWARDED}
         try:
             for index in range(workers):
-                env = {**os.environ, WORKER_ENV: str(index), "CQRS_GRPC_WORKERS": "1"}
+                env = {**os.environ, **bus_env, WORKER_ENV: str(index), "CQRS_GRPC_WORKERS": "1"}
                 # Own process group: a terminal's Ctrl-C reaches the supervisor only, which forwards it
                 # once (a second SIGINT during a worker's drain would interrupt it).
                 children.append(subprocess.Popen(command, env=env, process_group=0))
@@ -89,6 +101,34 @@ def _wait(children: list[subprocess.Popen[bytes]], stopping: Callable[[], bool])
         time.sleep(0.05)
     failed = [code for code in codes.values() if code != 0]
     return failed[0] if failed else 0
+
+
+@contextlib.contextmanager
+def _local_bus(nats_url: str | None, store: str) -> Iterator[dict[str, str]]:
+    """The workers' environment for the bus: nothing when a URL is configured, else the URL of a
+    nats-server started here and stopped when the block ends."""
+    if nats_url is not None:
+        yield {}
+        return
+    from cqrs.bus.server import NatsServer  # the bus extra: imported only when it is used
+
+    try:
+        server = NatsServer(Path(store))
+    except FileNotFoundError as exc:
+        logger.warning("no event bus for the workers: %s", exc)
+        yield {}
+        return
+    try:
+        server.start()
+    except (OSError, RuntimeError) as exc:  # TimeoutError is an OSError
+        logger.error("cannot start the workers' event bus: %s", exc)
+        raise SystemExit(2) from None
+    logger.info("event bus nats-server pid=%s url=%s store=%s", server.pid, server.url, server.store_dir)
+    try:
+        yield {NATS_URL_ENV: server.url}
+    finally:
+        server.stop()
+        logger.info("event bus nats-server stopped url=%s", server.url)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ import enum
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats.errors
@@ -24,12 +25,20 @@ from cqrs.errors import UnavailableError
 logger = logging.getLogger("cqrs.bus")
 
 
-async def connect(url: str, timeout: float, *, buffer_while_reconnecting: bool) -> Client:
+async def connect(
+    url: str,
+    timeout: float,
+    *,
+    buffer_while_reconnecting: bool,
+    on_disconnected: Callable[[], Awaitable[None]] | None = None,
+    on_reconnected: Callable[[], Awaitable[None]] | None = None,
+) -> Client:
     """Connect, retrying until ``timeout`` seconds have passed, then raise :class:`~cqrs.UnavailableError`.
 
     Once connected the client reconnects forever. Without ``buffer_while_reconnecting`` a publish
     while disconnected fails at once (and is retried by the caller) instead of being sent later,
-    perhaps after the caller was told it failed."""
+    perhaps after the caller was told it failed. ``on_disconnected`` / ``on_reconnected`` are awaited
+    when the connection is lost and when it is back."""
 
     async def report(exc: Exception) -> None:
         logger.debug("nats %s: %s", url, exc)
@@ -42,6 +51,10 @@ async def connect(url: str, timeout: float, *, buffer_while_reconnecting: bool) 
         "pending_size": 2 * 1024 * 1024 if buffer_while_reconnecting else 0,
         "error_cb": report,
     }
+    if on_disconnected is not None:
+        options["disconnected_cb"] = on_disconnected
+    if on_reconnected is not None:
+        options["reconnected_cb"] = on_reconnected
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     delay = 0.05
@@ -58,7 +71,7 @@ async def connect(url: str, timeout: float, *, buffer_while_reconnecting: bool) 
                 await nc.close()
             if loop.time() + delay >= deadline:
                 raise UnavailableError(
-                    f"the event bus at {url} cannot be reached ({exc or type(exc).__name__})",
+                    f"the event bus at {url} cannot be reached ({str(exc) or type(exc).__name__})",
                     reason="EVENT_BUS_UNAVAILABLE",
                 ) from exc
             await asyncio.sleep(delay)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import nats.errors
 import nats.js.errors
@@ -63,6 +64,38 @@ class JetStreamBroker(MessageBroker):
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._starting = asyncio.Lock()
+        self._listeners: list[Callable[[bool], None]] = []
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection to NATS is up (False before ``start``, while reconnecting, after
+        ``close``)."""
+        return self._nc is not None and self._nc.is_connected
+
+    def on_connection_change(self, listener: Callable[[bool], None]) -> Callable[[], None]:
+        """Call ``listener(connected)`` when the connection is lost (False) and when it is back (True);
+        returns a function that stops calling it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    async def _disconnected(self) -> None:
+        self._tell(False)
+
+    async def _reconnected(self) -> None:
+        self._tell(True)
+
+    def _tell(self, connected: bool) -> None:
+        if self._nc is None:  # a failed first attempt, or close(): nothing to report
+            return
+        if connected:
+            logger.info("event bus %s: reconnected", self.url)
+        else:
+            logger.warning("event bus %s: disconnected, reconnecting", self.url)
+        for listener in list(self._listeners):
+            try:
+                listener(connected)
+            except Exception:
+                logger.exception("event bus connection listener %r failed", listener)
 
     async def start(self) -> None:
         """Connect and create the stream if missing (within ``publish_timeout``); ``send_message`` does
@@ -70,7 +103,13 @@ class JetStreamBroker(MessageBroker):
         async with self._starting:
             if self._js is not None:
                 return
-            nc = await _nats.connect(self.url, self.publish_timeout, buffer_while_reconnecting=False)
+            nc = await _nats.connect(
+                self.url,
+                self.publish_timeout,
+                buffer_while_reconnecting=False,
+                on_disconnected=self._disconnected,
+                on_reconnected=self._reconnected,
+            )
             js = nc.jetstream(timeout=self.ack_timeout)
             try:
                 await _nats.ensure_stream(js, self.config)

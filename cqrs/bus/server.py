@@ -60,6 +60,10 @@ class NatsServer:
         return f"nats://{self.host}:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -70,7 +74,8 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         command = [self.binary, "-js", "-a", self.host, "-p", str(self.port), "-sd", str(self.store_dir)]
         with self._log.open("ab") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            # own process group: a terminal's Ctrl-C reaches its owner, which stops it after its users
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, process_group=0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
