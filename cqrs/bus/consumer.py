@@ -233,7 +233,7 @@ class BusConsumer:
             self.stats.duplicates += 1
             await _settle(msg.ack())
             return
-        if event_id in self._held:
+        if event_id and event_id in self._held:
             return  # a redelivery while the first delivery is being handled: that one will ack
         event_type = self._types.get(headers.get(EVENT_HEADER, ""))
         if event_type is None:
@@ -249,7 +249,8 @@ class BusConsumer:
             self.stats.undecodable += 1
             await _settle(msg.term())
             return
-        self._held[event_id] = msg
+        if event_id:
+            self._held[event_id] = msg
         try:
             await self.mediator.send(event)
         except Exception:
@@ -260,7 +261,7 @@ class BusConsumer:
             await _settle(msg.nak(delay=self.retry_delay))
             return
         finally:
-            del self._held[event_id]
+            self._held.pop(event_id, None)
         self._remember(event_id)
         self.stats.handled += 1
         await _settle(msg.ack())

@@ -5,6 +5,7 @@ wait then UnavailableError, a restart loses nothing, and a stuck consumer never 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 import typing
@@ -345,3 +346,32 @@ async def test_an_event_whose_handler_fails_is_redelivered_then_handled(
     assert attempts == [str(event.event_id)] * 2 and runner.stats.failed == 1
     with pytest.raises(ValueError, match="event_failure_policy='fail'"):
         consumer(nats_server.url, bus_config, cqrs.EventMediator(event_map), "isolating")
+
+
+async def test_messages_without_an_event_id_are_each_handled(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    """A message published by another tool may carry no event id: it is handled, not taken for a
+    redelivery of another id-less message in flight."""
+    seen: Seen = []
+    event = file_changed("f1", 1)
+    async with broker(nats_server.url, bus_config) as publisher:
+        await publisher.send_message(message(event))
+    nc = await nats.connect(nats_server.url)
+    try:
+        stored = await nc.jetstream().get_msg(bus_config.stream, 1)
+        assert stored.headers is not None and stored.data is not None
+        data = json.loads(stored.data)
+        data.pop("event_id", None)
+        headers = {k: v for k, v in dict(stored.headers).items() if k != "Nats-Msg-Id"}
+        for n, subject in enumerate(("f2", "f3")):
+            data["payload"] = {"file_id": subject, "n": n}
+            await nc.jetstream().publish(
+                stored.subject.rsplit(".", 1)[0] + f".{subject}", json.dumps(data).encode(), headers=headers
+            )
+    finally:
+        await nc.close()
+    runner = consumer(nats_server.url, bus_config, recording_mediator(seen, "g", pause=0.05), "g")
+    async with runner:
+        await until(lambda: len(seen) == 3, what="the event and both id-less messages were handled")
+    assert sorted(file_id for _, file_id, _, _ in seen) == ["f1", "f2", "f3"]
