@@ -4,8 +4,10 @@ The core asks here, once each: the codec for :func:`wire_encoder`, ``python -m s
 that make their own loop) for :func:`new_event_loop`.
 
 * The compiled wire encoder (``_cwire.pyx``, built by ``make install`` where a C compiler is found)
-  writes flat messages without a protobuf message. ``CQRS_GRPC_NO_EXTENSIONS=1`` turns it off.
+  writes flat messages without a protobuf message.
 * uvloop serves when it is installed (the ``fast`` extra).
+
+``CQRS_GRPC_NO_EXTENSIONS=1`` turns both off: the plain paths only.
 
 Nothing here reaches into grpc's private internals.
 
@@ -43,7 +45,7 @@ def wire_encoder(plan: MessagePlan, slow: Callable[[Any], bytes]) -> Callable[[A
     """The compiled encoder for ``plan``'s message, or None: the message is not flat, the module was
     not built, or extensions are off. It writes protobuf's bytes and hands ``slow`` (the protobuf
     path) every object it does not take as is."""
-    if NO_EXTENSIONS:
+    if not compiled_encoder_available():
         return None
     try:
         from server.accel import wire
@@ -53,7 +55,9 @@ def wire_encoder(plan: MessagePlan, slow: Callable[[Any], bytes]) -> Callable[[A
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A new event loop for serving: uvloop when installed, asyncio's default otherwise."""
+    """A new event loop for serving: uvloop when installed and extensions are on, else asyncio's."""
+    if NO_EXTENSIONS:
+        return asyncio.new_event_loop()
     try:
         import uvloop
     except ImportError:  # uvloop is the optional "fast" extra
