@@ -19,7 +19,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from server.codec.base import AS_IS, Element, Mismatch, Nested
 from server.codec.enums import enum_element
 from server.codec.errors import EncodeError
-from server.codec.hints import enum_of, hint_name, mapping_of, message_of, python_scalar
+from server.codec.hints import WRAPPERS, enum_of, hint_name, mapping_of, message_of, python_scalar
 
 # --- Timestamp / Duration -----------------------------------------------------------------
 # Manual seconds/nanos arithmetic: faster than Timestamp.FromDatetime or
@@ -88,19 +88,6 @@ def fill_struct(struct: Any, value: Any) -> None:
     struct.update(value)
 
 
-_WRAPPERS = {
-    "google.protobuf.DoubleValue": float,
-    "google.protobuf.FloatValue": float,
-    "google.protobuf.Int64Value": int,
-    "google.protobuf.UInt64Value": int,
-    "google.protobuf.Int32Value": int,
-    "google.protobuf.UInt32Value": int,
-    "google.protobuf.BoolValue": bool,
-    "google.protobuf.StringValue": str,
-    "google.protobuf.BytesValue": bytes,
-}
-
-
 def _fill_wrapper(wrapper: Any, value: Any) -> None:
     wrapper.value = value
 
@@ -115,10 +102,10 @@ def _message_element(field: FieldDescriptor, hint: Any, nested: Nested) -> Eleme
         if hint is timedelta:
             return Element(to_py=duration_to_timedelta, fill=fill_duration, marks_present=True)
         return Mismatch("a Duration maps to timedelta")
-    if full_name in _WRAPPERS:
-        if hint is _WRAPPERS[full_name]:
+    if full_name in WRAPPERS:
+        if hint is WRAPPERS[full_name]:
             return Element(to_py=attrgetter("value"), fill=_fill_wrapper, marks_present=True)
-        return Mismatch(f"a {message_of(field).name} maps to {_WRAPPERS[full_name].__name__} | None")
+        return Mismatch(f"a {message_of(field).name} maps to {WRAPPERS[full_name].__name__} | None")
     if full_name == "google.protobuf.Struct":
         key_value = mapping_of(hint)
         if key_value is not None and key_value[0] in (str, Any):

@@ -153,19 +153,24 @@ def proto_type_name(field: FieldDescriptor) -> str:
     return name
 
 
+# The wrapper messages and the Python type each maps to (as ``X | None``): the codec, the hints and
+# protoc-gen-cqrs all read this one table.
+WRAPPERS: dict[str, type] = {
+    "google.protobuf.DoubleValue": float,
+    "google.protobuf.FloatValue": float,
+    "google.protobuf.Int64Value": int,
+    "google.protobuf.UInt64Value": int,
+    "google.protobuf.Int32Value": int,
+    "google.protobuf.UInt32Value": int,
+    "google.protobuf.BoolValue": bool,
+    "google.protobuf.StringValue": str,
+    "google.protobuf.BytesValue": bytes,
+}
 _WELL_KNOWN_HINTS = {
     "google.protobuf.Timestamp": "datetime",
     "google.protobuf.Duration": "timedelta",
     "google.protobuf.Struct": "dict[str, Any]",
-    "google.protobuf.DoubleValue": "float | None",
-    "google.protobuf.FloatValue": "float | None",
-    "google.protobuf.Int64Value": "int | None",
-    "google.protobuf.UInt64Value": "int | None",
-    "google.protobuf.Int32Value": "int | None",
-    "google.protobuf.UInt32Value": "int | None",
-    "google.protobuf.BoolValue": "bool | None",
-    "google.protobuf.StringValue": "str | None",
-    "google.protobuf.BytesValue": "bytes | None",
+    **{name: f"{python_type.__name__} | None" for name, python_type in WRAPPERS.items()},
 }
 
 

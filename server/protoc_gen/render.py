@@ -15,23 +15,15 @@ import keyword
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor, FileDescriptor
 
 from server.codec.enums import enum_prefix
-from server.codec.hints import enum_of, is_map, message_of, python_scalar
+from server.codec.hints import WRAPPERS, enum_of, is_map, message_of, python_scalar
 
 _T = FieldDescriptor
 # Well-known messages the codec maps to Python values (``| None`` when singular: they have presence).
 _VALUES = {
     "google.protobuf.Timestamp": "_datetime.datetime",
     "google.protobuf.Duration": "_datetime.timedelta",
-    "google.protobuf.DoubleValue": "float",
-    "google.protobuf.FloatValue": "float",
-    "google.protobuf.Int64Value": "int",
-    "google.protobuf.UInt64Value": "int",
-    "google.protobuf.Int32Value": "int",
-    "google.protobuf.UInt32Value": "int",
-    "google.protobuf.BoolValue": "bool",
-    "google.protobuf.StringValue": "str",
-    "google.protobuf.BytesValue": "bytes",
     "google.protobuf.Struct": "dict",  # dict[str, Any]
+    **{name: python_type.__name__ for name, python_type in WRAPPERS.items()},
 }
 # Well-known messages the codec maps to a dataclass: the classes in server.protoc_gen.wkt.
 _WKT_CLASSES = {"google.protobuf.Empty", "google.protobuf.FieldMask", "google.protobuf.Any"}
