@@ -75,7 +75,7 @@ class FileStatus(cqrs.Response):
 
 
 class WatchFileEventsQuery(cqrs.Request):
-    pass
+    after_sequence: int = 0
 
 
 class FileEvent(cqrs.Response):
