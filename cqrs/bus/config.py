@@ -75,6 +75,12 @@ class BusConfig:
         route = ".".join(_token(part) for part in str(name).split(".") if part) or "_"
         return f"{self.prefix}.{route}.{_token(key) if key else '_'}"
 
+    def topic_filter(self, topic: str) -> str:
+        """The subject filter that matches every event published under ``topic`` (or that event
+        name), whatever its key: what a reader of one kind of event subscribes to."""
+        route = ".".join(_token(part) for part in topic.split(".") if part) or "_"
+        return f"{self.prefix}.{route}.*"
+
 
 def _token(text: str) -> str:
     return _UNSAFE.sub("_", text) or "_"

@@ -34,6 +34,14 @@ def test_the_topic_replaces_the_event_name_and_may_have_tokens_of_its_own() -> N
     assert BusConfig(prefix="app").subject(message, "a") == "app.files.v1.a"
 
 
+def test_a_topic_filter_matches_the_subjects_of_every_key_of_that_topic_only() -> None:
+    config = BusConfig(prefix="app")
+    assert config.topic_filter("files.v1") == "app.files.v1.*"
+    assert config.topic_filter("file changed") == "app.file_changed.*"
+    subject = config.subject(_message(_event(file_id="f_1")), "f_1")
+    assert subject.rsplit(".", 1)[0] == config.topic_filter("file_changed").rsplit(".", 1)[0]
+
+
 def test_without_a_key_events_share_their_names_subject() -> None:
     message = _message(_event(other=1))
     assert field_key("file_id")(message) is None
