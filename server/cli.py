@@ -242,6 +242,10 @@ async def load_app(target: str) -> App:
 
 
 async def serve(args: argparse.Namespace) -> None:
+    if args.nats_url is not None:
+        # where an app that builds its own bus clients finds the URL the flag gave (the variable
+        # the flag reads, and the one the supervisor sets for its workers)
+        os.environ[ENV_PREFIX + "NATS_URL"] = args.nats_url
     app = await load_app(args.app)
     app.settings = apply_settings(app.settings, args)
     if workers.is_worker():

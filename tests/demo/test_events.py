@@ -106,7 +106,7 @@ async def test_watchers_end_with_unavailable_when_the_server_drains(serve_demo: 
             with pytest.raises(grpc.aio.AioRpcError) as ended:
                 await asyncio.wait_for(call.read(), 5)
             assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
-            assert ended.value.details() == "server is shutting down; reconnect"
+            assert ended.value.details() == "server is shutting down; reconnect with after_sequence=0"
         await stopping
         assert loop.time() - began < 3  # not the 10 s grace: the streams ended on the drain signal
 
