@@ -218,7 +218,7 @@ def test_leaving_a_stream_early_cancels_the_call(fake: ScriptedFiles, connection
 
 
 def test_sync_watch_yields_events_then_the_status(fake: ScriptedFiles, connection: Connection) -> None:
-    with FileClient(connection) as client, client.watch() as events:
+    with FileClient(connection) as client, client.watch(resume=None) as events:
         seen: list[FileEvent] = []
         with pytest.raises(FileServiceError) as ended:
             for event in events:
@@ -240,7 +240,7 @@ async def test_async_client_mirrors_the_sync_one(fake: ScriptedFiles, connection
         with pytest.raises(FileServiceError) as refused:
             await client.upload("big", b"123456789")
         assert refused.value.reason == "UPLOAD_TOO_LARGE"
-        async with client.watch() as events:
+        async with client.watch(resume=None) as events:
             with pytest.raises(FileServiceError) as ended:
                 _ = [e async for e in events]
         assert ended.value.code is grpc.StatusCode.UNAVAILABLE
