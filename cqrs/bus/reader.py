@@ -158,24 +158,12 @@ class Follow:
                 assert self._sub is not None
                 return await self._sub.fetch(self._reader.batch, timeout=self._reader.fetch_wait)
             except nats.errors.TimeoutError:
-                if await self._alive():
-                    continue
+                continue  # nothing new; a lost consumer answers a fetch with an error, not silence
             except (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as exc:
                 logger.debug("bus follow %s: %r; making the consumer again", self._filters, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
             await self._drop()
-
-    async def _alive(self) -> bool:
-        """True if the consumer still exists (an idle fetch says nothing of a NATS restart)."""
-        js, name = self._reader._js, self._consumer
-        if js is None or name is None:
-            return False
-        try:
-            await js.consumer_info(self._reader.config.stream, name)
-        except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
-            return False
-        return True
 
     async def _open(self, js: JetStreamContext) -> None:
         config = ConsumerConfig(

@@ -77,7 +77,7 @@ async def test_a_follow_from_now_sees_only_what_is_published_after_it_opened(
         assert await _take(follow, 1) == [(3, 3)]
 
 
-async def test_a_follow_resumes_after_a_nats_restart_without_gap_or_duplicate(
+async def test_a_follow_resumes_after_a_nats_restart_or_a_lost_consumer_without_gap_or_duplicate(
     nats_server: NatsServer, bus_config: BusConfig, reader: BusReader
 ) -> None:
     await _publish(nats_server.url, bus_config, [file_changed("a", n) for n in range(1, 4)])
@@ -86,6 +86,14 @@ async def test_a_follow_resumes_after_a_nats_restart_without_gap_or_duplicate(
         nats_server.restart()
         await _publish(nats_server.url, bus_config, [file_changed("a", n) for n in range(4, 7)])
         assert await _take(follow, 4) == [(3, 3), (4, 4), (5, 5), (6, 6)]
+        # a consumer gone while the connection stays up (JetStream drops one idle past its
+        # inactive_threshold): an idle fetch finds out and makes it again
+        waiting = asyncio.create_task(_take(follow, 1))
+        js = await reader.start()
+        [consumer] = await js.consumers_info(bus_config.stream)
+        await js.delete_consumer(bus_config.stream, consumer.name)
+        await _publish(nats_server.url, bus_config, [file_changed("a", 7)])
+        assert await waiting == [(7, 7)]
 
 
 async def test_a_reader_that_does_not_read_never_blocks_publishing(
