@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+import nats
 import pytest
 
 from clients.python import AsyncFileClient
 from clients.python.models import FileEvent as SdkEvent
-from cqrs.bus import NatsServer
+from cqrs.bus import BusConfig, NatsServer
 from demo.files.v1 import files_pb2, files_pb2_grpc
 from examples.files import build_demo
 from server.app import RunningServer
@@ -79,6 +80,23 @@ async def test_watchers_of_two_servers_share_one_sequence_and_after_sequence_rep
         assert first not in {e.file_id for e in [*replayed, live]}
         assert replayed[0].name == "2.txt" and replayed[0].occurred_at.seconds > 0
         resumed.cancel()
+        # a watch that ends deletes its consumer (well before JetStream's inactive_threshold would)
+        assert await _consumers_left(nats_server.url) == 0
+
+
+async def _consumers_left(url: str) -> int:
+    """The stream's consumers, once none is left or after about 3 s."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        for _ in range(60):
+            count = int((await js.stream_info(BusConfig().stream)).state.consumer_count)
+            if count == 0:
+                break
+            await asyncio.sleep(0.05)
+        return count
+    finally:
+        await nc.close()
 
 
 def _free_port() -> int:
