@@ -1,5 +1,8 @@
 """One structured log line per RPC, and the formatters that render it.
 
+A JSON line written while a span is current (tracing on, docs/observability.md) carries its
+``trace_id`` and ``span_id``, so logs and traces join.
+
 Only facts about the call are logged — method, status, message count, duration, peer —
 never a request or response payload: payloads may carry personal data or secrets, and
 logging them per message would also put I/O on the hot path.
@@ -15,6 +18,11 @@ from typing import Any
 import grpc
 
 from server.context import RpcContext
+
+try:  # the observability extra: without it there is no span to name
+    from opentelemetry.trace import get_current_span
+except ImportError:  # pragma: no cover - the extra is installed by `make install`
+    get_current_span = None  # type: ignore[assignment]
 
 rpc_logger = logging.getLogger("server.rpc")
 
@@ -67,6 +75,11 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         payload.update({key: value for key, value in record.__dict__.items() if key not in _RESERVED})
+        if get_current_span is not None:
+            span = get_current_span().get_span_context()
+            if span.is_valid:
+                payload["trace_id"] = format(span.trace_id, "032x")
+                payload["span_id"] = format(span.span_id, "016x")
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
