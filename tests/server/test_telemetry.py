@@ -26,6 +26,7 @@ import cqrs
 from cqrs import observe
 from cqrs.events.event import Event
 from cqrs.requests.request_handler import StreamingRequestHandler
+from server.cli import parse_args
 from server.observability import JsonFormatter
 from server.testing import serve_for_test
 from tests.server.helpers import app_with
@@ -242,3 +243,10 @@ async def test_a_scrape_shows_the_counts_of_ok_failed_shed_and_cancelled_rpcs() 
         "event",
         "group",
     }
+
+
+def test_a_bad_metrics_address_is_refused_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_args(["--app", "pkg.mod:app", "--metrics-address", "9464"])
+    assert exited.value.code == 2
+    assert "--metrics-address (CQRS_GRPC_METRICS_ADDRESS): bad address '9464'" in capsys.readouterr().err
