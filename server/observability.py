@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from typing import Any
 
 import grpc
 
 from server.context import RpcContext
-
-try:  # the observability extra: without it there is no span to name
-    from opentelemetry.trace import get_current_span
-except ImportError:  # pragma: no cover - the extra is installed by `make install`
-    get_current_span = None  # type: ignore[assignment]
 
 rpc_logger = logging.getLogger("server.rpc")
 
@@ -75,8 +71,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         payload.update({key: value for key, value in record.__dict__.items() if key not in _RESERVED})
-        if get_current_span is not None:
-            span = get_current_span().get_span_context()
+        tracing = sys.modules.get("opentelemetry.trace")  # imported only once tracing is on
+        if tracing is not None:
+            span = tracing.get_current_span().get_span_context()
             if span.is_valid:
                 payload["trace_id"] = format(span.trace_id, "032x")
                 payload["span_id"] = format(span.span_id, "016x")

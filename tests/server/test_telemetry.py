@@ -8,10 +8,12 @@ import dataclasses
 import io
 import json
 import logging
+import re
 import typing
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import grpc
 import pytest
@@ -19,6 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from sample.files.v1 import files_pb2, files_pb2_grpc
 
@@ -27,6 +30,7 @@ from cqrs import observe
 from cqrs.events.event import Event
 from cqrs.requests.request_handler import StreamingRequestHandler
 from server.cli import parse_args
+from server.metrics import Metrics
 from server.observability import JsonFormatter
 from server.testing import serve_for_test
 from tests.server.helpers import app_with
@@ -250,3 +254,19 @@ def test_a_bad_metrics_address_is_refused_naming_the_flag(capsys: pytest.Capture
         parse_args(["--app", "pkg.mod:app", "--metrics-address", "9464"])
     assert exited.value.code == 2
     assert "--metrics-address (CQRS_GRPC_METRICS_ADDRESS): bad address '9464'" in capsys.readouterr().err
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_server_exports() -> None:
+    dashboard = json.loads((Path(__file__).parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    queried = {
+        re.sub(r"_(bucket|count|sum)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(?:grpc_server|cqrs)_\w+", target["expr"])
+    }
+    exported = {
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in Metrics(CollectorRegistry()).registry.collect()
+    }
+    assert queried and queried <= exported, queried - exported
+    assert exported <= queried, f"not on the dashboard: {exported - queried}"
