@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from sample.files.v1 import files_pb2, files_pb2_grpc
+from shapes.v1 import shapes_pb2, shapes_pb2_grpc
 
 import cqrs
 from cqrs import observe
@@ -41,6 +42,7 @@ from tests.server.sample import (
     ProcessFilesCommand,
     create_app,
 )
+from tests.server.test_rpc_shapes import Probe, served_shapes
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -270,3 +272,33 @@ def test_the_grafana_dashboard_queries_only_metrics_the_server_exports() -> None
     }
     assert queried and queried <= exported, queried - exported
     assert exported <= queried, f"not on the dashboard: {exported - queried}"
+
+
+async def test_client_and_bidi_streams_count_each_message_read_and_written() -> None:
+    app = served_shapes(Probe())
+    app.settings = dataclasses.replace(app.settings, metrics_address="127.0.0.1:0")
+
+    async def chunks() -> typing.AsyncIterator[shapes_pb2.Chunk]:
+        for size in (1, 2, 3):
+            yield shapes_pb2.Chunk(data=b"x" * size)
+
+    async with serve_for_test(app) as served:
+        stub = served.stub(shapes_pb2_grpc.ShapesStub)
+        assert (await stub.Sum(chunks(), timeout=10)).chunks == 3
+        call = stub.Echo(timeout=10)
+        for n in (1, 2):
+            await call.write(shapes_pb2.Ping(n=n))
+            assert (await call.read()).n == n * 10
+        await call.done_writing()
+        assert await call.code() is grpc.StatusCode.OK
+        telemetry = served.running.telemetry
+        assert telemetry is not None and telemetry.exposition is not None
+        samples = await asyncio.to_thread(scrape, telemetry.exposition.port)
+    service = {"grpc_service": "shapes.v1.Shapes"}
+    summed = {**service, "grpc_type": "client_stream", "grpc_method": "Sum"}
+    echoed = {**service, "grpc_type": "bidi_stream", "grpc_method": "Echo"}
+    assert value(samples, "grpc_server_msg_received_total", **summed) == 3
+    assert value(samples, "grpc_server_msg_sent_total", **summed) == 1
+    assert value(samples, "grpc_server_msg_received_total", **echoed) == 2
+    assert value(samples, "grpc_server_msg_sent_total", **echoed) == 2
+    assert value(samples, "grpc_server_handled_total", **echoed, grpc_code="OK") == 1
