@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import bus, core, grpc_bench, load
+from bench import bus, core, grpc_bench, load, observability
 
-MODULES = (core, grpc_bench, load, bus)
+MODULES = (core, grpc_bench, load, observability, bus)
 
 
 def main() -> None:
