@@ -27,7 +27,8 @@ PYTEST_ARGS ?=
 
 .PHONY: install proto run test lint unit bench demo clean
 
-install: $(VENV)/.installed-$(PYVER) $(GEN)/.generated tools/node_modules/.installed clients/node/node_modules/.installed
+install: $(VENV)/.installed-$(PYVER) $(GEN)/.generated tools/node_modules/.installed clients/node/node_modules/.installed \
+	$(GEN)/protos.binpb
 
 $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/accel/_cwire.pyx
 	# a venv made by another interpreter is made anew
@@ -64,6 +65,10 @@ $(GEN)/.generated: $(PROTOS) $(TEST_PROTOS) $(EXAMPLE_PROTOS) $(PLUGIN_SOURCES) 
 tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# protos/ as one descriptor set, for clients that load schemas at run time (tools/connect_call.mjs)
+$(GEN)/protos.binpb: $(PROTOS) $(GEN)/.generated tools/node_modules/.installed
+	tools/node_modules/.bin/buf build protos -o $@
 
 # The Node.js client's dependencies (@grpc/grpc-js, @grpc/proto-loader), pinned in its package-lock.json.
 clients/node/node_modules/.installed: clients/node/package.json clients/node/package-lock.json
