@@ -39,6 +39,11 @@ class Script:
     closed: list[str] = dataclasses.field(default_factory=list)
     changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     started: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    ended: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    def close(self, name: str) -> None:
+        self.closed.append(name)
+        self.ended.set()
 
     def publish(self, count: int = 1) -> None:
         for _ in range(count):
@@ -74,7 +79,7 @@ class ProcessFiles(StreamingRequestHandler[ProcessFilesCommand, FileProcessedRes
                     total=total,
                 )
         finally:
-            self._script.closed.append("ProcessFiles")
+            self._script.close("ProcessFiles")
 
 
 class WatchFileEvents(StreamingRequestHandler[WatchFileEventsQuery, FileEvent]):
@@ -90,19 +95,18 @@ class WatchFileEvents(StreamingRequestHandler[WatchFileEventsQuery, FileEvent]):
                     yield event
                     after = event.sequence
                 script.started.set()
-                drained = asyncio.ensure_future(draining.wait())
+                waits = (asyncio.ensure_future(changed.wait()), asyncio.ensure_future(draining.wait()))
                 try:
-                    await asyncio.wait(
-                        (asyncio.ensure_future(changed.wait()), drained), return_when="FIRST_COMPLETED"
-                    )
+                    await asyncio.wait(waits, return_when="FIRST_COMPLETED")
                 finally:
-                    drained.cancel()
+                    for wait in waits:
+                        wait.cancel()
                 if draining.is_set():
                     raise cqrs.UnavailableError(
                         "server is shutting down; reconnect", reason="SERVER_DRAINING"
                     )
         finally:
-            script.closed.append("WatchFileEvents")
+            script.close("WatchFileEvents")
 
 
 class GetFileStatus(cqrs.RequestHandler[GetFileStatusQuery, FileStatus]):

@@ -42,10 +42,12 @@ def serve() -> ServeFactory:
     import contextlib
 
     @contextlib.asynccontextmanager
-    async def serving(**settings: object) -> AsyncIterator[Served]:
+    async def serving(static: Path | None = None, **settings: object) -> AsyncIterator[Served]:
         script = Script()
         options = {"http_address": "127.0.0.1:0", "grace": 5.0, **settings}
         app = create_app(script, ServerSettings(**options))  # type: ignore[arg-type]
+        if static is not None:
+            app.serve_static(static)
         async with app.serve("127.0.0.1:0") as running:
             yield Served(running, script)
 

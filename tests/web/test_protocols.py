@@ -175,26 +175,26 @@ async def test_bearer_tokens_as_on_grpc(serve: ServeFactory, tmp_path: Path) -> 
 
 async def test_limits_as_on_grpc(serve: ServeFactory) -> None:
     async with serve(max_receive_message_bytes=64, max_concurrent_streams=1) as served:
-        big = json.dumps({"fileIds": ["x" * 100]})
-        _, _, err = await run(*buf_curl(served, "connect", PROCESS, big))
-        assert json.loads(err)["code"] == "resource_exhausted"
-        hanging = await run_in_background(served, '{"fileIds": ["hang"]}')
+        big = json.dumps({"fileId": "x" * 100})
+        status, _, body = await curl(served, f"/{STATUS}", "-H", "content-type: application/json", "-d", big)
+        assert (status, json.loads(body)["code"]) == (429, "resource_exhausted")
+        sse = ("-N", "-H", "accept: text/event-stream", "-H", "content-type: application/json")
+        hanging = await asyncio.create_subprocess_exec(
+            CURL,
+            "-s",
+            *sse,
+            "-d",
+            '{"fileIds": ["hang"]}',
+            f"{served.url}/{PROCESS}",
+            stdout=asyncio.subprocess.DEVNULL,
+        )
         try:
-            _code, _, err = await run(*buf_curl(served, "grpcweb", PROCESS, '{"fileIds": ["a"]}'))
+            await asyncio.wait_for(served.script.started.wait(), 20)
+            _, _, err = await run(*buf_curl(served, "grpcweb", PROCESS, '{"fileIds": ["a"]}'))
             assert json.loads(err)["code"] == "resource_exhausted" and "concurrent streams" in err
         finally:
             hanging.kill()
             await hanging.wait()
-
-
-async def run_in_background(served: Served, body: str) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        *buf_curl(served, "connect", PROCESS, body),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    await asyncio.wait_for(served.script.started.wait(), 20)
-    return process
 
 
 @pytest.mark.parametrize("header", ["grpc-timeout: 300m", "connect-timeout-ms: 300"])
