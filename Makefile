@@ -29,6 +29,8 @@ PYTEST_ARGS ?=
 
 install: $(VENV)/.installed-$(PYVER) $(GEN)/.generated tools/node_modules/.installed clients/node/node_modules/.installed \
 	$(GEN)/protos.binpb
+	# curl: the SSE tests read event streams with `curl -N` (Debian's package, only when missing)
+	command -v curl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq curl)
 
 $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/accel/_cwire.pyx
 	# a venv made by another interpreter is made anew
