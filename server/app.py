@@ -261,7 +261,13 @@ class App:
             targets, shared, health, cors_origins=settings.http_cors_origins, static_dir=self.static_dir
         )
         assert settings.http_address is not None
-        await web.start(settings.http_address, reuse_port=settings.reuse_port)
+        await web.start(
+            settings.http_address,
+            reuse_port=settings.reuse_port,
+            tls_cert=settings.tls_cert,
+            tls_key=settings.tls_key,
+            tls_client_ca=settings.tls_client_ca,
+        )
         return web
 
     def _security(self, log: RpcLog, draining: asyncio.Event) -> tuple[ServerTls | None, TokenAuth | None]:

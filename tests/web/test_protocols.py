@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.pki import make_pki, needs_openssl
 from tests.web.conftest import BUF, CURL, IMAGE, NODE_CLIENT, PROCESS, ROOT, STATUS, Served, ServeFactory, run
 
 pytestmark = pytest.mark.e2e
@@ -209,3 +210,14 @@ async def test_deadline_ends_the_call_and_closes_the_handler(served: Served, hea
     assert end.startswith("event: end\n")
     assert json.loads(end.split("data: ")[1])["code"] == "DEADLINE_EXCEEDED"
     assert served.script.closed == ["ProcessFiles"]
+
+
+@needs_openssl
+async def test_the_http_port_speaks_tls_when_the_grpc_port_does(serve: ServeFactory, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    async with serve(tls_cert=str(pki.server_pem), tls_key=str(pki.server_key)) as served:
+        https = served.url.replace("http://", "https://")
+        code, out, _ = await run(CURL, "-s", "--cacert", pki.ca_pem, f"{https}/healthz")
+        assert (code, json.loads(out)) == (0, {"status": "SERVING"})
+        code, _, _ = await run(CURL, "-s", f"{served.url}/healthz")
+        assert code != 0  # no plain HTTP beside it
