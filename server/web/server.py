@@ -119,6 +119,7 @@ class WebServer:
         config = uvicorn.Config(
             self.asgi,
             lifespan="off",
+            log_config=None,  # uvicorn's few messages go through the server's own logging setup
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=1,
