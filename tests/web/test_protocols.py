@@ -57,6 +57,9 @@ async def test_connect_node_grpc_web_transport(served: Served) -> None:
         1,
         {"error": {"code": "NotFound", "message": "no file has the id 'q'"}},
     )
+    # its Connect transport too: a unary call is Connect unary with binary messages (application/proto)
+    code, out, _ = await run("node", NODE_CLIENT, served.url, IMAGE, STATUS, '{"fileId": "q"}', "connect")
+    assert (code, json.loads(out)["error"]["code"]) == (1, "NotFound")
 
 
 async def curl(served: Served, path: str, *args: str) -> tuple[int, dict[str, str], bytes]:
