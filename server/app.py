@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
     from cqrs.bus import JetStreamBroker
-    from server.web import WebServer
     from server.telemetry import Telemetry
+    from server.web import WebServer
 
 logger = logging.getLogger("server")
 
