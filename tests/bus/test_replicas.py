@@ -96,6 +96,8 @@ async def test_a_lost_ack_redelivered_to_the_other_replica_is_dropped_there(
     async with second:
         await until(lambda: second.stats.duplicates == 1, what="the redelivery reached the second replica")
     assert [who for who, *_ in read_log(log)] == ["first"] and second.stats.handled == 0
+    with pytest.raises(ValueError, match="dedup_ttl"):  # the record must outlive a redelivery
+        consumer(nats_server.url, bus_config, logging_mediator(log, "x"), "g", ack_wait=30, dedup_ttl=30)
 
 
 async def test_a_replica_killed_before_its_ack_leaves_every_event_handled_once_and_in_order(
