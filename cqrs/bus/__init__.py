@@ -1,9 +1,9 @@
 """The event bus: notification events published to NATS JetStream and consumed in any process.
 
 :class:`JetStreamBroker` is a :class:`~cqrs.message_brokers.MessageBroker` (give it to a mediator as
-``message_broker=``); :class:`BusConsumer` runs one replica of a subscriber group and hands each
-event to a :class:`~cqrs.EventMediator`, in key order and once per group across its replicas. Both
-need the ``bus`` extra (``nats-py``). The choices are in docs/bus.md.
+``message_broker=``); :class:`BusConsumer` runs one subscriber group's durable consumer and hands each
+event to a :class:`~cqrs.EventMediator`. Both need the ``bus`` extra (``nats-py``). The choices are in
+docs/bus.md.
 """
 
 from cqrs.bus.broker import JetStreamBroker
