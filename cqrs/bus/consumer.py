@@ -52,8 +52,9 @@ class BusConsumer:
     """Runs one replica of subscriber group ``group``: fetches from each of its partition durables and
     sends each event to ``mediator``.
 
-    - An event is acked after ``mediator.send`` returns; a failure naks it for redelivery (the mediator
-      must use ``event_failure_policy="fail"``, or a failed handler would look handled).
+    - An event is acked after ``mediator.send`` returns, and the ack confirmed by JetStream; a failure
+      naks it for redelivery (the mediator must use ``event_failure_policy="fail"``, or a failed handler
+      would look handled).
     - A partition's events (so one key's) are handled one after another, in stream order, by whichever
       replica fetched each; partitions run concurrently: a replica holds at most one message of each.
     - A handled event's id is written to the group's KV bucket (kept ``dedup_ttl`` seconds) before the
@@ -213,12 +214,12 @@ class BusConsumer:
         )
         if await self._handled.seen(event_id):
             self.stats.duplicates += 1
-            await _settle(msg.ack())
+            await self._ack(msg)
             return
         event_type = self._types.get(headers.get(EVENT_HEADER, ""))
         if event_type is None:
             self.stats.unbound += 1
-            await _settle(msg.ack())
+            await self._ack(msg)
             return
         try:
             event = event_type.from_dict(data)
@@ -240,7 +241,22 @@ class BusConsumer:
             return
         await self._handled.record(event_id)  # before the ack: a redelivery anywhere finds it
         self.stats.handled += 1
-        await _settle(msg.ack())
+        await self._ack(msg)
+
+    async def _ack(self, msg: Msg) -> None:
+        """Ack and wait for JetStream to confirm it, retrying for at most ``ack_wait``: the partition's
+        next event comes only after this ack, so an ack lost in a NATS restart would hold it that long."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ack_wait
+        while True:
+            try:
+                await msg.ack_sync(timeout=max(0.05, min(1.0, deadline - loop.time())))
+                return
+            except Exception as exc:
+                if loop.time() >= deadline or self._nc is None or self._nc.is_closed:
+                    logger.debug("bus group %s: ack not confirmed (%r); redelivered later", self.group, exc)
+                    return
+                await asyncio.sleep(0.05)
 
     async def _keep_alive(self) -> None:
         """Tell JetStream, every third of ``ack_wait``, that the held messages are still being handled."""

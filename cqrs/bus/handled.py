@@ -12,6 +12,7 @@ import collections
 import hashlib
 import logging
 import re
+from collections.abc import Awaitable, Callable
 
 import nats.errors
 import nats.js.errors
@@ -67,9 +68,9 @@ class HandledRecord:
             return True
         if self._kv is None:
             return False
+        kv = self._kv
         try:
-            async with asyncio.timeout(self.timeout):
-                await self._kv.get(_key(event_id))
+            await self._retrying(lambda: kv.get(_key(event_id)))
         except nats.js.errors.KeyNotFoundError:
             return False
         except (TimeoutError, nats.errors.Error, OSError) as exc:
@@ -85,11 +86,28 @@ class HandledRecord:
         self._remember(event_id)
         if self._kv is None:
             return
+        kv = self._kv
         try:
-            async with asyncio.timeout(self.timeout):
-                await self._kv.put(_key(event_id), b"1")
+            await self._retrying(lambda: kv.put(_key(event_id), b"1"))
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             logger.warning("bus %s: event %s not recorded (%r)", self.bucket, event_id, exc)
+
+    async def _retrying(self, call: Callable[[], Awaitable[object]]) -> None:
+        """Run ``call`` in attempts of at most a second (a request lost in a NATS restart is asked
+        again, not waited for), for at most ``timeout`` seconds; a missing key is an answer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while True:
+            try:
+                async with asyncio.timeout(max(0.05, min(1.0, deadline - loop.time()))):
+                    await call()
+                return
+            except nats.js.errors.KeyNotFoundError:
+                raise
+            except (TimeoutError, nats.errors.Error, OSError):
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.05)
 
     def _remember(self, event_id: str) -> None:
         self._recent[event_id] = None

@@ -54,24 +54,25 @@ async def main(url: str, stream: str, prefix: str, group: str, log: str, hold_at
     held = int(hold_at)
     acked: set[int] = set()
     holding = False
-    real_ack = Msg.ack
+    real_ack = Msg.ack_sync
 
     def tell() -> None:
         if holding and len(acked) == held:  # 0 .. held-1 acked: nothing else is half done
             print("HOLDING", flush=True)
 
-    async def ack(self: Msg) -> None:
+    async def ack(self: Msg, timeout: float = 1.0) -> object:
         nonlocal holding
         n = json.loads(self.data)["payload"]["n"]
         if n == held:
             holding = True
             tell()
             await asyncio.Event().wait()  # the ack never leaves: kill -9 comes first
-        await real_ack(self)
+        reply = await real_ack(self, timeout)
         acked.add(n)
         tell()
+        return reply
 
-    Msg.ack = ack  # type: ignore[method-assign]
+    Msg.ack_sync = Msg.ack = ack  # type: ignore[method-assign,assignment]
     config = BusConfig(stream=stream, prefix=prefix)
     consumer = BusConsumer(
         logging_mediator(Path(log), "child", held),

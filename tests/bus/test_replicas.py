@@ -9,6 +9,7 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import nats.errors
 import pytest
 from nats.aio.msg import Msg
 
@@ -76,16 +77,17 @@ async def test_a_lost_ack_redelivered_to_the_other_replica_is_dropped_there(
     nats_server: NatsServer, bus_config: BusConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     log = tmp_path / "handled.log"
-    real_ack = Msg.ack
+    real_ack = Msg.ack_sync
     lost: list[Msg] = []
 
-    async def lossy_ack(self: Msg) -> None:
+    async def lossy_ack(self: Msg, timeout: float = 1.0) -> object:
         if not lost:  # the first ack never reaches the server: JetStream redelivers after ack_wait
             lost.append(self)
-            return
-        await real_ack(self)
+            return None
+        return await real_ack(self, timeout)
 
-    monkeypatch.setattr(Msg, "ack", lossy_ack)
+    monkeypatch.setattr(Msg, "ack_sync", lossy_ack)
+    monkeypatch.setattr(Msg, "ack", lossy_ack)  # either way of acking loses the first ack
     event = file_changed("f1", 1)
     async with broker(nats_server.url, bus_config) as publisher:
         await publisher.send_message(message(event))
@@ -132,3 +134,29 @@ async def test_a_replica_killed_before_its_ack_leaves_every_event_handled_once_a
     assert all(ns == sorted(ns) for ns in _in_order(rows).values())
     assert [who for who, _, n, _ in rows if n == hold_at] == ["child"]
     assert {who for who, *_ in rows} == {"child", "survivor"}
+
+
+async def test_an_unconfirmed_ack_is_sent_again_so_the_partition_is_not_held_for_ack_wait(
+    nats_server: NatsServer, bus_config: BusConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A partition lets its next event out only after the ack: one lost (a NATS restart) must be sent
+    again, not left for JetStream to redeliver after ack_wait (30 s here)."""
+    log = tmp_path / "handled.log"
+    real_ack = Msg.ack_sync
+    lost: list[Msg] = []
+
+    async def lossy_ack(self: Msg, timeout: float = 1.0) -> object:
+        if not lost:  # the first ack never reaches the server, and no confirmation comes back
+            lost.append(self)
+            raise nats.errors.TimeoutError
+        return await real_ack(self, timeout)
+
+    monkeypatch.setattr(Msg, "ack_sync", lossy_ack)
+    monkeypatch.setattr(Msg, "ack", lossy_ack)
+    async with broker(nats_server.url, bus_config) as publisher:
+        for n in (1, 2):
+            await publisher.send_message(message(file_changed("f1", n)))
+    runner = consumer(nats_server.url, bus_config, logging_mediator(log, "g"), "g", ack_wait=30.0)
+    async with runner:
+        await until(lambda: len(read_log(log)) == 2, what="the partition's second event came out")
+    assert [n for _, _, n, _ in read_log(log)] == [1, 2] and runner.stats.duplicates == 0
