@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import core, grpc_bench, load, workers
+from bench import bus, core, grpc_bench, load, observability, workers
 
-MODULES = (core, grpc_bench, load, workers)
+MODULES = (core, grpc_bench, load, observability, bus, workers)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,10 @@ from server.settings import ServerSettings, compression_of
 from server.tls import ServerTls
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from cqrs.bus import JetStreamBroker
+    from server.telemetry import Telemetry
 
 logger = logging.getLogger("server")
 
@@ -52,6 +56,9 @@ class App:
     through (their ``message_broker=``). The App connects it to ``settings.nats_url`` at start (an
     unreachable bus stops the start with :class:`cqrs.UnavailableError`), reports NOT_SERVING while
     it is disconnected, and closes it after the server has stopped (docs/bus.md).
+
+    ``tracer_provider``: where the RPCs' spans go; by default the ``OTEL_*`` variables decide, and
+    tracing is off unless ``OTEL_TRACES_EXPORTER`` names an exporter (docs/observability.md).
     """
 
     def __init__(
@@ -62,6 +69,7 @@ class App:
         settings: ServerSettings | None = None,
         error_domain: str = "cqrs-grpc",
         broker: JetStreamBroker | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if streaming_mediator is None and mediator is None:
             raise ValueError("App needs a streaming_mediator, a mediator, or both")
@@ -69,6 +77,7 @@ class App:
         self.mediator = mediator
         self.settings = settings or ServerSettings()
         self.broker = broker
+        self.tracer_provider = tracer_provider
         self.errors = ErrorMapper(error_domain)
         self.routes: list[Route] = []
         self._shutdown_callbacks: list[ShutdownCallback] = []
@@ -142,6 +151,27 @@ class App:
             raise
 
     async def _start(self, address: str) -> RunningServer:
+        telemetry = self._telemetry()
+        try:
+            return await self._start_with(address, telemetry)
+        except BaseException:
+            if telemetry is not None:
+                telemetry.close()
+            raise
+
+    def _telemetry(self) -> Telemetry | None:
+        """Traces and metrics as asked for; with both off nothing of them is even imported."""
+        if (
+            self.tracer_provider is None
+            and self.settings.metrics_address is None
+            and not os.environ.get("OTEL_TRACES_EXPORTER")
+        ):
+            return None
+        from server import telemetry
+
+        return telemetry.from_settings(self.settings.metrics_address, self.tracer_provider)
+
+    async def _start_with(self, address: str, telemetry: Telemetry | None) -> RunningServer:
         draining = asyncio.Event()
         log = RpcLog()
         tls, auth = self._security(log, draining)
@@ -158,6 +188,7 @@ class App:
             log=log,
             draining=draining,
             stream_limit=stream_limit,
+            telemetry=telemetry,
         )
         by_service: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = {}
         for route in self.routes:
@@ -191,18 +222,25 @@ class App:
             port=port,
             grace=self.settings.grace,
             # the bus last: a shutdown callback may still publish
-            on_stopped=(*reversed(self._shutdown_callbacks), *bus_stops),
+            on_stopped=(
+                *reversed(self._shutdown_callbacks),
+                *bus_stops,
+                *([telemetry.close] if telemetry is not None else []),
+            ),
             tls=tls,
             auth=auth,
+            telemetry=telemetry,
         )
         logger.info(
-            "serving address=%s:%d services=%s bus=%s tls=%s auth=%s",
+            "serving address=%s:%d services=%s bus=%s tls=%s auth=%s metrics=%s tracing=%s",
             host,
             port,
             ",".join(self.service_names),
             "off" if self.broker is None else self.broker.url,
             "off" if tls is None else "mutual" if tls.mutual else "on",
             "off" if auth is None else f"tokens({len(auth.names)})",
+            _metrics_shown(telemetry),
+            "off" if telemetry is None or telemetry.tracer is None else "on",
         )
         return running
 
@@ -237,6 +275,13 @@ class App:
         return tls, auth
 
 
+def _metrics_shown(telemetry: Telemetry | None) -> str:
+    if telemetry is None or telemetry.metrics is None:
+        return "off"
+    exposition = telemetry.exposition
+    return "supervisor" if exposition is None else f"{exposition.host}:{exposition.port}"
+
+
 class RunningServer:
     """A started server: its port, and a graceful ``stop``.
 
@@ -258,6 +303,7 @@ class RunningServer:
         on_stopped: tuple[ShutdownCallback, ...] = (),
         tls: ServerTls | None = None,
         auth: TokenAuth | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.server = server
         self.health = health
@@ -270,6 +316,7 @@ class RunningServer:
         self._stopping: asyncio.Task[None] | None = None
         self.tls = tls
         self.auth = auth
+        self.telemetry = telemetry
 
     def reload(self) -> bool:
         """Re-read the TLS files and the tokens file (SIGHUP); open connections and streams go on.

@@ -24,7 +24,7 @@ from server import accel, workers
 from server.app import App, RunningServer
 from server.observability import configure_logging
 from server.routing import StartupError
-from server.settings import COMPRESSIONS, ServerSettings, check_nats_url
+from server.settings import COMPRESSIONS, ServerSettings, check_nats_url, split_host_port
 
 logger = logging.getLogger("server")
 
@@ -97,6 +97,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "at start (default: the broker's own URL; with --workers N > 1, a local nats-server the "
         "supervisor starts)",
     )
+    _setting(
+        parser,
+        "--metrics-address",
+        str,
+        "HOST:PORT to serve Prometheus metrics on at /metrics (port 0: any free one); with --workers N "
+        "the supervisor serves every worker's series there (default: no metrics)",
+    )
     parser.add_argument(
         "--nats-store",
         default=_env("NATS_STORE", "data/nats"),
@@ -150,6 +157,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             check_nats_url(args.nats_url)
         except ValueError as exc:
             parser.error(f"--nats-url ({ENV_PREFIX}NATS_URL): {exc}")
+    if args.metrics_address is not None:
+        try:
+            split_host_port(args.metrics_address)
+        except ValueError as exc:
+            parser.error(f"--metrics-address ({ENV_PREFIX}METRICS_ADDRESS): {exc}")
     # argparse checks choices of given flags only, not of defaults taken from the environment
     if args.compression is not None and args.compression not in COMPRESSIONS:
         choices = ", ".join(COMPRESSIONS)
@@ -181,6 +193,7 @@ _SETTINGS_FLAGS = {
     "health_requires_auth": "health_requires_auth",
     "compression": "compression",
     "nats_url": "nats_url",
+    "metrics_address": "metrics_address",
 }
 
 
@@ -241,8 +254,26 @@ async def load_app(target: str) -> App:
     return obj
 
 
+@contextlib.contextmanager
+def _nats_url_in_env(nats_url: str | None) -> Iterator[None]:
+    """While the app is built, ``CQRS_GRPC_NATS_URL`` holds the URL ``--nats-url`` gave: where an app
+    that makes its own bus clients finds it (the supervisor of ``--workers`` sets it the same way)."""
+    name = ENV_PREFIX + "NATS_URL"
+    before = os.environ.get(name)
+    if nats_url is not None:
+        os.environ[name] = nats_url
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
 async def serve(args: argparse.Namespace) -> None:
-    app = await load_app(args.app)
+    with _nats_url_in_env(args.nats_url):
+        app = await load_app(args.app)
     app.settings = apply_settings(app.settings, args)
     if workers.is_worker():
         app.settings = dataclasses.replace(app.settings, reuse_port=True)
@@ -281,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.address,
             nats_url=args.nats_url,
             nats_store=args.nats_store,
+            metrics_address=args.metrics_address,
         )
     try:
         with _event_loop() as runner:
