@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import bus, core, grpc_bench, load, observability, workers
+from bench import bus, core, grpc_bench, load, observability, web, workers
 
-MODULES = (core, grpc_bench, load, observability, bus, workers)
+MODULES = (core, grpc_bench, load, observability, bus, web, workers)
 
 
 def main() -> None:

@@ -64,6 +64,8 @@ class ServerSettings:
     ``compression``: how responses are compressed unless a handler chooses otherwise
     (``current_rpc().set_compression``): ``"none"``, ``"gzip"`` or ``"deflate"``.
 
+    ``http_address``: also serve the RPCs to browsers on this ``host:port`` (gRPC-Web, Connect, SSE;
+    docs/web.md), with CORS allowed for the origins of ``http_cors_origins`` only.
     ``metrics_address``: ``HOST:PORT`` where ``/metrics`` is served for Prometheus (port 0: any free
     one); ``None`` records no metrics (docs/observability.md).
 
@@ -90,6 +92,8 @@ class ServerSettings:
     health_requires_auth: bool = False
     compression: str = "none"
     nats_url: str | None = None
+    http_address: str | None = None
+    http_cors_origins: tuple[str, ...] = ()
     metrics_address: str | None = None
     extra_options: tuple[tuple[str, Any], ...] = ()
 

@@ -11,7 +11,7 @@ import grpc
 
 from clients.python.connection import Connection, Metadata, insecure_or_secure
 from clients.python.models import FileEvent, FileInfo, FileServiceError, FileStatus, ProcessResult
-from clients.python.resume import RESUME, SUBSCRIBED, Resume, resume_after
+from clients.python.resume import RESUME, SUBSCRIBED, Resume, resume_after, started_after
 from clients.python.uploads import CHUNK_BYTES, Content, Pieces, Progress
 from demo.files.v1 import files_pb2, files_pb2_grpc
 
@@ -196,9 +196,10 @@ class AsyncEventStream:
 
     async def __aenter__(self) -> AsyncEventStream:
         try:
-            await self._call.initial_metadata()
+            headers = await self._call.initial_metadata()
         except grpc.RpcError as error:
             raise FileServiceError.from_rpc_error(error) from None
+        self.last_sequence = started_after(self.last_sequence, headers)
         if self._call.done():  # refused before subscribing: surface the status now
             await self._raise_status()
         return self
@@ -247,5 +248,6 @@ class AsyncEventStream:
                 headers = await self._call.initial_metadata()
             except grpc.RpcError:
                 continue  # the iteration above meets the same status
+            self.last_sequence = started_after(self.last_sequence, headers)
             if SUBSCRIBED in dict(headers or ()):
                 delays = None  # reconnected: a later failure gets the whole budget again

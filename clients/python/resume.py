@@ -15,6 +15,8 @@ from clients.python.models import FileServiceError
 
 SUBSCRIBED = "x-subscribed"
 """The response header that says the server's feed is live."""
+START_HEADER = "x-resume-after-sequence"
+"""The response header that names the sequence the live feed starts after."""
 RESUME_KEY = "resume_after_sequence"
 """The ErrorInfo metadata of a drain's UNAVAILABLE: the sequence to resume after."""
 
@@ -48,6 +50,15 @@ def resume_after(last_sequence: int, error: FileServiceError) -> int | None:
         return None
     if last_sequence == 0 and error.metadata.get(RESUME_KEY, "").isdigit():
         return int(error.metadata[RESUME_KEY])
+    return last_sequence
+
+
+def started_after(last_sequence: int, headers: object) -> int:
+    """The sequence to resume after once a watch is subscribed: ``last_sequence``, or where the server's
+    feed started if nothing was seen yet, so a connection lost before the first event leaves no gap."""
+    start = dict(headers or ()).get(START_HEADER, "")  # type: ignore[call-overload]
+    if last_sequence == 0 and isinstance(start, str) and start.isdigit():
+        return int(start)
     return last_sequence
 
 

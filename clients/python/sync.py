@@ -11,7 +11,7 @@ import grpc
 
 from clients.python.connection import Connection, Metadata, insecure_or_secure
 from clients.python.models import FileEvent, FileInfo, FileServiceError, FileStatus, ProcessResult
-from clients.python.resume import RESUME, SUBSCRIBED, Resume, resume_after
+from clients.python.resume import RESUME, SUBSCRIBED, Resume, resume_after, started_after
 from clients.python.uploads import CHUNK_BYTES, Content, Pieces, Progress
 from demo.files.v1 import files_pb2, files_pb2_grpc
 
@@ -156,9 +156,10 @@ class EventStream:
 
     def __enter__(self) -> EventStream:
         try:
-            self._call.initial_metadata()
+            headers = self._call.initial_metadata()
         except grpc.RpcError as error:
             raise FileServiceError.from_rpc_error(error) from None
+        self.last_sequence = started_after(self.last_sequence, headers)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -193,5 +194,7 @@ class EventStream:
             if self._cancelled:
                 return
             self._call = self._open(after)
-            if SUBSCRIBED in dict(self._call.initial_metadata() or ()):
+            headers = self._call.initial_metadata()
+            self.last_sequence = started_after(self.last_sequence, headers)
+            if SUBSCRIBED in dict(headers or ()):
                 delays = None  # reconnected: a later failure gets the whole budget again

@@ -42,6 +42,7 @@ MAX_FILE_IDS = 10_000
 MAX_FILE_ID_LENGTH = 256
 MAX_NAME_LENGTH = 255
 SUBSCRIBED_HEADER = "x-subscribed"
+START_HEADER = "x-resume-after-sequence"  # where the live feed starts: resume after it
 RESUME_KEY = "resume_after_sequence"
 """ErrorInfo metadata of a watch's UNAVAILABLE / RESOURCE_EXHAUSTED: the ``after_sequence`` to resume with."""
 DEFAULT_MAX_UPLOAD_BYTES = 64 * MiB
@@ -279,7 +280,9 @@ class WatchFileEventsQueryHandler(StreamingRequestHandler[WatchFileEventsQuery, 
         draining = rpc.draining if rpc is not None else asyncio.Event()
         async with self._source.open(request.after_sequence or None) as feed:
             if rpc is not None:
-                await rpc.send_initial_metadata((SUBSCRIBED_HEADER, "true"))
+                await rpc.send_initial_metadata(
+                    (SUBSCRIBED_HEADER, "true"), (START_HEADER, str(feed.last_sequence))
+                )
             events = aiter(feed)
             drained = asyncio.ensure_future(draining.wait())
             waiting: asyncio.Future[FileEvent] | None = None

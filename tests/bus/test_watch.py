@@ -48,7 +48,10 @@ async def _upload(address: str, name: str) -> str:
 
 async def _watch(stub: files_pb2_grpc.FileServiceStub, after: int) -> grpc.aio.UnaryStreamCall:
     call = stub.WatchFileEvents(files_pb2.WatchFileEventsQuery(after_sequence=after))
-    assert ("x-subscribed", "true") in tuple(await call.initial_metadata())  # live from here on
+    headers = dict(await call.initial_metadata())
+    assert headers["x-subscribed"] == "true"  # live from here on
+    if after:
+        assert headers["x-resume-after-sequence"] == str(after)  # where a lost connection resumes
     return call
 
 

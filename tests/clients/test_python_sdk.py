@@ -51,6 +51,7 @@ class ScriptedFiles(files_pb2_grpc.FileServiceServicer):
         self.proceed = threading.Event()
         self.upload_messages: list[tuple[str, object]] = []
         self.watched_after: list[int] = []
+        self.lost_before_events_at: int | None = None  # a first watch lost before its first event
 
     def _record(self, context: grpc.ServicerContext) -> None:
         self.seen_metadata.append({k: v for k, v in context.invocation_metadata()})
@@ -118,9 +119,13 @@ class ScriptedFiles(files_pb2_grpc.FileServiceServicer):
     ) -> Iterator[Any]:
         self._record(context)
         context.add_callback(self.stream_closed.set)
-        context.send_initial_metadata((("x-subscribed", "true"),))
         after = request.after_sequence
+        lost_at = self.lost_before_events_at if after == 0 else None
+        start = after if lost_at is None else lost_at
+        context.send_initial_metadata((("x-subscribed", "true"), ("x-resume-after-sequence", str(start))))
         self.watched_after.append(after)
+        if lost_at is not None:  # the connection is lost, not drained: no resume sequence in the status
+            context.abort(grpc.StatusCode.UNAVAILABLE, "connection lost")
         # a first watch: 1..3 then a drain; a resumed one repeats its last event (a client must drop
         # it), gives the next and ends
         for n in range(1, 4) if after == 0 else (after, after + 1):
@@ -255,6 +260,20 @@ async def test_async_watch_resumes_after_unavailable_from_the_sequence_given(
         seen = [event.sequence async for event in events]
     assert seen == [8]  # 7 was seen before this watch began
     assert fake.watched_after[before:] == [7]
+
+
+async def test_a_watch_lost_before_its_first_event_resumes_where_its_feed_started(
+    fake: ScriptedFiles, connection: Connection
+) -> None:
+    before = len(fake.watched_after)
+    fake.lost_before_events_at = 20  # events 1..20 happened before the watch; 21 happens meanwhile
+    try:
+        async with AsyncFileClient(connection) as client, client.watch(resume=QUICK) as events:
+            seen = [event.sequence async for event in events]
+    finally:
+        fake.lost_before_events_at = None
+    assert seen == [21]  # the resumed watch replays 21, dropping 20 it started after
+    assert fake.watched_after[before:] == [0, 20]
 
 
 async def test_async_client_mirrors_the_sync_one(fake: ScriptedFiles, connection: Connection) -> None:
