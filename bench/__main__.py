@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import bus, core, grpc_bench, load, observability, web
+from bench import bus, core, grpc_bench, load, observability, web, workers
 
-MODULES = (core, grpc_bench, load, observability, bus, web)
+MODULES = (core, grpc_bench, load, observability, bus, web, workers)
 
 
 def main() -> None:
