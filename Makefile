@@ -65,6 +65,16 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Debian's chromium (with a font for its screenshots) drives the demo page's browser test; apt runs
+# only when /usr/bin/chromium is missing (as root, else through sudo).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=300 \
+	--no-install-recommends chromium fonts-liberation
+install: $(CHROMIUM)
+$(CHROMIUM):
+	$(APT_INSTALL) || ($(SUDO) apt-get update && $(APT_INSTALL))
+
 # The Node.js client's dependencies (@grpc/grpc-js, @grpc/proto-loader), pinned in its package-lock.json.
 clients/node/node_modules/.installed: clients/node/package.json clients/node/package-lock.json
 	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
