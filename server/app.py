@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -35,6 +36,7 @@ from server.tls import ServerTls
 
 if TYPE_CHECKING:
     from cqrs.bus import JetStreamBroker
+    from server.web import WebServer
 
 logger = logging.getLogger("server")
 
@@ -71,6 +73,7 @@ class App:
         self.broker = broker
         self.errors = ErrorMapper(error_domain)
         self.routes: list[Route] = []
+        self.static_dir: Path | None = None
         self._shutdown_callbacks: list[ShutdownCallback] = []
 
     def add_services(
@@ -107,6 +110,13 @@ class App:
         """
         self._shutdown_callbacks.append(callback)
         return callback
+
+    def serve_static(self, directory: str | Path) -> None:
+        """Serve the files under ``directory`` at ``/`` of the HTTP port (``index.html`` for ``/``)."""
+        path = Path(directory)
+        if not path.is_dir():
+            raise ValueError(f"serve_static({str(directory)!r}): not a directory")
+        self.static_dir = path
 
     def map_error(self, exc_type: type[BaseException], code: grpc.StatusCode) -> None:
         """Send ``code`` when a handler raises ``exc_type`` (or a subclass)."""
@@ -180,6 +190,13 @@ class App:
         if port == 0 and not address.endswith(":0"):
             raise OSError(f"could not bind {address}: is another process listening there?")
         await server.start()
+        web = None
+        if self.settings.http_address is not None:
+            try:
+                web = await self._start_web(by_service, health, auth, draining)
+            except BaseException:
+                await server.stop(None)
+                raise
         health.set_serving()
         host = address.rsplit(":", 1)[0]
         running = RunningServer(
@@ -194,7 +211,10 @@ class App:
             on_stopped=(*reversed(self._shutdown_callbacks), *bus_stops),
             tls=tls,
             auth=auth,
+            web=web,
         )
+        if web is not None:
+            logger.info("serving http=%s protocols=grpc-web,connect,sse", self.settings.http_address)
         logger.info(
             "serving address=%s:%d services=%s bus=%s tls=%s auth=%s",
             host,
@@ -205,6 +225,43 @@ class App:
             "off" if auth is None else f"tokens({len(auth.names)})",
         )
         return running
+
+    async def _start_web(
+        self,
+        by_service: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]],
+        health: Health,
+        auth: TokenAuth | None,
+        draining: asyncio.Event,
+    ) -> WebServer:
+        """The HTTP port, serving the very handlers registered on the gRPC server (docs/web.md)."""
+        from grpc_health.v1 import health_pb2
+
+        from server.web import Shared, Target, WebServer
+
+        targets: list[tuple[Target, bool]] = []
+        for route in self.routes:
+            assert route.request_class is not None and route.response_class is not None
+            handler = by_service[route.service][route.method]
+            target = Target(route.path, handler, route.request_class, route.response_class, route.streaming)
+            targets.append((target, route.client_streaming))
+        for method, handler in health.method_handlers().items():
+            path = f"/{HEALTH_SERVICE}/{method}"
+            request, response = health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
+            targets.append((Target(path, handler, request, response, method == "Watch"), False))
+        settings = self.settings
+        shared = Shared(
+            errors=self.errors,
+            auth=auth,
+            draining=draining,
+            max_receive_bytes=settings.max_receive_message_bytes,
+            max_send_bytes=settings.max_send_message_bytes,
+        )
+        web = WebServer(
+            targets, shared, health, cors_origins=settings.http_cors_origins, static_dir=self.static_dir
+        )
+        assert settings.http_address is not None
+        await web.start(settings.http_address, reuse_port=settings.reuse_port)
+        return web
 
     def _security(self, log: RpcLog, draining: asyncio.Event) -> tuple[ServerTls | None, TokenAuth | None]:
         """TLS credentials and the token interceptor the settings ask for; StartupError if unusable."""
@@ -258,8 +315,10 @@ class RunningServer:
         on_stopped: tuple[ShutdownCallback, ...] = (),
         tls: ServerTls | None = None,
         auth: TokenAuth | None = None,
+        web: WebServer | None = None,
     ) -> None:
         self.server = server
+        self.web = web
         self.health = health
         self.draining = draining
         self.stream_limit = stream_limit
@@ -287,6 +346,11 @@ class RunningServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def http_port(self) -> int | None:
+        """The port of the HTTP port for browsers (``settings.http_address``), or None without one."""
+        return None if self.web is None else self.web.port
+
     async def stop(self, grace: float | None = None) -> None:
         """Shut down gracefully; safe to call more than once (later calls wait for the first)."""
         if self._stopping is None:
@@ -298,7 +362,10 @@ class RunningServer:
         self.health.set_not_serving()
         self.health.end_watches()
         self.draining.set()
-        await self.server.stop(grace)
+        if self.web is None:
+            await self.server.stop(grace)
+        else:
+            await asyncio.gather(self.server.stop(grace), self.web.stop(grace))
         for callback in self._on_stopped:
             try:
                 result = callback()

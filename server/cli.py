@@ -103,6 +103,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="with --workers N > 1 and no --nats-url: the JetStream store of the local nats-server "
         f"[env {ENV_PREFIX}NATS_STORE; default %(default)s]",
     )
+    _setting(
+        parser,
+        "--http-address",
+        str,
+        "host:port of an HTTP port serving the same RPCs to browsers: gRPC-Web, Connect and SSE "
+        "(docs/web.md; default: none)",
+    )
+    cors_env = ENV_PREFIX + "HTTP_CORS_ORIGIN"
+    parser.add_argument(
+        "--http-cors-origin",
+        dest="http_cors_origins",
+        action="append",
+        default=None,
+        help="an origin (https://app.example.com) whose pages may call the HTTP port; repeatable "
+        f"[env {cors_env}, comma-separated]",
+    )
     _switch(parser, "--no-reflection", "reflection", False, "do not serve server reflection")
     _switch(
         parser,
@@ -145,6 +161,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"text for people, json for log pipelines [env {ENV_PREFIX}LOG_FORMAT; default text]",
     )
     args = parser.parse_args(argv)
+    if args.http_cors_origins is None and os.environ.get(cors_env):
+        args.http_cors_origins = [o.strip() for o in os.environ[cors_env].split(",") if o.strip()]
+    if args.http_cors_origins is not None:
+        args.http_cors_origins = tuple(args.http_cors_origins)
     if args.nats_url is not None:
         try:
             check_nats_url(args.nats_url)
@@ -181,6 +201,8 @@ _SETTINGS_FLAGS = {
     "health_requires_auth": "health_requires_auth",
     "compression": "compression",
     "nats_url": "nats_url",
+    "http_address": "http_address",
+    "http_cors_origins": "http_cors_origins",
 }
 
 

@@ -64,6 +64,9 @@ class ServerSettings:
     ``compression``: how responses are compressed unless a handler chooses otherwise
     (``current_rpc().set_compression``): ``"none"``, ``"gzip"`` or ``"deflate"``.
 
+    ``http_address``: also serve the RPCs to browsers on this ``host:port`` (gRPC-Web, Connect, SSE;
+    docs/web.md), with CORS allowed for the origins of ``http_cors_origins`` only.
+
     ``nats_url``: the NATS server(s) of the event bus (``nats://host:port``, comma-separated for a
     cluster). An App given a ``broker`` connects it there at start (docs/bus.md); ``None`` leaves the
     broker's own URL.
@@ -87,6 +90,8 @@ class ServerSettings:
     health_requires_auth: bool = False
     compression: str = "none"
     nats_url: str | None = None
+    http_address: str | None = None
+    http_cors_origins: tuple[str, ...] = ()
     extra_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
