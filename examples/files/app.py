@@ -46,6 +46,8 @@ MAX_UPLOAD_BYTES_ENV = "FILES_MAX_UPLOAD_BYTES"
 # Room for the message framing and the name next to the content, so an upload of exactly the
 # limit passes grpc's own receive limit and a larger one gets our clearer RESOURCE_EXHAUSTED.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
+# the browser page (docs/demo-page.md), served at / of the HTTP port
+WEB_DIR = Path(__file__).with_name("web")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -120,13 +122,16 @@ def create_app(
     """The demo App (``--app examples.files:create_app``), configured by the environment.
 
     A parameter left out comes from the environment: ``FILES_DATA_DIR`` (default ``./data``, created
-    if missing) and ``FILES_MAX_UPLOAD_BYTES`` (default 64 MiB); tests pass them directly.
+    if missing) and ``FILES_MAX_UPLOAD_BYTES`` (default 64 MiB); tests pass them directly. With
+    ``--http-address``, the demo page is served at ``/`` of that port.
     """
     if data_dir is None:
         data_dir = os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
     if max_upload_bytes is None:
         max_upload_bytes = _int_from_env(MAX_UPLOAD_BYTES_ENV, DEFAULT_MAX_UPLOAD_BYTES)
-    return build_demo(data_dir, max_upload_bytes=max_upload_bytes).app
+    app = build_demo(data_dir, max_upload_bytes=max_upload_bytes).app
+    app.serve_static(WEB_DIR)
+    return app
 
 
 def _int_from_env(name: str, default: int) -> int:
