@@ -1,7 +1,7 @@
 // Drives the demo page in Debian's headless Chromium with playwright-core (from tools/node_modules).
-// Usage: node demo_page.mjs BASE_URL ARTIFACTS_DIR
-// Talks to the pytest test in JSON lines: it prints {"step": ...} when a step is done, and waits
-// for one line on stdin where the test must look at the server before the page goes on.
+// Usage: node demo_page.mjs BASE_URL ARTIFACTS_DIR [batch|resume]
+// Talks to the pytest test in JSON lines: it prints {"step": ...} when a step is done, and after
+// "paused" waits for one line on stdin, so the test can look at the server before the page goes on.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -12,7 +12,7 @@ import readline from "node:readline";
 const require = createRequire(new URL("../../tools/package.json", import.meta.url));
 const { chromium } = require("playwright-core");
 
-const [baseUrl, artifacts] = process.argv.slice(2);
+const [baseUrl, artifacts, mode = "batch"] = process.argv.slice(2);
 const WAIT_MS = 10_000;
 const lines = readline.createInterface({ input: process.stdin });
 const input = lines[Symbol.asyncIterator]();
@@ -49,6 +49,70 @@ const readPage = (page) =>
     ),
   }));
 
+async function upload(page, files) {
+  await page.setInputFiles("#upload-input", files);
+  await page.getByRole("button", { name: "Upload", exact: true }).click();
+}
+
+const feedHas = (page, count) =>
+  page.waitForFunction((wanted) => document.querySelectorAll("#feed-list li").length >= wanted, count);
+
+async function pause(page) {
+  await page.getByRole("button", { name: "Pause" }).click();
+  await page.waitForSelector('#feed-state[data-state="paused"]');
+  report("paused");
+}
+
+/** Upload two files, process them, show two errors, then pause the feed. */
+async function batchFlow(page) {
+  // the server refuses a file over its upload limit (the test sets it low): the page says why
+  await upload(page, [{ name: "big.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(8192, 1) }]);
+  await page.waitForSelector("#files-error:not([hidden])");
+  report("upload-error", await readPage(page));
+
+  await upload(page, [
+    { name: "alpha.txt", mimeType: "text/plain", buffer: Buffer.from("one\ntwo\nthree\n") },
+    { name: "beta.csv", mimeType: "text/csv", buffer: Buffer.from("a,b\n1,2") },
+  ]);
+  await page.waitForFunction(() => document.querySelectorAll("#files-body tr").length === 2);
+  await page.getByRole("button", { name: "Process 2 selected" }).click();
+  await page.waitForFunction(
+    () => [...document.querySelectorAll("#batch-list progress")].filter((bar) => bar.value === bar.max).length === 2,
+  );
+  await feedHas(page, 4);
+  await page.waitForSelector("#batch-summary:has-text('Done')");
+  const screenshot = path.join(artifacts, "demo-page.png");
+  await page.screenshot({ path: screenshot, fullPage: true });
+  report("processed", { ...(await readPage(page)), screenshot });
+
+  // an end event with an error status is shown: the batch's request is made invalid on its way out
+  await page.route("**/ProcessFiles?*", (route) => {
+    const url = new URL(route.request().url());
+    url.searchParams.set("message", JSON.stringify({ fileIds: [""] }));
+    return route.continue({ url: url.toString() });
+  });
+  await page.getByRole("button", { name: "Process 2 selected" }).click();
+  await page.waitForSelector("#batch-error:not([hidden])");
+  await page.unroute("**/ProcessFiles?*");
+  report("batch-error", await readPage(page));
+
+  // pausing the feed closes its EventSource while the page stays open
+  await pause(page);
+  await nextCommand();
+}
+
+/** Upload one file, pause the feed; once the test has uploaded another, resume and show both. */
+async function resumeFlow(page) {
+  await upload(page, [{ name: "first.txt", mimeType: "text/plain", buffer: Buffer.from("first\n") }]);
+  await feedHas(page, 1);
+  await pause(page);
+  await nextCommand(); // the test uploaded a file while the feed was paused
+  await page.getByRole("button", { name: "Resume" }).click();
+  await feedHas(page, 2);
+  await page.waitForFunction(() => document.querySelectorAll("#files-body tr").length === 2);
+  report("resumed", await readPage(page));
+}
+
 async function main() {
   const profile = mkdtempSync(path.join(tmpdir(), "demo-page-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
@@ -76,52 +140,7 @@ async function main() {
     await page.goto(`${baseUrl}/`);
     await page.waitForSelector('#feed-state[data-state="live"]');
     report("live");
-
-    // the server refuses a file over its upload limit (the test sets it low): the page says why
-    await page.setInputFiles("#upload-input", [{ name: "big.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(8192, 1) }]);
-    await page.getByRole("button", { name: "Upload", exact: true }).click();
-    await page.waitForSelector("#files-error:not([hidden])");
-    report("upload-error", await readPage(page));
-
-    await page.setInputFiles("#upload-input", [
-      { name: "alpha.txt", mimeType: "text/plain", buffer: Buffer.from("one\ntwo\nthree\n") },
-      { name: "beta.csv", mimeType: "text/csv", buffer: Buffer.from("a,b\n1,2") },
-    ]);
-    await page.getByRole("button", { name: "Upload", exact: true }).click();
-    await page.waitForFunction(() => document.querySelectorAll("#files-body tr").length === 2);
-    await page.getByRole("button", { name: "Process 2 selected" }).click();
-    await page.waitForFunction(
-      () =>
-        [...document.querySelectorAll("#batch-list progress")].filter((bar) => bar.value === bar.max).length === 2 &&
-        document.querySelectorAll("#feed-list li").length >= 4,
-    );
-    await page.waitForSelector("#batch-summary:has-text('Done')");
-    const screenshot = path.join(artifacts, "demo-page.png");
-    await page.screenshot({ path: screenshot, fullPage: true });
-    report("processed", { ...(await readPage(page)), screenshot });
-
-    // an end event with an error status is shown: the batch's request is made invalid on its way out
-    await page.route("**/ProcessFiles?*", (route) => {
-      const url = new URL(route.request().url());
-      url.searchParams.set("message", JSON.stringify({ fileIds: [""] }));
-      return route.continue({ url: url.toString() });
-    });
-    await page.getByRole("button", { name: "Process 2 selected" }).click();
-    await page.waitForSelector("#batch-error:not([hidden])");
-    await page.unroute("**/ProcessFiles?*");
-    report("batch-error", await readPage(page));
-
-    // pausing the feed closes its EventSource while the page stays open
-    await page.getByRole("button", { name: "Pause" }).click();
-    await page.waitForSelector('#feed-state[data-state="paused"]');
-    report("paused");
-    if ((await nextCommand()) === "resume") {
-      await page.getByRole("button", { name: "Resume" }).click();
-      await page.waitForSelector('#feed-state[data-state="live"]');
-      const wanted = Number(await nextCommand()); // events the page must show once resumed
-      await page.waitForFunction((count) => document.querySelectorAll("#feed-list li").length >= count, wanted);
-      report("resumed", await readPage(page));
-    }
+    await (mode === "resume" ? resumeFlow(page) : batchFlow(page));
     report("done", { pageErrors });
   } finally {
     lines.close();

@@ -7,15 +7,18 @@ with ``--http-address``, checks what the page showed and what the server did mea
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
+from demo.files.v1 import files_pb2, files_pb2_grpc
 from tests.e2e.conftest import DEMO_APP, ROOT, ServerProcess, start_server
 
 SCRIPT = Path(__file__).with_name("demo_page.mjs")
@@ -25,6 +28,9 @@ ARTIFACTS = ROOT / "test-artifacts" / "demo_page"
 UPLOAD_LIMIT = 4096
 STEP_TIMEOUT = 20.0
 WATCH_CLOSED = "rpc /demo.files.v1.FileService/WatchFileEvents status=CANCELLED"
+
+
+OpenPage = Callable[[str], Awaitable["PageDriver"]]
 
 
 def free_port() -> int:
@@ -52,6 +58,12 @@ class PageDriver:
         assert self.process.stdin is not None
         self.process.stdin.write(command.encode() + b"\n")
         await self.process.stdin.drain()
+
+    async def finish(self) -> None:
+        """The last step: no uncaught error in the page, and the driver exits 0."""
+        done = await self.step("done")
+        assert done["pageErrors"] == []
+        assert await asyncio.wait_for(self.process.wait(), 10) == 0
 
     async def _stderr(self) -> str:
         assert self.process.stderr is not None
@@ -85,21 +97,28 @@ async def demo_http(browser_installed: None) -> AsyncIterator[tuple[ServerProces
 
 
 @pytest.fixture
-async def page_driver(demo_http: tuple[ServerProcess, str]) -> AsyncIterator[PageDriver]:
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        str(SCRIPT),
-        demo_http[1],
-        str(ARTIFACTS),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        yield PageDriver(process)
-    finally:
+async def open_page(demo_http: tuple[ServerProcess, str]) -> AsyncIterator[OpenPage]:
+    """``await open_page(mode)``: the page in Chromium, driven through ``demo_page.mjs``'s ``mode``."""
+    processes: list[asyncio.subprocess.Process] = []
+
+    async def open_page(mode: str) -> PageDriver:
+        shutil.rmtree(ARTIFACTS, ignore_errors=True)
+        ARTIFACTS.mkdir(parents=True)
+        process = await asyncio.create_subprocess_exec(
+            "node",
+            str(SCRIPT),
+            demo_http[1],
+            str(ARTIFACTS),
+            mode,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        processes.append(process)
+        return PageDriver(process)
+
+    yield open_page
+    for process in processes:
         if process.returncode is None:
             process.kill()
             await process.wait()
@@ -117,9 +136,10 @@ async def wait_for_log(server: ServerProcess, text: str, timeout: float = 10) ->
 
 
 async def test_the_page_uploads_two_files_processes_them_and_lists_the_events(
-    demo_http: tuple[ServerProcess, str], page_driver: PageDriver
+    demo_http: tuple[ServerProcess, str], open_page: OpenPage
 ) -> None:
     server, _ = demo_http
+    page_driver = await open_page("batch")
     await page_driver.step("live")
 
     refused = await page_driver.step("upload-error")
@@ -135,9 +155,10 @@ async def test_the_page_uploads_two_files_processes_them_and_lists_the_events(
     ]
     assert page["overall"] == {"value": 2, "max": 2}
     assert [file["status"] for file in page["files"]] == ["completed", "completed"]
-    feed = sorted(page["feed"], key=lambda event: event["sequence"])
+    feed = page["feed"][::-1]  # the page shows the newest first
     assert [event["kind"] for event in feed] == ["file_uploaded"] * 2 + ["file_processed"] * 2
-    assert [event["sequence"] for event in feed] == [1, 2, 3, 4]
+    sequences = [event["sequence"] for event in feed]
+    assert sequences == sorted(set(sequences)) and len(sequences) == 4
     assert "uploaded alpha.txt" in feed[0]["text"] and "processed beta.csv: completed" in feed[3]["text"]
     assert not any(page["errors"].values())
 
@@ -150,7 +171,31 @@ async def test_the_page_uploads_two_files_processes_them_and_lists_the_events(
     await wait_for_log(server, WATCH_CLOSED)
 
     await page_driver.send("stop")
-    done = await page_driver.step("done")
-    assert done["pageErrors"] == []
-    assert await asyncio.wait_for(page_driver.process.wait(), 10) == 0
+    await page_driver.finish()
     assert "Traceback" not in "".join(server.log)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("examples.files.watch") is None,
+    reason="WatchFileEvents replays after_sequence once examples/files/watch.py (issue 20) is merged",
+)
+async def test_a_paused_feed_resumes_after_its_last_event_and_misses_none(
+    demo_http: tuple[ServerProcess, str], open_page: OpenPage
+) -> None:
+    server, _ = demo_http
+    page_driver = await open_page("resume")
+    await page_driver.step("live")
+    await page_driver.step("paused")
+    await wait_for_log(server, WATCH_CLOSED)
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = files_pb2_grpc.FileServiceStub(channel)
+        await stub.UploadFile(files_pb2.UploadFileCommand(name="missed.txt", content=b"x"), timeout=10)
+
+    await page_driver.send("resume")
+    page = await page_driver.step("resumed")
+    sequences = [event["sequence"] for event in page["feed"]]
+    assert sorted(sequences) == sequences[::-1] and len(set(sequences)) == 2, page["feed"]
+    assert "uploaded missed.txt" in page["feed"][0]["text"]
+    assert "uploaded first.txt" in page["feed"][1]["text"]
+    assert sorted(file["name"] for file in page["files"]) == ["first.txt", "missed.txt"]
+    await page_driver.finish()
