@@ -14,6 +14,8 @@ export class FilesPanel {
     this.body = root.querySelector("#files-body");
     this.selectAll = root.querySelector("#select-all");
     this.rows = new Map(); // file id -> <tr>
+    this.statuses = new Map(); // file id -> its latest known status, shown at once by a new row
+    this.told = new Map(); // file id -> how many statuses a batch or the feed told
     this.onSelectionChange = () => {};
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -93,20 +95,31 @@ export class FilesPanel {
     }
     row.lastChild.className = "status";
     this.rows.set(file.fileId, row);
+    this.showStatus(file.fileId);
     return row;
   }
 
+  /** Ask GetFileStatus; its answer is dropped if a batch or the feed told a status meanwhile. */
   async loadStatus(fileId) {
+    const mark = this.told.get(fileId) || 0;
+    let status;
     try {
-      const status = await callUnary("GetFileStatus", { fileId });
-      this.setStatus(fileId, status.status);
+      status = (await callUnary("GetFileStatus", { fileId })).status;
     } catch (error) {
-      this.setStatus(fileId, error.code === "NOT_FOUND" ? "unknown" : "?");
+      status = error.code === "NOT_FOUND" ? "unknown" : "?";
     }
+    if ((this.told.get(fileId) || 0) === mark) this.showStatus(fileId, status);
   }
 
-  /** Show a file's latest status (from a batch result or a feed event). */
+  /** Show a file's latest status, as a batch result or a feed event told it. */
   setStatus(fileId, status) {
+    if (!status) return;
+    this.told.set(fileId, (this.told.get(fileId) || 0) + 1);
+    this.showStatus(fileId, status);
+  }
+
+  showStatus(fileId, status = this.statuses.get(fileId)) {
+    if (status) this.statuses.set(fileId, status);
     const row = this.rows.get(fileId);
     if (!row || !status) return;
     const cell = row.querySelector(".status");
