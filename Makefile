@@ -27,7 +27,10 @@ PYTEST_ARGS ?=
 
 .PHONY: install proto run test lint unit bench demo clean
 
-install: $(VENV)/.installed-$(PYVER) $(GEN)/.generated tools/node_modules/.installed clients/node/node_modules/.installed
+install: $(VENV)/.installed-$(PYVER) $(GEN)/.generated tools/node_modules/.installed clients/node/node_modules/.installed \
+	$(GEN)/protos.binpb
+	# curl: the SSE tests read event streams with `curl -N` (Debian's package, only when missing)
+	command -v curl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq curl)
 
 $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/accel/_cwire.pyx
 	# a venv made by another interpreter is made anew
@@ -64,6 +67,10 @@ $(GEN)/.generated: $(PROTOS) $(TEST_PROTOS) $(EXAMPLE_PROTOS) $(PLUGIN_SOURCES) 
 tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# protos/ as one descriptor set, for clients that load schemas at run time (tools/connect_call.mjs)
+$(GEN)/protos.binpb: $(PROTOS) $(GEN)/.generated tools/node_modules/.installed
+	tools/node_modules/.bin/buf build protos -o $@
 
 # Debian's chromium (with a font for its screenshots) drives the demo page's browser test; apt runs
 # only when /usr/bin/chromium is missing (as root, else through sudo).

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import core, grpc_bench, load
+from bench import core, grpc_bench, load, web
 
-MODULES = (core, grpc_bench, load)
+MODULES = (core, grpc_bench, load, web)
 
 
 def main() -> None:

@@ -213,8 +213,9 @@ class App:
             auth=auth,
             web=web,
         )
-        if web is not None:
-            logger.info("serving http=%s protocols=grpc-web,connect,sse", self.settings.http_address)
+        if web is not None:  # before the "serving address=" line: whoever waits for that one has both
+            http_host = (self.settings.http_address or "").rpartition(":")[0]
+            logger.info("serving http=%s:%d protocols=grpc-web,connect,sse", http_host, web.port)
         logger.info(
             "serving address=%s:%d services=%s bus=%s tls=%s auth=%s",
             host,

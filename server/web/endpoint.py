@@ -229,8 +229,7 @@ class RpcEndpoint:
         unary: Any = handler.unary_unary
         streamed: Any = handler.unary_stream
         if unary is not None:
-            result = await unary(request, call)
-            await out.message(handler.response_serializer(result) if handler.response_serializer else result)
+            await call.write(await unary(request, call))  # serialized and size-checked as a stream's items
         elif streamed is not None:
             await streamed(request, call)
         else:
