@@ -1,18 +1,17 @@
 // Drives the demo page in Debian's headless Chromium with playwright-core (from tools/node_modules).
-// Usage: node demo_page.mjs BASE_URL ARTIFACTS_DIR [batch|resume]
+// Usage: node demo_page.mjs BASE_URL ARTIFACTS_DIR PROFILE_DIR [batch|resume]
+// PROFILE_DIR: an empty directory, Chromium's fresh --user-data-dir (the test's tmp_path).
 // Talks to the pytest test in JSON lines: it prints {"step": ...} when a step is done, and after
 // "paused" waits for one line on stdin, so the test can look at the server before the page goes on.
 
-import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 
 const require = createRequire(new URL("../../tools/package.json", import.meta.url));
 const { chromium } = require("playwright-core");
 
-const [baseUrl, artifacts, mode = "batch"] = process.argv.slice(2);
+const [baseUrl, artifacts, profile, mode = "batch"] = process.argv.slice(2);
 const WAIT_MS = 10_000;
 const lines = readline.createInterface({ input: process.stdin });
 const input = lines[Symbol.asyncIterator]();
@@ -114,7 +113,6 @@ async function resumeFlow(page) {
 }
 
 async function main() {
-  const profile = mkdtempSync(path.join(tmpdir(), "demo-page-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: "/usr/bin/chromium",
     headless: true,
@@ -145,7 +143,6 @@ async function main() {
   } finally {
     lines.close();
     await context.close();
-    rmSync(profile, { recursive: true, force: true });
   }
 }
 

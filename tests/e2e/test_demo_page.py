@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import shutil
-import socket
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,11 @@ PLAYWRIGHT = ROOT / "tools" / "node_modules" / "playwright-core"
 ARTIFACTS = ROOT / "test-artifacts" / "demo_page"
 UPLOAD_LIMIT = 4096
 STEP_TIMEOUT = 20.0
+SERVING_HTTP = re.compile(r"serving http=(?P<address>\S+:\d+)")
 WATCH_CLOSED = "rpc /demo.files.v1.FileService/WatchFileEvents status=CANCELLED"
 
 
 OpenPage = Callable[[str], Awaitable["PageDriver"]]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class PageDriver:
@@ -78,18 +71,19 @@ def browser_installed() -> None:
 
 @pytest.fixture
 async def demo_http(browser_installed: None) -> AsyncIterator[tuple[ServerProcess, str]]:
-    address = f"127.0.0.1:{free_port()}"
     server = await start_server(
         "--app",
         DEMO_APP,
         "--http-address",
-        address,
+        "127.0.0.1:0",
         "--grace",
         "2",
         env={"FILES_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)},
     )
     try:
-        yield server, f"http://{address}"
+        bound = [match["address"] for line in server.log if (match := SERVING_HTTP.search(line))]
+        assert bound, f"the server did not say which HTTP port it bound:\n{''.join(server.log)}"
+        yield server, f"http://{bound[0]}"
     finally:
         if server.process.returncode is None:
             server.process.kill()
@@ -97,18 +91,18 @@ async def demo_http(browser_installed: None) -> AsyncIterator[tuple[ServerProces
 
 
 @pytest.fixture
-async def open_page(demo_http: tuple[ServerProcess, str]) -> AsyncIterator[OpenPage]:
+async def open_page(demo_http: tuple[ServerProcess, str], tmp_path: Path) -> AsyncIterator[OpenPage]:
     """``await open_page(mode)``: the page in Chromium, driven through ``demo_page.mjs``'s ``mode``."""
     processes: list[asyncio.subprocess.Process] = []
 
     async def open_page(mode: str) -> PageDriver:
-        shutil.rmtree(ARTIFACTS, ignore_errors=True)
-        ARTIFACTS.mkdir(parents=True)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         process = await asyncio.create_subprocess_exec(
             "node",
             str(SCRIPT),
             demo_http[1],
             str(ARTIFACTS),
+            str(tmp_path / f"chromium-profile-{len(processes)}"),
             mode,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -120,8 +114,12 @@ async def open_page(demo_http: tuple[ServerProcess, str]) -> AsyncIterator[OpenP
     yield open_page
     for process in processes:
         if process.returncode is None:
-            process.kill()
-            await process.wait()
+            process.terminate()  # playwright closes its browser on SIGTERM; SIGKILL would orphan it
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
 
 
 async def wait_for_log(server: ServerProcess, text: str, timeout: float = 10) -> None:
