@@ -23,6 +23,8 @@ PROTOC := $(PY) -m grpc_tools.protoc --python_out=$(GEN) --pyi_out=$(GEN) --grpc
 # what building server/accel/_cwire.pyx leaves in the source tree (pip install -e builds in place)
 CWIRE_BUILD := server/accel/_cwire.c server/accel/_cwire.*.so
 ADDRESS ?= 127.0.0.1:50051
+# the HTTP port of `make run`: gRPC-Web, Connect, SSE and the demo page at /
+HTTP_ADDRESS ?= 127.0.0.1:8080
 PYTEST_ARGS ?=
 
 .PHONY: install proto run test lint unit bench demo clean
@@ -88,7 +90,7 @@ clients/node/node_modules/.installed: clients/node/package.json clients/node/pac
 	touch $@
 
 run: install
-	$(PY) -m server --app examples.files:create_app --address $(ADDRESS)
+	$(PY) -m server --app examples.files:create_app --address $(ADDRESS) --http-address $(HTTP_ADDRESS)
 
 lint: install
 	$(PY) -m ruff check .
