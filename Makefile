@@ -41,7 +41,7 @@ $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/accel/_cwire.pyx
 	$(PY) -m pip install --quiet --upgrade pip
 	# the compiled wire encoder is rebuilt from its .pyx, never left over from an earlier build
 	rm -f $(CWIRE_BUILD)
-	$(PY) -m pip install --quiet -e '.[dev,fast,bus,web]'
+	$(PY) -m pip install --quiet -e '.[dev,fast,bus,observability,web]'
 	$(PY) -c 'import server.accel._cwire' 2>/dev/null \
 	  || echo "note: the compiled wire encoder was not built (no C compiler?); the codec encodes through protobuf." \
 	       "With a compiler: touch server/accel/_cwire.pyx && make install" >&2

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import core, grpc_bench, load, web
+from bench import core, grpc_bench, load, observability, web
 
-MODULES = (core, grpc_bench, load, web)
+MODULES = (core, grpc_bench, load, observability, web)
 
 
 def main() -> None:

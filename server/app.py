@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,10 @@ from server.settings import ServerSettings, compression_of
 from server.tls import ServerTls
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from cqrs.bus import JetStreamBroker
+    from server.telemetry import Telemetry
     from server.web import WebServer
 
 logger = logging.getLogger("server")
@@ -54,6 +58,9 @@ class App:
     through (their ``message_broker=``). The App connects it to ``settings.nats_url`` at start (an
     unreachable bus stops the start with :class:`cqrs.UnavailableError`), reports NOT_SERVING while
     it is disconnected, and closes it after the server has stopped (docs/bus.md).
+
+    ``tracer_provider``: where the RPCs' spans go; by default the ``OTEL_*`` variables decide, and
+    tracing is off unless ``OTEL_TRACES_EXPORTER`` names an exporter (docs/observability.md).
     """
 
     def __init__(
@@ -64,6 +71,7 @@ class App:
         settings: ServerSettings | None = None,
         error_domain: str = "cqrs-grpc",
         broker: JetStreamBroker | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if streaming_mediator is None and mediator is None:
             raise ValueError("App needs a streaming_mediator, a mediator, or both")
@@ -71,6 +79,7 @@ class App:
         self.mediator = mediator
         self.settings = settings or ServerSettings()
         self.broker = broker
+        self.tracer_provider = tracer_provider
         self.errors = ErrorMapper(error_domain)
         self.routes: list[Route] = []
         self.static_dir: Path | None = None
@@ -152,6 +161,27 @@ class App:
             raise
 
     async def _start(self, address: str) -> RunningServer:
+        telemetry = self._telemetry()
+        try:
+            return await self._start_with(address, telemetry)
+        except BaseException:
+            if telemetry is not None:
+                telemetry.close()
+            raise
+
+    def _telemetry(self) -> Telemetry | None:
+        """Traces and metrics as asked for; with both off nothing of them is even imported."""
+        if (
+            self.tracer_provider is None
+            and self.settings.metrics_address is None
+            and not os.environ.get("OTEL_TRACES_EXPORTER")
+        ):
+            return None
+        from server import telemetry
+
+        return telemetry.from_settings(self.settings.metrics_address, self.tracer_provider)
+
+    async def _start_with(self, address: str, telemetry: Telemetry | None) -> RunningServer:
         draining = asyncio.Event()
         log = RpcLog()
         tls, auth = self._security(log, draining)
@@ -168,6 +198,7 @@ class App:
             log=log,
             draining=draining,
             stream_limit=stream_limit,
+            telemetry=telemetry,
         )
         by_service: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = {}
         for route in self.routes:
@@ -208,22 +239,29 @@ class App:
             port=port,
             grace=self.settings.grace,
             # the bus last: a shutdown callback may still publish
-            on_stopped=(*reversed(self._shutdown_callbacks), *bus_stops),
+            on_stopped=(
+                *reversed(self._shutdown_callbacks),
+                *bus_stops,
+                *([telemetry.close] if telemetry is not None else []),
+            ),
             tls=tls,
             auth=auth,
             web=web,
+            telemetry=telemetry,
         )
         if web is not None:  # before the "serving address=" line: whoever waits for that one has both
             http_host = (self.settings.http_address or "").rpartition(":")[0]
             logger.info("serving http=%s:%d protocols=grpc-web,connect,sse", http_host, web.port)
         logger.info(
-            "serving address=%s:%d services=%s bus=%s tls=%s auth=%s",
+            "serving address=%s:%d services=%s bus=%s tls=%s auth=%s metrics=%s tracing=%s",
             host,
             port,
             ",".join(self.service_names),
             "off" if self.broker is None else self.broker.url,
             "off" if tls is None else "mutual" if tls.mutual else "on",
             "off" if auth is None else f"tokens({len(auth.names)})",
+            _metrics_shown(telemetry),
+            "off" if telemetry is None or telemetry.tracer is None else "on",
         )
         return running
 
@@ -261,7 +299,13 @@ class App:
             targets, shared, health, cors_origins=settings.http_cors_origins, static_dir=self.static_dir
         )
         assert settings.http_address is not None
-        await web.start(settings.http_address, reuse_port=settings.reuse_port)
+        await web.start(
+            settings.http_address,
+            reuse_port=settings.reuse_port,
+            tls_cert=settings.tls_cert,
+            tls_key=settings.tls_key,
+            tls_client_ca=settings.tls_client_ca,
+        )
         return web
 
     def _security(self, log: RpcLog, draining: asyncio.Event) -> tuple[ServerTls | None, TokenAuth | None]:
@@ -295,6 +339,13 @@ class App:
         return tls, auth
 
 
+def _metrics_shown(telemetry: Telemetry | None) -> str:
+    if telemetry is None or telemetry.metrics is None:
+        return "off"
+    exposition = telemetry.exposition
+    return "supervisor" if exposition is None else f"{exposition.host}:{exposition.port}"
+
+
 class RunningServer:
     """A started server: its port, and a graceful ``stop``.
 
@@ -317,6 +368,7 @@ class RunningServer:
         tls: ServerTls | None = None,
         auth: TokenAuth | None = None,
         web: WebServer | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.server = server
         self.web = web
@@ -330,6 +382,7 @@ class RunningServer:
         self._stopping: asyncio.Task[None] | None = None
         self.tls = tls
         self.auth = auth
+        self.telemetry = telemetry
 
     def reload(self) -> bool:
         """Re-read the TLS files and the tokens file (SIGHUP); open connections and streams go on.

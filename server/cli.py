@@ -24,7 +24,7 @@ from server import accel, workers
 from server.app import App, RunningServer
 from server.observability import configure_logging
 from server.routing import StartupError
-from server.settings import COMPRESSIONS, ServerSettings, check_nats_url
+from server.settings import COMPRESSIONS, ServerSettings, check_nats_url, split_host_port
 
 logger = logging.getLogger("server")
 
@@ -96,6 +96,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "NATS server(s) of the event bus, nats://host:port: an App given a broker connects it there "
         "at start (default: the broker's own URL; with --workers N > 1, a local nats-server the "
         "supervisor starts)",
+    )
+    _setting(
+        parser,
+        "--metrics-address",
+        str,
+        "HOST:PORT to serve Prometheus metrics on at /metrics (port 0: any free one); with --workers N "
+        "the supervisor serves every worker's series there (default: no metrics)",
     )
     parser.add_argument(
         "--nats-store",
@@ -170,6 +177,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             check_nats_url(args.nats_url)
         except ValueError as exc:
             parser.error(f"--nats-url ({ENV_PREFIX}NATS_URL): {exc}")
+    if args.metrics_address is not None:
+        try:
+            split_host_port(args.metrics_address)
+        except ValueError as exc:
+            parser.error(f"--metrics-address ({ENV_PREFIX}METRICS_ADDRESS): {exc}")
     # argparse checks choices of given flags only, not of defaults taken from the environment
     if args.compression is not None and args.compression not in COMPRESSIONS:
         choices = ", ".join(COMPRESSIONS)
@@ -203,6 +215,7 @@ _SETTINGS_FLAGS = {
     "nats_url": "nats_url",
     "http_address": "http_address",
     "http_cors_origins": "http_cors_origins",
+    "metrics_address": "metrics_address",
 }
 
 
@@ -303,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.address,
             nats_url=args.nats_url,
             nats_store=args.nats_store,
+            metrics_address=args.metrics_address,
         )
     try:
         with _event_loop() as runner:

@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
@@ -27,7 +27,6 @@ from server.web import protocols
 from server.web.call import HttpCall, parse_timeout, request_metadata
 from server.web.protocols import Protocol, Responder, Target
 
-_FIRST = asyncio.FIRST_COMPLETED
 # room for envelopes, base64 and JSON around a message of the largest size accepted
 _BODY_SLACK = 1024
 
@@ -105,6 +104,8 @@ class RpcEndpoint:
         out = protocols.responder(send, self.target, protocol)
         try:
             call, data = await self._prepare(request, protocol, out)
+        except ClientDisconnect:  # gone before its request had arrived: nobody to answer
+            return
         except RpcError as exc:
             outcome = self.shared.errors.outcome(exc, method=self.target.path)
             await out.finish(outcome.code, outcome.message, outcome.trailers)
@@ -185,7 +186,7 @@ class RpcEndpoint:
         try:
             remaining = None if call.deadline is None else max(0.0, call.deadline - time.monotonic())
             done, _ = await asyncio.wait(
-                {flight.task, gone}, timeout=remaining, return_when="FIRST_COMPLETED"
+                {flight.task, gone}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
             )
             if flight.task not in done:
                 flight.end(Ending.CLIENT_GONE if gone in done else Ending.DEADLINE)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -90,8 +91,20 @@ class WebServer:
         name = "SERVICE_UNKNOWN" if status is None else status.name
         return JSONResponse({"status": name}, status_code=200 if status is ServingStatus.SERVING else 503)
 
-    async def start(self, address: str, *, reuse_port: bool = False) -> int:
-        """Listen on ``address`` (``host:port``; port 0 picks one) and return the port."""
+    async def start(
+        self,
+        address: str,
+        *,
+        reuse_port: bool = False,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        tls_client_ca: str | None = None,
+    ) -> int:
+        """Listen on ``address`` (``host:port``; port 0 picks one) and return the port.
+
+        With ``tls_cert`` and ``tls_key`` it speaks HTTPS only; ``tls_client_ca`` also requires a
+        client certificate signed by that CA (the gRPC port's TLS files, docs/web.md).
+        """
         host, _, port = address.rpartition(":")
         host = host.strip("[]") or "0.0.0.0"
         try:
@@ -104,7 +117,16 @@ class WebServer:
             raise OSError(f"could not bind the HTTP port {address}: {exc}") from None
         self._sockets = [sock]
         config = uvicorn.Config(
-            self.asgi, lifespan="off", access_log=False, log_level="warning", timeout_graceful_shutdown=1
+            self.asgi,
+            lifespan="off",
+            log_config=None,  # uvicorn's few messages go through the server's own logging setup
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+            ssl_certfile=tls_cert if tls_key else None,
+            ssl_keyfile=tls_key if tls_cert else None,
+            ssl_ca_certs=tls_client_ca,
+            ssl_cert_reqs=ssl.CERT_REQUIRED if tls_client_ca else ssl.CERT_NONE,
         )
         config.load()
         server = uvicorn.Server(config)

@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.pki import make_pki, needs_openssl
 from tests.web.conftest import BUF, CURL, IMAGE, NODE_CLIENT, PROCESS, ROOT, STATUS, Served, ServeFactory, run
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +57,9 @@ async def test_connect_node_grpc_web_transport(served: Served) -> None:
         1,
         {"error": {"code": "NotFound", "message": "no file has the id 'q'"}},
     )
+    # its Connect transport too: a unary call is Connect unary with binary messages (application/proto)
+    code, out, _ = await run("node", NODE_CLIENT, served.url, IMAGE, STATUS, '{"fileId": "q"}', "connect")
+    assert (code, json.loads(out)["error"]["code"]) == (1, "NotFound")
 
 
 async def curl(served: Served, path: str, *args: str) -> tuple[int, dict[str, str], bytes]:
@@ -209,3 +213,14 @@ async def test_deadline_ends_the_call_and_closes_the_handler(served: Served, hea
     assert end.startswith("event: end\n")
     assert json.loads(end.split("data: ")[1])["code"] == "DEADLINE_EXCEEDED"
     assert served.script.closed == ["ProcessFiles"]
+
+
+@needs_openssl
+async def test_the_http_port_speaks_tls_when_the_grpc_port_does(serve: ServeFactory, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    async with serve(tls_cert=str(pki.server_pem), tls_key=str(pki.server_key)) as served:
+        https = served.url.replace("http://", "https://")
+        code, out, _ = await run(CURL, "-s", "--cacert", pki.ca_pem, f"{https}/healthz")
+        assert (code, json.loads(out)) == (0, {"status": "SERVING"})
+        code, _, _ = await run(CURL, "-s", f"{served.url}/healthz")
+        assert code != 0  # no plain HTTP beside it
