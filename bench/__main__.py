@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import core, grpc_bench, load, observability, web
+from bench import bus, core, grpc_bench, load, observability, web
 
-MODULES = (core, grpc_bench, load, observability, web)
+MODULES = (core, grpc_bench, load, observability, bus, web)
 
 
 def main() -> None:

@@ -276,8 +276,26 @@ async def load_app(target: str) -> App:
     return obj
 
 
+@contextlib.contextmanager
+def _nats_url_in_env(nats_url: str | None) -> Iterator[None]:
+    """While the app is built, ``CQRS_GRPC_NATS_URL`` holds the URL ``--nats-url`` gave: where an app
+    that makes its own bus clients finds it (the supervisor of ``--workers`` sets it the same way)."""
+    name = ENV_PREFIX + "NATS_URL"
+    before = os.environ.get(name)
+    if nats_url is not None:
+        os.environ[name] = nats_url
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
 async def serve(args: argparse.Namespace) -> None:
-    app = await load_app(args.app)
+    with _nats_url_in_env(args.nats_url):
+        app = await load_app(args.app)
     app.settings = apply_settings(app.settings, args)
     if workers.is_worker():
         app.settings = dataclasses.replace(app.settings, reuse_port=True)
