@@ -7,7 +7,6 @@ with ``--http-address``, checks what the page showed and what the server did mea
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -173,10 +172,6 @@ async def test_the_page_uploads_two_files_processes_them_and_lists_the_events(
     assert "Traceback" not in "".join(server.log)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("examples.files.watch") is None,
-    reason="WatchFileEvents replays after_sequence once examples/files/watch.py (issue 20) is merged",
-)
 async def test_a_paused_feed_resumes_after_its_last_event_and_misses_none(
     demo_http: tuple[ServerProcess, str], open_page: OpenPage
 ) -> None:
