@@ -56,6 +56,8 @@ NATS_URL_ENV = "CQRS_GRPC_NATS_URL"
 # Room for the message framing and the name next to the content, so an upload of exactly the
 # limit passes grpc's own receive limit and a larger one gets our clearer RESOURCE_EXHAUSTED.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
+# the browser page (docs/demo-page.md), served at / of the HTTP port
+WEB_DIR = Path(__file__).with_name("web")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -157,7 +159,7 @@ def create_app(
 
     A parameter left out comes from the environment: ``FILES_DATA_DIR`` (default ``./data``, created
     if missing), ``FILES_MAX_UPLOAD_BYTES`` (default 64 MiB) and ``CQRS_GRPC_NATS_URL`` (the bus; unset:
-    none); tests pass them directly.
+    none); tests pass them directly. With ``--http-address``, the demo page is served at ``/`` of that port.
     """
     if data_dir is None:
         data_dir = os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
@@ -165,7 +167,9 @@ def create_app(
         max_upload_bytes = _int_from_env(MAX_UPLOAD_BYTES_ENV, DEFAULT_MAX_UPLOAD_BYTES)
     if nats_url is None:
         nats_url = os.environ.get(NATS_URL_ENV) or None
-    return build_demo(data_dir, max_upload_bytes=max_upload_bytes, nats_url=nats_url).app
+    app = build_demo(data_dir, max_upload_bytes=max_upload_bytes, nats_url=nats_url).app
+    app.serve_static(WEB_DIR)
+    return app
 
 
 def _int_from_env(name: str, default: int) -> int:
