@@ -275,15 +275,38 @@ class ConnectUnaryResponder(Responder):
         await self.body(json.dumps(connect_error(code, message, trailers)).encode(), more=False)
 
 
+RESUME_HEADER = "x-resume-after-sequence"
+"""A resumable stream's response header naming where its live feed starts (the demo's watch)."""
+
+
 class SseResponder(Responder):
     """Server-Sent Events: one unnamed event per message, ``id`` its position or ``sequence``,
-    then one ``end`` event with the status."""
+    then one ``end`` event with the status. A resumable stream whose handler names where it starts
+    (``x-resume-after-sequence``) opens with a ``subscribed`` event carrying that ``id``, so a client
+    that loses the connection before the first message resumes from there."""
 
     content_type = "text/event-stream"
 
     def __init__(self, send: Send, target: Target, protocol: Protocol) -> None:
         super().__init__(send, target, protocol)
         self._headers += [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+        self._start_id: str | None = None
+
+    def add_headers(self, pairs: Iterable[tuple[str, str | bytes]]) -> None:
+        pairs = list(pairs)
+        super().add_headers(pairs)
+        for key, value in pairs:
+            if key == RESUME_HEADER and self.target.resumable and isinstance(value, str) and value.isdigit():
+                self._start_id = value
+
+    async def start(self, status: int = 200) -> None:
+        opening = not self.started
+        await super().start(status)
+        if opening and self._start_id is not None:
+            event = framing.sse_event(
+                json.dumps({"afterSequence": self._start_id}), event="subscribed", event_id=self._start_id
+            )
+            await self._send({"type": "http.response.body", "body": event, "more_body": True})
 
     async def message(self, data: bytes) -> None:
         text, decoded = to_json(self.target, data)

@@ -36,6 +36,9 @@ export class EventFeed {
         this.setState("live", "Live");
       },
       onRetry: () => this.setState("connecting", "Reconnecting…"),
+      onStart: (id) => {
+        if (!this.lastSequence) this.lastSequence = Number(id) || 0; // nothing shown yet: resume from here
+      },
       onItem: (event, id) => this.add(event, Number(id || event.sequence || 0)),
       onEnd: (error) => this.ended(error),
     });

@@ -43,10 +43,11 @@ export async function callUnary(method, request) {
  * called once, with null for OK or an RpcError, after which the stream is closed (EventSource would
  * otherwise reconnect on its own). A lost connection ends a stream with UNAVAILABLE unless
  * `resumable`: then the browser reconnects by itself, sending Last-Event-ID (`onRetry` is told).
- * `lastEventId` resumes from an id on a fresh stream. Returns `{close()}`; closing does not call onEnd.
+ * `lastEventId` resumes from an id on a fresh stream; `onStart(id)` is told where a resumable stream's
+ * feed starts. Returns `{close()}`; closing does not call onEnd.
  */
 export function openStream(method, request, options = {}) {
-  const { onItem, onEnd, onOpen, onRetry, lastEventId, resumable = false } = options;
+  const { onItem, onEnd, onOpen, onRetry, onStart, lastEventId, resumable = false } = options;
   const params = new URLSearchParams({ message: JSON.stringify(request) });
   if (lastEventId) params.set("lastEventId", String(lastEventId));
   const source = new EventSource(`${SERVICE}/${method}?${params}`);
@@ -68,6 +69,8 @@ export function openStream(method, request, options = {}) {
     }
     if (onItem) onItem(item, event.lastEventId);
   };
+  // a resumable stream opens with where its feed starts: the id to resume from if no item comes
+  source.addEventListener("subscribed", (event) => onStart && onStart(event.lastEventId));
   source.addEventListener("end", (event) => {
     let status = {};
     try {
