@@ -94,6 +94,8 @@ async def test_a_drain_ends_open_streams_with_unavailable(serve: ServeFactory) -
     ):
         assert json.loads((await hang.next())["data"])["fileId"] == "a"
         await asyncio.wait_for(served.script.started.wait(), 10)
+        served.script.publish()  # the watch's handler is running once it has sent an event
+        assert (await watch.next())["id"] == "1"
         await served.running.stop()
         for stream in (watch, hang):  # one ends itself on the drain signal, one is ended after the grace
             end = await stream.next()
