@@ -25,9 +25,16 @@ CWIRE_BUILD := server/accel/_cwire.c server/accel/_cwire.*.so
 ADDRESS ?= 127.0.0.1:50051
 PYTEST_ARGS ?=
 
-.PHONY: install proto run test lint unit bench demo clean
+.PHONY: install postgresql proto run test lint unit bench demo clean
 
-install: $(VENV)/.installed-$(PYVER) $(GEN)/.generated tools/node_modules/.installed clients/node/node_modules/.installed
+install: $(VENV)/.installed-$(PYVER) $(GEN)/.generated tools/node_modules/.installed clients/node/node_modules/.installed postgresql
+
+# PostgreSQL's server binaries (initdb, pg_ctl) for the replica tests and bench: Debian's package, only
+# when no initdb is found (examples/files/pgserver.py looks in the same places)
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null \
+	  || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	       else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; fi; }
 
 $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/accel/_cwire.pyx
 	# a venv made by another interpreter is made anew
@@ -36,7 +43,7 @@ $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/accel/_cwire.pyx
 	$(PY) -m pip install --quiet --upgrade pip
 	# the compiled wire encoder is rebuilt from its .pyx, never left over from an earlier build
 	rm -f $(CWIRE_BUILD)
-	$(PY) -m pip install --quiet -e '.[dev,fast,bus]'
+	$(PY) -m pip install --quiet -e '.[dev,fast,bus,postgres]'
 	$(PY) -c 'import server.accel._cwire' 2>/dev/null \
 	  || echo "note: the compiled wire encoder was not built (no C compiler?); the codec encodes through protobuf." \
 	       "With a compiler: touch server/accel/_cwire.pyx && make install" >&2

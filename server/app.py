@@ -15,8 +15,8 @@ from cqrs import Request, RequestMediator, StreamingRequestMediator
 from server import bus
 from server.auth import TokenAuth
 from server.errors import ErrorMapper
+from server.health import OVERALL, Health, HealthCheck
 from server.health import SERVICE_NAME as HEALTH_SERVICE
-from server.health import Health
 from server.limits import StreamLimit
 from server.observability import RpcLog
 from server.reflection import SERVICE_NAMES as REFLECTION_SERVICES
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("server")
 
 ShutdownCallback = Callable[[], Awaitable[None] | None]
+StartupCallback = Callable[[], Awaitable[None]]
 
 
 class App:
@@ -72,6 +73,8 @@ class App:
         self.errors = ErrorMapper(error_domain)
         self.routes: list[Route] = []
         self._shutdown_callbacks: list[ShutdownCallback] = []
+        self._startup_callbacks: list[StartupCallback] = []
+        self._health_checks: list[HealthCheck] = []
 
     def add_services(
         self,
@@ -108,6 +111,20 @@ class App:
         self._shutdown_callbacks.append(callback)
         return callback
 
+    def on_startup(self, callback: StartupCallback) -> StartupCallback:
+        """Await ``callback`` at start, after the bus is connected and before the port is bound.
+
+        For resources the handlers need (opening a database pool, starting a background task); one
+        that raises stops the start with its exception. Usable as a decorator.
+        """
+        self._startup_callbacks.append(callback)
+        return callback
+
+    def add_health_check(self, check: HealthCheck) -> None:
+        """Make ``check`` (async, True when healthy) a dependency of the whole server: while it fails,
+        health answers NOT_SERVING for ``""`` and every service."""
+        self._health_checks.append(check)
+
     def map_error(self, exc_type: type[BaseException], code: grpc.StatusCode) -> None:
         """Send ``code`` when a handler raises ``exc_type`` (or a subclass)."""
         self.errors.register(exc_type, code)
@@ -135,6 +152,8 @@ class App:
         if self.broker is not None:
             await bus.connect(self.broker, self.settings.nats_url)
         try:
+            for callback in self._startup_callbacks:
+                await callback()
             return await self._start(address)
         except BaseException:
             if self.broker is not None:
@@ -169,6 +188,8 @@ class App:
         bus_stops: list[ShutdownCallback] = []
         if self.broker is not None:
             bus_stops = [bus.watch_health(self.broker, health), self.broker.close]
+        for check in self._health_checks:
+            health.add_check(OVERALL, check)
         health.register(server)
         if self.settings.reflection:
             reflection = Reflection([*self.service_names, *health.service_names_served()])

@@ -116,16 +116,23 @@ def build_demo(
 def create_app(
     data_dir: str | os.PathLike[str] | None = None,
     max_upload_bytes: int | None = None,
+    database: str | None = None,
 ) -> App:
     """The demo App (``--app examples.files:create_app``), configured by the environment.
 
     A parameter left out comes from the environment: ``FILES_DATA_DIR`` (default ``./data``, created
     if missing) and ``FILES_MAX_UPLOAD_BYTES`` (default 64 MiB); tests pass them directly.
+    ``database`` (``--database`` / ``CQRS_GRPC_DATABASE``): a ``postgresql://`` URL makes this one of
+    N replicas sharing that database and the NATS bus (``examples/files/pgapp.py``); None is SQLite.
     """
     if data_dir is None:
         data_dir = os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
     if max_upload_bytes is None:
         max_upload_bytes = _int_from_env(MAX_UPLOAD_BYTES_ENV, DEFAULT_MAX_UPLOAD_BYTES)
+    if database is not None:
+        from examples.files.pgapp import build_replica_demo  # psycopg is needed only here
+
+        return build_replica_demo(database, data_dir, max_upload_bytes=max_upload_bytes)[0]
     return build_demo(data_dir, max_upload_bytes=max_upload_bytes).app
 
 
