@@ -42,8 +42,7 @@ def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
         server.stop()
 
 
-@pytest.fixture
-def database(postgres: PostgresServer) -> str:
+def new_database(postgres: PostgresServer) -> str:
     """The URL of a new, empty database."""
     if not postgres.running:
         postgres.start()
@@ -51,6 +50,11 @@ def database(postgres: PostgresServer) -> str:
     with psycopg.connect(postgres.url(), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return postgres.url(name)
+
+
+@pytest.fixture
+def database(postgres: PostgresServer) -> str:
+    return new_database(postgres)
 
 
 @pytest.fixture
