@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import core, grpc_bench, load
+from bench import core, grpc_bench, load, replicas
 
-MODULES = (core, grpc_bench, load)
+MODULES = (core, grpc_bench, load, replicas)
 
 
 def main() -> None:
