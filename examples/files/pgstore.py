@@ -33,6 +33,7 @@ import psycopg_pool
 from psycopg.types.json import Jsonb
 
 import cqrs
+from cqrs.message_brokers.protocol import Message
 from examples.files.domain import (
     KIND_PROCESSED,
     KIND_UPLOADED,
@@ -252,10 +253,12 @@ class PgFileStore(FileStore):
 
     # -- events: state, audit and outbox in one transaction ----------------------------------
 
-    async def record_event(self, event: FileUploaded | FileProcessed) -> uuid.UUID:
-        """Commit the event's state change, its audit row and its outbox row together; the event id
-        (the outbox relays it as ``Nats-Msg-Id``)."""
-        event_id = uuid.uuid4()
+    async def record_event(
+        self, event: FileUploaded | FileProcessed, message: Message | None = None
+    ) -> Message:
+        """Commit the event's state change, its audit row and its outbox row together; the outbox's
+        message (by default :func:`domain_message`), whose id the relay sends as ``Nats-Msg-Id``."""
+        message = message if message is not None else domain_message(event)
         kind, status, occurred_at, detail = audit_fields(event)
         async with unavailable_on_failure(), self.pool.connection() as conn, conn.transaction():
             # The state change first: its row lock orders two events of one file, so their outbox ids
@@ -274,14 +277,14 @@ class PgFileStore(FileStore):
             await conn.execute(
                 "INSERT INTO audit (event_id, kind, file_id, status, occurred_at, detail)"
                 " VALUES (%s, %s, %s, %s, %s, %s)",
-                (event_id, kind, event.file_id, status, occurred_at, Jsonb(detail)),
+                (message.message_id, kind, event.file_id, status, occurred_at, Jsonb(detail)),
             )
             await conn.execute(
                 "INSERT INTO outbox (event_id, message_name, topic, payload) VALUES (%s, %s, %s, %s)",
-                (event_id, type(event).__name__, None, Jsonb(_plain(event.to_dict()))),
+                (message.message_id, message.message_name, message.topic, Jsonb(_plain(message.payload))),
             )
             await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
-        return event_id
+        return message
 
     async def append_audit(
         self, *, kind: str, file_id: str, status: str, occurred_at: datetime, detail: dict[str, Any]
@@ -324,9 +327,14 @@ class PgBlobUpload(BlobUpload):
         return await self._store._record(name, self.size, self.sha256)
 
 
+def domain_message(event: FileUploaded | FileProcessed) -> Message:
+    """The event itself as a bus message (its class name, its fields), under a new id."""
+    return Message(message_name=type(event).__name__, topic=None, payload=event.to_dict())
+
+
 def audit_fields(event: FileUploaded | FileProcessed) -> tuple[str, str, datetime, dict[str, Any]]:
     """The audit row of ``event``: kind, status, when, and the rest of its fields as detail."""
-    detail: dict[str, Any] = _plain(event.to_dict())
+    detail: dict[str, Any] = dict(_plain(event.to_dict()))
     for key in ("file_id", "status", "uploaded_at", "processed_at"):
         detail.pop(key, None)
     if isinstance(event, FileUploaded):
@@ -334,10 +342,9 @@ def audit_fields(event: FileUploaded | FileProcessed) -> tuple[str, str, datetim
     return KIND_PROCESSED, event.status, event.processed_at, detail
 
 
-def _plain(data: dict[str, Any]) -> dict[str, Any]:
+def _plain(data: Any) -> Any:
     """``data`` as JSON can hold it: datetimes in ISO 8601, UUIDs as strings."""
-    result: dict[str, Any] = json.loads(json.dumps(data, default=_iso))
-    return result
+    return json.loads(json.dumps(data, default=_iso))
 
 
 def _iso(value: object) -> str:
