@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 
 import psycopg
@@ -78,8 +79,10 @@ class OutboxRelay:
                     await conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
                     delay = self.poll_interval
                     await self._serve(conn)
-            except (psycopg.Error, cqrs.UnavailableError) as exc:
+            except (psycopg.Error, cqrs.UnavailableError) as exc:  # the database or the bus is away
                 logger.warning("outbox relay: %s; retrying in %.1f s", exc, delay)
+            except Exception:  # anything else is logged too, and retried: the rows stay in the outbox
+                logger.exception("outbox relay failed; retrying in %.1f s", delay)
             finally:
                 self.holds_lock = False
             await asyncio.sleep(delay)
@@ -111,7 +114,12 @@ class OutboxRelay:
         published: list[object] = []
         try:
             for row_id, event_id, name, topic, payload in await cursor.fetchall():
-                message = Message(message_name=str(name), topic=topic, payload=payload, message_id=event_id)  # type: ignore[arg-type]
+                message = Message(
+                    message_name=str(name),
+                    topic=None if topic is None else str(topic),
+                    payload=payload,
+                    message_id=uuid.UUID(str(event_id)),
+                )
                 await self.broker.send_message(message)
                 if self.after_publish is not None:
                     await self.after_publish(message)

@@ -14,7 +14,6 @@ import pwd
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 
@@ -118,11 +117,6 @@ class PostgresServer:
         """Stop, then start again on the same port with the same data."""
         self.stop()
         self.start(timeout)
-
-    def wait_stopped(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.running and time.monotonic() < deadline:
-            time.sleep(0.02)
 
     def __enter__(self) -> PostgresServer:
         self.start()
