@@ -144,9 +144,9 @@ _RPC_FRAMES = ("StreamingRequestMediator._run", *_ADAPTER_FRAMES)
 # The compiled encoder has no Python frame (the protobuf path is matched by name): its time is its
 # caller's, the adapter's send. The report runs in the servers' interpreter, so the install is theirs.
 _ADAPTER_STAGE = (
-    "the RPC adapter (serve_stream: the compiled encode, the write, set-up)"
+    "adapter (compiled encode, write, set-up)"
     if accel.compiled_encoder_available()
-    else "the RPC adapter (its send, the guard, set-up)"
+    else "adapter (send, set-up)"
 )
 
 
@@ -181,23 +181,23 @@ def _breakdown(raw: Path) -> dict[str, float]:
         frames = _name_the_write(stack.split(";"))
         at = [i for i, frame in enumerate(frames) if frame.startswith(_RPC_FRAMES)]
         if not at:
-            shares["event loop, grpc callbacks, outside the RPC coroutine"] += count
+            shares["loop and grpc callbacks"] += count
             continue
         below = ";".join(frames[at[0] :])  # from the RPC's outermost frame of ours inwards
         if frames[-1] == _WRITE:
-            shares["grpc write: Cython, core, sendmsg"] += count
+            shares["grpc write"] += count
         elif "dispatch (" in below or "_run_sequentially" in below or "EventHandler" in below:
-            shares["event dispatch (2 handlers)"] += count
+            shares["event dispatch"] += count
         elif "encode_by_message (" in below or "fill (" in below:  # the protobuf path (no compiled encoder)
-            shares["encode (dataclass -> wire bytes)"] += count
+            shares["protobuf encode"] += count
         elif "handle (" in below and "_stream_handlers" in below:
-            shares["the handler's own code (building items and events)"] += count
+            shares["handler code"] += count
         elif frames[-1].startswith(_ADAPTER_FRAMES):
             shares[_ADAPTER_STAGE] += count
         elif "streaming.py" in below or "container.py" in below:
-            shares["mediator (stream loop, scope, resolve)"] += count
+            shares["mediator"] += count
         else:
-            shares["other, inside the RPC coroutine"] += count
+            shares["other"] += count
     busy = sum(shares.values()) or 1
     return {name: n / busy for name, n in shares.most_common()}
 
@@ -271,15 +271,8 @@ def _cpu_table(result: dict[str, Any]) -> list[str]:
     return [*rows, ""]
 
 
-# Fixed notes on method, written under the figures on every run.
-READING = [
-    "**Reading these numbers.** Every figure is a ratio to the baseline measured in the same repeat; "
-    "servers alternate in a rotating order and medians are taken, but on a shared 2-CPU machine single "
-    "cells still move between runs, and server CPU per message moves less than messages/s. The Python-client "
-    "cells are bound by the client, so they sit near 1.00 for any server faster than it. h2load ignores "
-    "`grpc-status`, so its message counts are checked from the DATA bytes received. Time to first message "
-    "comes from the Python client, not under h2load's load. `--workers` spreads connections, not RPCs.",
-]
+# Written under the figures on every run; the method notes themselves live in docs/testing.md.
+READING = ["How to read these figures: [docs/testing.md](docs/testing.md#reading-the-benchmarks)."]
 
 
 def render(result: dict[str, Any]) -> str:
@@ -345,11 +338,7 @@ def render(result: dict[str, Any]) -> str:
             stages = "; ".join(
                 f"{stage} {share:.0%}" for stage, share in prof["breakdown"].items() if share >= 0.005
             )
-            lines += [
-                f"Profile of `{name}` (py-spy, h2load 40 streams, 16 B), event-loop thread per stage: "
-                f"{stages}.",
-                "",
-            ]
+            lines += [f"Profile of `{name}` (py-spy, h2load 40, 16 B), loop thread: {stages}.", ""]
     lines += [*READING, "", END]
     return "\n".join(lines)
 
