@@ -216,7 +216,8 @@ async def test_restarting_nats_loses_no_event(cluster: Cluster, nats: NatsServer
 
 
 async def _all_relayed_once(database: str, nats_url: str, timeout: float = 20.0) -> None:
-    """Once the outbox is empty, every audited event is in the stream exactly once."""
+    """Once the outbox is empty, every audited event is in the stream exactly once, and each file's
+    events are in the order they committed (the audit's order)."""
     async with await psycopg.AsyncConnection.connect(database, autocommit=True) as conn:
         for _ in range(int(timeout / 0.1)):
             row = await (await conn.execute("SELECT count(*) FROM outbox")).fetchone()
@@ -224,7 +225,8 @@ async def _all_relayed_once(database: str, nats_url: str, timeout: float = 20.0)
                 break
             await asyncio.sleep(0.1)
         assert row == (0,), f"{row} events still in the outbox after {timeout} s"
-        audited = [str(r[0]) for r in await (await conn.execute("SELECT event_id FROM audit")).fetchall()]
+        cursor = await conn.execute("SELECT event_id, file_id FROM audit ORDER BY seq")
+        audited = {str(event_id): file_id for event_id, file_id in await cursor.fetchall()}
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
@@ -235,7 +237,11 @@ async def _all_relayed_once(database: str, nats_url: str, timeout: float = 20.0)
         ]
     finally:
         await nc.close()
-    assert sorted(i for i in ids if i in set(audited)) == sorted(audited)
+    relayed = [i for i in ids if i in audited]
+    assert sorted(relayed) == sorted(audited)
+    for file_id in set(audited.values()):
+        committed = [i for i, f in audited.items() if f == file_id]
+        assert [i for i in relayed if audited[i] == file_id] == committed, file_id
 
 
 async def test_kill_9_of_a_replica_under_40_streams(cluster: Cluster, nats: NatsServer) -> None:
