@@ -298,10 +298,19 @@ class PgFileStore(FileStore):
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
-    async def audit_rows(self) -> list[AuditRow]:
+    async def last_audit_seq(self) -> int:
+        """The sequence number of the last audit row (0: none)."""
+        async with unavailable_on_failure(), self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit")).fetchone()
+        return int(row[0]) if row else 0
+
+    async def audit_rows(self, after: int = 0) -> list[AuditRow]:
+        """The rows whose sequence number is above ``after``, in order."""
         async with unavailable_on_failure(), self.pool.connection() as conn:
             cursor = await conn.execute(
-                "SELECT seq, kind, file_id, status, occurred_at, detail FROM audit ORDER BY seq"
+                "SELECT seq, kind, file_id, status, occurred_at, detail FROM audit"
+                " WHERE seq > %s ORDER BY seq",
+                (after,),
             )
             rows = await cursor.fetchall()
         return [
