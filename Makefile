@@ -27,7 +27,10 @@ PYTEST_ARGS ?=
 
 .PHONY: install postgresql proto run test lint unit bench demo clean
 
-install: $(VENV)/.installed-$(PYVER) $(GEN)/.generated tools/node_modules/.installed clients/node/node_modules/.installed postgresql
+install: $(VENV)/.installed-$(PYVER) $(GEN)/.generated tools/node_modules/.installed clients/node/node_modules/.installed \
+	$(GEN)/protos.binpb postgresql
+	# curl: the SSE tests read event streams with `curl -N` (Debian's package, only when missing)
+	command -v curl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq curl)
 
 # PostgreSQL's server binaries (initdb, pg_ctl) for the replica tests and bench: Debian's package, only
 # when no initdb is found (examples/files/pgserver.py looks in the same places)
@@ -43,7 +46,7 @@ $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/accel/_cwire.pyx
 	$(PY) -m pip install --quiet --upgrade pip
 	# the compiled wire encoder is rebuilt from its .pyx, never left over from an earlier build
 	rm -f $(CWIRE_BUILD)
-	$(PY) -m pip install --quiet -e '.[dev,fast,bus,postgres]'
+	$(PY) -m pip install --quiet -e '.[dev,fast,bus,observability,web,postgres]'
 	$(PY) -c 'import server.accel._cwire' 2>/dev/null \
 	  || echo "note: the compiled wire encoder was not built (no C compiler?); the codec encodes through protobuf." \
 	       "With a compiler: touch server/accel/_cwire.pyx && make install" >&2
@@ -71,6 +74,10 @@ $(GEN)/.generated: $(PROTOS) $(TEST_PROTOS) $(EXAMPLE_PROTOS) $(PLUGIN_SOURCES) 
 tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# protos/ as one descriptor set, for clients that load schemas at run time (tools/connect_call.mjs)
+$(GEN)/protos.binpb: $(PROTOS) $(GEN)/.generated tools/node_modules/.installed
+	tools/node_modules/.bin/buf build protos -o $@
 
 # The Node.js client's dependencies (@grpc/grpc-js, @grpc/proto-loader), pinned in its package-lock.json.
 clients/node/node_modules/.installed: clients/node/package.json clients/node/package-lock.json

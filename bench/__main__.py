@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import core, grpc_bench, load, replicas
+from bench import bus, core, grpc_bench, load, observability, replicas, web
 
-MODULES = (core, grpc_bench, load, replicas)
+MODULES = (core, grpc_bench, load, observability, bus, web, replicas)
 
 
 def main() -> None:

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -34,7 +36,11 @@ from server.settings import ServerSettings, compression_of
 from server.tls import ServerTls
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from cqrs.bus import JetStreamBroker
+    from server.telemetry import Telemetry
+    from server.web import WebServer
 
 logger = logging.getLogger("server")
 
@@ -53,6 +59,9 @@ class App:
     through (their ``message_broker=``). The App connects it to ``settings.nats_url`` at start (an
     unreachable bus stops the start with :class:`cqrs.UnavailableError`), reports NOT_SERVING while
     it is disconnected, and closes it after the server has stopped (docs/bus.md).
+
+    ``tracer_provider``: where the RPCs' spans go; by default the ``OTEL_*`` variables decide, and
+    tracing is off unless ``OTEL_TRACES_EXPORTER`` names an exporter (docs/observability.md).
     """
 
     def __init__(
@@ -63,6 +72,7 @@ class App:
         settings: ServerSettings | None = None,
         error_domain: str = "cqrs-grpc",
         broker: JetStreamBroker | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if streaming_mediator is None and mediator is None:
             raise ValueError("App needs a streaming_mediator, a mediator, or both")
@@ -70,8 +80,10 @@ class App:
         self.mediator = mediator
         self.settings = settings or ServerSettings()
         self.broker = broker
+        self.tracer_provider = tracer_provider
         self.errors = ErrorMapper(error_domain)
         self.routes: list[Route] = []
+        self.static_dir: Path | None = None
         self._shutdown_callbacks: list[ShutdownCallback] = []
         self._startup_callbacks: list[StartupCallback] = []
         self._health_checks: list[HealthCheck] = []
@@ -125,6 +137,13 @@ class App:
         health answers NOT_SERVING for ``""`` and every service."""
         self._health_checks.append(check)
 
+    def serve_static(self, directory: str | Path) -> None:
+        """Serve the files under ``directory`` at ``/`` of the HTTP port (``index.html`` for ``/``)."""
+        path = Path(directory)
+        if not path.is_dir():
+            raise ValueError(f"serve_static({str(directory)!r}): not a directory")
+        self.static_dir = path
+
     def map_error(self, exc_type: type[BaseException], code: grpc.StatusCode) -> None:
         """Send ``code`` when a handler raises ``exc_type`` (or a subclass)."""
         self.errors.register(exc_type, code)
@@ -161,6 +180,27 @@ class App:
             raise
 
     async def _start(self, address: str) -> RunningServer:
+        telemetry = self._telemetry()
+        try:
+            return await self._start_with(address, telemetry)
+        except BaseException:
+            if telemetry is not None:
+                telemetry.close()
+            raise
+
+    def _telemetry(self) -> Telemetry | None:
+        """Traces and metrics as asked for; with both off nothing of them is even imported."""
+        if (
+            self.tracer_provider is None
+            and self.settings.metrics_address is None
+            and not os.environ.get("OTEL_TRACES_EXPORTER")
+        ):
+            return None
+        from server import telemetry
+
+        return telemetry.from_settings(self.settings.metrics_address, self.tracer_provider)
+
+    async def _start_with(self, address: str, telemetry: Telemetry | None) -> RunningServer:
         draining = asyncio.Event()
         log = RpcLog()
         tls, auth = self._security(log, draining)
@@ -177,6 +217,7 @@ class App:
             log=log,
             draining=draining,
             stream_limit=stream_limit,
+            telemetry=telemetry,
         )
         by_service: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = {}
         for route in self.routes:
@@ -201,6 +242,13 @@ class App:
         if port == 0 and not address.endswith(":0"):
             raise OSError(f"could not bind {address}: is another process listening there?")
         await server.start()
+        web = None
+        if self.settings.http_address is not None:
+            try:
+                web = await self._start_web(by_service, health, auth, draining)
+            except BaseException:
+                await server.stop(None)
+                raise
         health.set_serving()
         host = address.rsplit(":", 1)[0]
         running = RunningServer(
@@ -212,20 +260,74 @@ class App:
             port=port,
             grace=self.settings.grace,
             # the bus last: a shutdown callback may still publish
-            on_stopped=(*reversed(self._shutdown_callbacks), *bus_stops),
+            on_stopped=(
+                *reversed(self._shutdown_callbacks),
+                *bus_stops,
+                *([telemetry.close] if telemetry is not None else []),
+            ),
             tls=tls,
             auth=auth,
+            web=web,
+            telemetry=telemetry,
         )
+        if web is not None:  # before the "serving address=" line: whoever waits for that one has both
+            http_host = (self.settings.http_address or "").rpartition(":")[0]
+            logger.info("serving http=%s:%d protocols=grpc-web,connect,sse", http_host, web.port)
         logger.info(
-            "serving address=%s:%d services=%s bus=%s tls=%s auth=%s",
+            "serving address=%s:%d services=%s bus=%s tls=%s auth=%s metrics=%s tracing=%s",
             host,
             port,
             ",".join(self.service_names),
             "off" if self.broker is None else self.broker.url,
             "off" if tls is None else "mutual" if tls.mutual else "on",
             "off" if auth is None else f"tokens({len(auth.names)})",
+            _metrics_shown(telemetry),
+            "off" if telemetry is None or telemetry.tracer is None else "on",
         )
         return running
+
+    async def _start_web(
+        self,
+        by_service: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]],
+        health: Health,
+        auth: TokenAuth | None,
+        draining: asyncio.Event,
+    ) -> WebServer:
+        """The HTTP port, serving the very handlers registered on the gRPC server (docs/web.md)."""
+        from grpc_health.v1 import health_pb2
+
+        from server.web import Shared, Target, WebServer
+
+        targets: list[tuple[Target, bool]] = []
+        for route in self.routes:
+            assert route.request_class is not None and route.response_class is not None
+            handler = by_service[route.service][route.method]
+            target = Target(route.path, handler, route.request_class, route.response_class, route.streaming)
+            targets.append((target, route.client_streaming))
+        for method, handler in health.method_handlers().items():
+            path = f"/{HEALTH_SERVICE}/{method}"
+            request, response = health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
+            targets.append((Target(path, handler, request, response, method == "Watch"), False))
+        settings = self.settings
+        shared = Shared(
+            errors=self.errors,
+            auth=auth,
+            draining=draining,
+            max_receive_bytes=settings.max_receive_message_bytes,
+            max_send_bytes=settings.max_send_message_bytes,
+        )
+        web = WebServer(
+            targets, shared, health, cors_origins=settings.http_cors_origins, static_dir=self.static_dir
+        )
+        assert settings.http_address is not None
+        await web.start(
+            settings.http_address,
+            reuse_port=settings.reuse_port,
+            tls_cert=settings.tls_cert,
+            tls_key=settings.tls_key,
+            tls_client_ca=settings.tls_client_ca,
+        )
+        return web
 
     def _security(self, log: RpcLog, draining: asyncio.Event) -> tuple[ServerTls | None, TokenAuth | None]:
         """TLS credentials and the token interceptor the settings ask for; StartupError if unusable."""
@@ -258,6 +360,13 @@ class App:
         return tls, auth
 
 
+def _metrics_shown(telemetry: Telemetry | None) -> str:
+    if telemetry is None or telemetry.metrics is None:
+        return "off"
+    exposition = telemetry.exposition
+    return "supervisor" if exposition is None else f"{exposition.host}:{exposition.port}"
+
+
 class RunningServer:
     """A started server: its port, and a graceful ``stop``.
 
@@ -279,8 +388,11 @@ class RunningServer:
         on_stopped: tuple[ShutdownCallback, ...] = (),
         tls: ServerTls | None = None,
         auth: TokenAuth | None = None,
+        web: WebServer | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.server = server
+        self.web = web
         self.health = health
         self.draining = draining
         self.stream_limit = stream_limit
@@ -291,6 +403,7 @@ class RunningServer:
         self._stopping: asyncio.Task[None] | None = None
         self.tls = tls
         self.auth = auth
+        self.telemetry = telemetry
 
     def reload(self) -> bool:
         """Re-read the TLS files and the tokens file (SIGHUP); open connections and streams go on.
@@ -308,6 +421,11 @@ class RunningServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def http_port(self) -> int | None:
+        """The port of the HTTP port for browsers (``settings.http_address``), or None without one."""
+        return None if self.web is None else self.web.port
+
     async def stop(self, grace: float | None = None) -> None:
         """Shut down gracefully; safe to call more than once (later calls wait for the first)."""
         if self._stopping is None:
@@ -319,7 +437,10 @@ class RunningServer:
         self.health.set_not_serving()
         self.health.end_watches()
         self.draining.set()
-        await self.server.stop(grace)
+        if self.web is None:
+            await self.server.stop(grace)
+        else:
+            await asyncio.gather(self.server.stop(grace), self.web.stop(grace))
         for callback in self._on_stopped:
             try:
                 result = callback()

@@ -183,16 +183,21 @@ class TokenAuth(_Interceptor):
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any]:  # None too (unknown method); the stubs leave it out
         method: str = handler_call_details.method
-        if method.startswith(self._open):
+        if not self.guards(method):
             return await continuation(handler_call_details)
-        refusal = self._check(method, handler_call_details.invocation_metadata or ())
+        refusal = self.check(method, handler_call_details.invocation_metadata or ())
         if isinstance(refusal, RpcError):
             return self._refuse(method, refusal)
         # Same task as the handler (grpc.aio runs interceptors in the RPC's task): RpcContext reads it.
         _principal.set(refusal.name)
         return await continuation(handler_call_details)
 
-    def _check(self, method: str, metadata: Iterable[tuple[str, str | bytes]]) -> Token | RpcError:
+    def guards(self, method: str) -> bool:
+        """Whether ``method`` (``/package.Service/Method``) needs a token (health and reflection may not)."""
+        return not method.startswith(self._open)
+
+    def check(self, method: str, metadata: Iterable[tuple[str, str | bytes]]) -> Token | RpcError:
+        """The token the ``authorization`` metadata names if it may call ``method``, else the refusal."""
         values = [value for key, value in metadata if key.lower() == "authorization"]
         if not values:
             return RpcError(

@@ -24,7 +24,7 @@ from server import accel, workers
 from server.app import App, RunningServer
 from server.observability import configure_logging
 from server.routing import StartupError
-from server.settings import COMPRESSIONS, ServerSettings, check_nats_url
+from server.settings import COMPRESSIONS, ServerSettings, check_nats_url, split_host_port
 
 logger = logging.getLogger("server")
 
@@ -97,6 +97,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "at start (default: the broker's own URL; with --workers N > 1, a local nats-server the "
         "supervisor starts)",
     )
+    _setting(
+        parser,
+        "--metrics-address",
+        str,
+        "HOST:PORT to serve Prometheus metrics on at /metrics (port 0: any free one); with --workers N "
+        "the supervisor serves every worker's series there (default: no metrics)",
+    )
     parser.add_argument(
         "--database",
         default=_env("DATABASE", "") or None,
@@ -108,6 +115,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=_env("NATS_STORE", "data/nats"),
         help="with --workers N > 1 and no --nats-url: the JetStream store of the local nats-server "
         f"[env {ENV_PREFIX}NATS_STORE; default %(default)s]",
+    )
+    _setting(
+        parser,
+        "--http-address",
+        str,
+        "host:port of an HTTP port serving the same RPCs to browsers: gRPC-Web, Connect and SSE "
+        "(docs/web.md; default: none)",
+    )
+    cors_env = ENV_PREFIX + "HTTP_CORS_ORIGIN"
+    parser.add_argument(
+        "--http-cors-origin",
+        dest="http_cors_origins",
+        action="append",
+        default=None,
+        help="an origin (https://app.example.com) whose pages may call the HTTP port; repeatable "
+        f"[env {cors_env}, comma-separated]",
     )
     _switch(parser, "--no-reflection", "reflection", False, "do not serve server reflection")
     _switch(
@@ -151,11 +174,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"text for people, json for log pipelines [env {ENV_PREFIX}LOG_FORMAT; default text]",
     )
     args = parser.parse_args(argv)
+    if args.http_cors_origins is None and os.environ.get(cors_env):
+        args.http_cors_origins = [o.strip() for o in os.environ[cors_env].split(",") if o.strip()]
+    if args.http_cors_origins is not None:
+        args.http_cors_origins = tuple(args.http_cors_origins)
     if args.nats_url is not None:
         try:
             check_nats_url(args.nats_url)
         except ValueError as exc:
             parser.error(f"--nats-url ({ENV_PREFIX}NATS_URL): {exc}")
+    if args.metrics_address is not None:
+        try:
+            split_host_port(args.metrics_address)
+        except ValueError as exc:
+            parser.error(f"--metrics-address ({ENV_PREFIX}METRICS_ADDRESS): {exc}")
     # argparse checks choices of given flags only, not of defaults taken from the environment
     if args.compression is not None and args.compression not in COMPRESSIONS:
         choices = ", ".join(COMPRESSIONS)
@@ -187,6 +219,9 @@ _SETTINGS_FLAGS = {
     "health_requires_auth": "health_requires_auth",
     "compression": "compression",
     "nats_url": "nats_url",
+    "http_address": "http_address",
+    "http_cors_origins": "http_cors_origins",
+    "metrics_address": "metrics_address",
 }
 
 
@@ -259,8 +294,26 @@ def _parameters(obj: object) -> set[str]:
         return set()
 
 
+@contextlib.contextmanager
+def _nats_url_in_env(nats_url: str | None) -> Iterator[None]:
+    """While the app is built, ``CQRS_GRPC_NATS_URL`` holds the URL ``--nats-url`` gave: where an app
+    that makes its own bus clients finds it (the supervisor of ``--workers`` sets it the same way)."""
+    name = ENV_PREFIX + "NATS_URL"
+    before = os.environ.get(name)
+    if nats_url is not None:
+        os.environ[name] = nats_url
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
 async def serve(args: argparse.Namespace) -> None:
-    app = await load_app(args.app, args.database)
+    with _nats_url_in_env(args.nats_url):
+        app = await load_app(args.app, args.database)
     app.settings = apply_settings(app.settings, args)
     if workers.is_worker():
         app.settings = dataclasses.replace(app.settings, reuse_port=True)
@@ -299,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.address,
             nats_url=args.nats_url,
             nats_store=args.nats_store,
+            metrics_address=args.metrics_address,
         )
     try:
         with _event_loop() as runner:

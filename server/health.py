@@ -104,7 +104,12 @@ class Health:
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the Health service to ``server`` (before it starts)."""
-        handlers = {
+        handlers = self.method_handlers()
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)])
+
+    def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+        """The handlers of Check and Watch by method name (the HTTP port serves the same ones)."""
+        return {
             # Decoded by `guarded`, so bad bytes get INVALID_ARGUMENT, not grpc's exception text.
             "Check": grpc.unary_unary_rpc_method_handler(
                 guarded(self._rpc_check, health_pb2.HealthCheckRequest.FromString),
@@ -115,7 +120,6 @@ class Health:
                 response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
             ),
         }
-        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)])
 
     def set_serving(self) -> None:
         """Turn the server-wide switch on: services report their own status again (call once started)."""

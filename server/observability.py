@@ -1,5 +1,8 @@
 """One structured log line per RPC, and the formatters that render it.
 
+A JSON line written while a span is current (tracing on, docs/observability.md) carries its
+``trace_id`` and ``span_id``, so logs and traces join.
+
 Only facts about the call are logged — method, status, message count, duration, peer —
 never a request or response payload: payloads may carry personal data or secrets, and
 logging them per message would also put I/O on the hot path.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from typing import Any
 
@@ -67,6 +71,12 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         payload.update({key: value for key, value in record.__dict__.items() if key not in _RESERVED})
+        tracing = sys.modules.get("opentelemetry.trace")  # imported only once tracing is on
+        if tracing is not None:
+            span = tracing.get_current_span().get_span_context()
+            if span.is_valid:
+                payload["trace_id"] = format(span.trace_id, "032x")
+                payload["span_id"] = format(span.span_id, "016x")
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)

@@ -16,6 +16,7 @@ from typing import Any
 
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf import message_factory
+from google.protobuf.message import Message
 
 from cqrs import Request, RequestMediator, Response, StreamingRequestMediator
 from cqrs.requests.request_handler import handler_types, takes_request_stream
@@ -50,6 +51,9 @@ class Route:
     decode: Callable[[bytes], Any]
     encode: Callable[[Any], bytes]
     client_streaming: bool = False
+    # the protobuf classes of the RPC's input and output, for transports that speak JSON (server/web)
+    request_class: type[Message] | None = None
+    response_class: type[Message] | None = None
 
     @property
     def key(self) -> str:
@@ -181,6 +185,8 @@ def _unserved(service: pb_descriptor.ServiceDescriptor, method: pb_descriptor.Me
         decode=refuse,
         encode=refuse,
         client_streaming=bool(method.client_streaming),
+        request_class=message_factory.GetMessageClass(method.input_type),
+        response_class=message_factory.GetMessageClass(method.output_type),
     )
 
 
@@ -229,15 +235,19 @@ def _bind(
     if field_problems:
         problems.extend(field_problems)
         return None
+    request_class = message_factory.GetMessageClass(method.input_type)
+    response_class = message_factory.GetMessageClass(method.output_type)
     return Route(
         service=service.full_name,
         method=method.name,
         streaming=streaming,
         request_type=request_type,
         response_type=response_type,
-        decode=compile_decoder(message_factory.GetMessageClass(method.input_type), request_type),
-        encode=compile_encoder(response_type, message_factory.GetMessageClass(method.output_type)),
+        decode=compile_decoder(request_class, request_type),
+        encode=compile_encoder(response_type, response_class),
         client_streaming=bool(method.client_streaming),
+        request_class=request_class,
+        response_class=response_class,
     )
 
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -26,6 +26,9 @@ from server.errors import ErrorMapper, RpcError, abort_with
 from server.limits import StreamLimit
 from server.observability import RpcLog
 from server.routing import Route
+
+if TYPE_CHECKING:
+    from server.telemetry import Telemetry
 
 Behaviour = Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
@@ -46,6 +49,7 @@ class RpcAdapter:
         log: RpcLog,
         draining: asyncio.Event,
         stream_limit: StreamLimit,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._streaming_mediator = streaming_mediator
         self._mediator = mediator
@@ -53,6 +57,7 @@ class RpcAdapter:
         self._log = log
         self._draining = draining
         self._stream_limit = stream_limit
+        self._telemetry = telemetry
 
     def method_handler(self, route: Route) -> grpc.RpcMethodHandler[Any, Any]:
         # Serializers are left out on purpose: the adapter decodes and encodes itself, so a
@@ -78,14 +83,24 @@ class RpcAdapter:
         assert mediator is not None, "routing binds streaming RPCs only with a streaming mediator"
         stream, read, encode, path = mediator.stream, _reader(route), route.encode, route.path
         errors, log, draining, limit = self._errors, self._log, self._draining, self._stream_limit
+        watch = self._telemetry.route(route) if self._telemetry is not None else None
+        counts_requests = route.client_streaming
 
         async def serve_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             rpc = RpcContext(path, context, draining)
             token = _enter(rpc)
-            write = context.write
+            write: Callable[[Any], Awaitable[None]] = context.write
+            probe = None
+            if watch is not None:  # once per RPC: with telemetry off nothing more runs per message
+                probe = watch.begin(rpc)
+                write = probe.writer(write)
+                if counts_requests:
+                    request = probe.reader(request)
             code, sent, admitted = _OK, 0, False
             try:
                 if not limit.try_enter():
+                    if probe is not None:
+                        probe.shed()
                     raise _too_many_streams(limit)
                 admitted = True
                 async with contextlib.aclosing(stream(read(request))) as items:
@@ -115,8 +130,10 @@ class RpcAdapter:
             finally:
                 if admitted:
                     limit.leave()
-                _leave(token)
                 log.finished(rpc, code, sent)
+                if probe is not None:
+                    probe.end(code, sent)
+                _leave(token)
 
         return serve_stream
 
@@ -127,14 +144,22 @@ class RpcAdapter:
         send, read, encode, path = mediator.send, _reader(route), route.encode, route.path
         errors, log, draining = self._errors, self._log, self._draining
         limit = self._stream_limit if route.client_streaming else None
+        watch = self._telemetry.route(route) if self._telemetry is not None else None
 
         async def serve_single(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
             rpc = RpcContext(path, context, draining)
             token = _enter(rpc)
+            probe = None
+            if watch is not None:
+                probe = watch.begin(rpc)
+                if limit is not None:
+                    request = probe.reader(request)
             code, admitted = _OK, False
             try:
                 if limit is not None:
                     if not limit.try_enter():
+                        if probe is not None:
+                            probe.shed()
                         raise _too_many_streams(limit)
                     admitted = True
                 message = encode(await send(read(request)))
@@ -154,8 +179,10 @@ class RpcAdapter:
             finally:
                 if admitted and limit is not None:
                     limit.leave()
-                _leave(token)
                 log.finished(rpc, code, 1 if code is _OK else 0)
+                if probe is not None:
+                    probe.end(code, 1 if code is _OK else 0)
+                _leave(token)
 
         return serve_single
 
@@ -163,13 +190,17 @@ class RpcAdapter:
         """An RPC left unbound on purpose: UNIMPLEMENTED, saying so."""
         log, draining, path = self._log, self._draining, route.path
         message = f"{route.key} is not served by this server"
+        watch = self._telemetry.route(route) if self._telemetry is not None else None
 
         async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             rpc = RpcContext(path, context, draining)
+            probe = watch.begin(rpc) if watch is not None else None
             try:
                 await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
             finally:
                 log.finished(rpc, grpc.StatusCode.UNIMPLEMENTED, 0)
+                if probe is not None:
+                    probe.end(grpc.StatusCode.UNIMPLEMENTED, 0)
 
         return refuse
 

@@ -64,6 +64,11 @@ class ServerSettings:
     ``compression``: how responses are compressed unless a handler chooses otherwise
     (``current_rpc().set_compression``): ``"none"``, ``"gzip"`` or ``"deflate"``.
 
+    ``http_address``: also serve the RPCs to browsers on this ``host:port`` (gRPC-Web, Connect, SSE;
+    docs/web.md), with CORS allowed for the origins of ``http_cors_origins`` only.
+    ``metrics_address``: ``HOST:PORT`` where ``/metrics`` is served for Prometheus (port 0: any free
+    one); ``None`` records no metrics (docs/observability.md).
+
     ``nats_url``: the NATS server(s) of the event bus (``nats://host:port``, comma-separated for a
     cluster). An App given a ``broker`` connects it there at start (docs/bus.md); ``None`` leaves the
     broker's own URL.
@@ -87,6 +92,9 @@ class ServerSettings:
     health_requires_auth: bool = False
     compression: str = "none"
     nats_url: str | None = None
+    http_address: str | None = None
+    http_cors_origins: tuple[str, ...] = ()
+    metrics_address: str | None = None
     extra_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
@@ -95,6 +103,8 @@ class ServerSettings:
         compression_of(self.compression)  # an unknown name is refused here, not when serving
         if self.nats_url is not None:
             check_nats_url(self.nats_url)
+        if self.metrics_address is not None:
+            split_host_port(self.metrics_address)
         for name in ("grace", "keepalive_time", "keepalive_timeout", "min_client_ping_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
@@ -134,3 +144,11 @@ def check_nats_url(url: str) -> None:
             parts = parts._replace(netloc="")
         if parts.scheme not in NATS_SCHEMES or not parts.hostname:
             raise ValueError(f"bad NATS URL {one.strip()!r}: use nats://host:port (or tls://, ws://, wss://)")
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too) as ``(host, port)``; ValueError names what is wrong."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host.strip("[]"):
+        raise ValueError(f"bad address {address!r}: use HOST:PORT, e.g. 0.0.0.0:9464")
+    return host.strip("[]"), int(port)

@@ -12,6 +12,9 @@ loopback port, gives its URL to every worker in :envvar:`CQRS_GRPC_NATS_URL`, an
 last worker has exited: an App with a broker publishes to one bus whichever worker serves the RPC.
 Without a ``nats-server`` binary it warns and the workers run without one.
 
+With ``--metrics-address`` the workers write their metrics to one directory (prometheus-client's
+multiprocess mode) and the supervisor alone serves ``/metrics`` there, summed over the workers.
+
 The supervisor forwards SIGTERM/SIGINT to every worker (each drains gracefully), and exits when
 they have all exited: 0 if every worker exited 0, else the first failing code. If one worker dies
 on its own, the others are stopped too, so a process manager sees the failure and restarts all.
@@ -44,14 +47,25 @@ def is_worker() -> bool:
 
 
 def supervise(
-    argv: Sequence[str], workers: int, address: str, *, nats_url: str | None, nats_store: str
+    argv: Sequence[str],
+    workers: int,
+    address: str,
+    *,
+    nats_url: str | None,
+    nats_store: str,
+    metrics_address: str | None = None,
 ) -> int:
     """Run ``python -m server *argv`` ``workers`` times on ``address``; return the exit code.
 
-    With no ``nats_url`` a local nats-server (store in ``nats_store``) serves the workers' bus."""
+    With no ``nats_url`` a local nats-server (store in ``nats_store``) serves the workers' bus; with a
+    ``metrics_address`` the supervisor serves the workers' metrics there."""
     host, _, port_text = address.rpartition(":")
     port = int(port_text)
-    with _reserved_port(host, port) as port, _local_bus(nats_url, nats_store) as bus_env:
+    with (
+        _reserved_port(host, port) as port,
+        _local_bus(nats_url, nats_store) as bus_env,
+        _metrics(metrics_address) as metrics_env,
+    ):
         worker_address = f"{host}:{port}"
         command = [sys.executable, "-m", "server", *argv, "--workers", "1", "--address", worker_address]
         children: list[subprocess.Popen[bytes]] = []
@@ -67,7 +81,13 @@ def supervise(
         previous = {signum: signal.signal(signum, forward) for signum in _FORWARDED}
         try:
             for index in range(workers):
-                env = {**os.environ, **bus_env, WORKER_ENV: str(index), "CQRS_GRPC_WORKERS": "1"}
+                env = {
+                    **os.environ,
+                    **bus_env,
+                    **metrics_env,
+                    WORKER_ENV: str(index),
+                    "CQRS_GRPC_WORKERS": "1",
+                }
                 # Own process group: a terminal's Ctrl-C reaches the supervisor only, which forwards it
                 # once (a second SIGINT during a worker's drain would interrupt it).
                 children.append(subprocess.Popen(command, env=env, process_group=0))
@@ -77,13 +97,17 @@ def supervise(
                 ",".join(str(c.pid) for c in children),
                 worker_address,
             )
-            return _wait(children, lambda: stopping)
+            return _wait(children, lambda: stopping, on_exit=lambda pid: _worker_exited(pid, metrics_env))
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
 
-def _wait(children: list[subprocess.Popen[bytes]], stopping: Callable[[], bool]) -> int:
+def _wait(
+    children: list[subprocess.Popen[bytes]],
+    stopping: Callable[[], bool],
+    on_exit: Callable[[int], None] = lambda _pid: None,
+) -> int:
     """Wait for every child; stop the rest when one exits before a signal asked them to."""
     codes: dict[int, int] = {}
     while len(codes) < len(children):
@@ -93,6 +117,7 @@ def _wait(children: list[subprocess.Popen[bytes]], stopping: Callable[[], bool])
                 continue
             codes[child.pid] = code
             logger.info("worker pid=%d exited code=%d", child.pid, code)
+            on_exit(child.pid)
             if not stopping() and len(codes) < len(children):
                 logger.error("worker pid=%d exited on its own: stopping the other workers", child.pid)
                 for other in children:
@@ -129,6 +154,26 @@ def _local_bus(nats_url: str | None, store: str) -> Iterator[dict[str, str]]:
     finally:
         server.stop()
         logger.info("event bus nats-server stopped url=%s", server.url)
+
+
+@contextlib.contextmanager
+def _metrics(address: str | None) -> Iterator[dict[str, str]]:
+    """The workers' environment for their metrics, and ``/metrics`` served here, summed over them."""
+    if address is None:
+        yield {}
+        return
+    from server import metrics  # the observability extra: imported only when it is used
+
+    with metrics.supervised(address) as env:
+        logger.info("metrics of every worker served address=%s", address)
+        yield env
+
+
+def _worker_exited(pid: int, metrics_env: dict[str, str]) -> None:
+    if metrics_env:
+        from server import metrics
+
+        metrics.worker_exited(pid, metrics_env)
 
 
 @contextlib.contextmanager

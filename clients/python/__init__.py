@@ -14,6 +14,7 @@ is its command line (upload, list, process, watch).
 from clients.python.aio import AsyncEventStream, AsyncFileClient
 from clients.python.connection import Connection, TlsConfig
 from clients.python.models import FileEvent, FileInfo, FileServiceError, FileStatus, ProcessResult
+from clients.python.resume import Resume
 from clients.python.sync import EventStream, FileClient
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "FileServiceError",
     "FileStatus",
     "ProcessResult",
+    "Resume",
     "TlsConfig",
 ]

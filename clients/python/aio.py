@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -11,6 +11,7 @@ import grpc
 
 from clients.python.connection import Connection, Metadata, insecure_or_secure
 from clients.python.models import FileEvent, FileInfo, FileServiceError, FileStatus, ProcessResult
+from clients.python.resume import RESUME, SUBSCRIBED, Resume, resume_after, started_after
 from clients.python.uploads import CHUNK_BYTES, Content, Pieces, Progress
 from demo.files.v1 import files_pb2, files_pb2_grpc
 
@@ -125,14 +126,25 @@ class AsyncFileClient:
         finally:
             call.cancel()  # no-op once the call has ended; stops the server's work when we leave early
 
-    def watch(self, *, timeout: float | None = None, metadata: Metadata | None = None) -> AsyncEventStream:
-        """Live events: ``async with client.watch() as events: async for event in events``.
-
-        Entering waits until the server confirms the subscription, so nothing published after
-        ``__aenter__`` returns is missed.
+    def watch(
+        self,
+        *,
+        after_sequence: int = 0,
+        resume: Resume | None = RESUME,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> AsyncEventStream:
+        """Events after ``after_sequence`` (0: from now on): ``async with client.watch() as events:
+        async for event in events``. Entering waits until the server confirms the subscription, so
+        nothing published after ``__aenter__`` returns is missed. With ``resume`` (the default) a
+        drain or a lost worker is bridged by reconnecting: no gap, no duplicate.
         """
-        call = self._stub.WatchFileEvents(files_pb2.WatchFileEventsQuery(), **self._kwargs(timeout, metadata))
-        return AsyncEventStream(call)
+
+        def open_call(after: int) -> Any:
+            query = files_pb2.WatchFileEventsQuery(after_sequence=after)
+            return self._stub.WatchFileEvents(query, **self._kwargs(timeout, metadata))
+
+        return AsyncEventStream(open_call, after_sequence, resume)
 
 
 class _FirstStatus:
@@ -170,16 +182,24 @@ def _now(coroutine: Coroutine[Any, Any, Any]) -> Any:
 
 
 class AsyncEventStream:
-    """An open WatchFileEvents call; ``cancel()`` (or leaving the ``async with``) ends it."""
+    """An open WatchFileEvents call; ``cancel()`` (or leaving the ``async with``) ends it.
 
-    def __init__(self, call: Any) -> None:
-        self._call = call
+    ``last_sequence`` is the sequence of the last event yielded: what a later watch resumes after.
+    """
+
+    def __init__(self, open_call: Callable[[int], Any], after_sequence: int, resume: Resume | None) -> None:
+        self._open = open_call
+        self._resume = resume
+        self._cancelled = False
+        self.last_sequence = after_sequence
+        self._call = open_call(after_sequence)
 
     async def __aenter__(self) -> AsyncEventStream:
         try:
-            await self._call.initial_metadata()
+            headers = await self._call.initial_metadata()
         except grpc.RpcError as error:
             raise FileServiceError.from_rpc_error(error) from None
+        self.last_sequence = started_after(self.last_sequence, headers)
         if self._call.done():  # refused before subscribing: surface the status now
             await self._raise_status()
         return self
@@ -188,6 +208,7 @@ class AsyncEventStream:
         self.cancel()
 
     def cancel(self) -> None:
+        self._cancelled = True
         self._call.cancel()
 
     async def _raise_status(self) -> None:
@@ -199,9 +220,34 @@ class AsyncEventStream:
         return self._events()
 
     async def _events(self) -> AsyncIterator[FileEvent]:
-        try:
-            async for message in self._call:
-                yield FileEvent.from_proto(message)
-        except grpc.RpcError as error:
-            if error.code() is not grpc.StatusCode.CANCELLED:
-                raise FileServiceError.from_rpc_error(error) from None
+        delays: Iterator[float] | None = None
+        while True:
+            try:
+                async for message in self._call:
+                    event = FileEvent.from_proto(message)
+                    if event.sequence > self.last_sequence:  # a replay may repeat what was seen
+                        self.last_sequence = event.sequence
+                        yield event
+                return
+            except grpc.RpcError as error:
+                if self._cancelled or error.code() is grpc.StatusCode.CANCELLED:
+                    return
+                failure = FileServiceError.from_rpc_error(error)
+                after = resume_after(self.last_sequence, failure) if self._resume else None
+                if delays is None:
+                    delays = iter(self._resume.delays() if self._resume else ())
+                delay = next(delays, None)
+                if after is None or delay is None:
+                    raise failure from None
+            self.last_sequence = after
+            await asyncio.sleep(delay)
+            if self._cancelled:
+                return
+            self._call = self._open(after)
+            try:
+                headers = await self._call.initial_metadata()
+            except grpc.RpcError:
+                continue  # the iteration above meets the same status
+            self.last_sequence = started_after(self.last_sequence, headers)
+            if SUBSCRIBED in dict(headers or ()):
+                delays = None  # reconnected: a later failure gets the whole budget again

@@ -96,6 +96,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
     watch = commands.add_parser("watch", help="print live events until Ctrl-C")
     watch.add_argument("--count", type=int, help="exit after this many events")
+    watch.add_argument(
+        "--after-sequence",
+        type=int,
+        default=0,
+        help="first replay the events after this sequence (default 0: from now on); a drain or a "
+        "worker restart is bridged by reconnecting, with no gap and no duplicate",
+    )
     watch.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
     if args.command == "upload" and args.name and len(args.paths) != 1:
@@ -199,7 +206,7 @@ def _line(result: ProcessResult) -> str:
 
 def _watch(client: FileClient, args: argparse.Namespace, out: Console, err: Console) -> int:
     seen = 0
-    with client.watch() as events:
+    with client.watch(after_sequence=args.after_sequence) as events:
         err.print(f"watching {args.address} (subscribed; Ctrl-C to stop)")
         for event in events:
             if args.json:

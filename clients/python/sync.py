@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -10,6 +11,7 @@ import grpc
 
 from clients.python.connection import Connection, Metadata, insecure_or_secure
 from clients.python.models import FileEvent, FileInfo, FileServiceError, FileStatus, ProcessResult
+from clients.python.resume import RESUME, SUBSCRIBED, Resume, resume_after, started_after
 from clients.python.uploads import CHUNK_BYTES, Content, Pieces, Progress
 from demo.files.v1 import files_pb2, files_pb2_grpc
 
@@ -120,36 +122,79 @@ class FileClient:
         finally:
             call.cancel()
 
-    def watch(self, *, timeout: float | None = None, metadata: Metadata | None = None) -> EventStream:
-        """Live events: ``with client.watch() as events: for event in events``; entering waits
-        until the server confirms the subscription."""
-        call = self._stub.WatchFileEvents(files_pb2.WatchFileEventsQuery(), **self._kwargs(timeout, metadata))
-        return EventStream(call)
+    def watch(
+        self,
+        *,
+        after_sequence: int = 0,
+        resume: Resume | None = RESUME,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> EventStream:
+        """Events after ``after_sequence`` (0: from now on): ``with client.watch() as events: for event
+        in events``; entering waits until the server confirms the subscription. With ``resume`` (the
+        default) a drain or a lost worker is bridged by reconnecting: no gap, no duplicate."""
+
+        def open_call(after: int) -> Any:
+            query = files_pb2.WatchFileEventsQuery(after_sequence=after)
+            return self._stub.WatchFileEvents(query, **self._kwargs(timeout, metadata))
+
+        return EventStream(open_call, after_sequence, resume)
 
 
 class EventStream:
-    """An open WatchFileEvents call; ``cancel()`` (another thread may call it) ends the iteration."""
+    """An open WatchFileEvents call; ``cancel()`` (another thread may call it) ends the iteration.
 
-    def __init__(self, call: Any) -> None:
-        self._call = call
+    ``last_sequence`` is the sequence of the last event yielded: what a later watch resumes after.
+    """
+
+    def __init__(self, open_call: Callable[[int], Any], after_sequence: int, resume: Resume | None) -> None:
+        self._open = open_call
+        self._resume = resume
+        self._cancelled = False
+        self.last_sequence = after_sequence
+        self._call = open_call(after_sequence)
 
     def __enter__(self) -> EventStream:
         try:
-            self._call.initial_metadata()
+            headers = self._call.initial_metadata()
         except grpc.RpcError as error:
             raise FileServiceError.from_rpc_error(error) from None
+        self.last_sequence = started_after(self.last_sequence, headers)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.cancel()
 
     def cancel(self) -> None:
+        self._cancelled = True
         self._call.cancel()
 
     def __iter__(self) -> Iterator[FileEvent]:
-        try:
-            for message in self._call:
-                yield FileEvent.from_proto(message)
-        except grpc.RpcError as error:
-            if error.code() is not grpc.StatusCode.CANCELLED:
-                raise FileServiceError.from_rpc_error(error) from None
+        delays: Iterator[float] | None = None
+        while True:
+            try:
+                for message in self._call:
+                    event = FileEvent.from_proto(message)
+                    if event.sequence > self.last_sequence:  # a replay may repeat what was seen
+                        self.last_sequence = event.sequence
+                        yield event
+                return
+            except grpc.RpcError as error:
+                if self._cancelled or error.code() is grpc.StatusCode.CANCELLED:
+                    return
+                failure = FileServiceError.from_rpc_error(error)
+                after = resume_after(self.last_sequence, failure) if self._resume else None
+                if delays is None:
+                    delays = iter(self._resume.delays() if self._resume else ())
+                delay = next(delays, None)
+                if after is None or delay is None:
+                    raise failure from None
+            self.last_sequence = after
+            time.sleep(delay)
+            if self._cancelled:
+                return
+            self._call = self._open(after)
+            headers = self._call.initial_metadata()
+            self.last_sequence = started_after(self.last_sequence, headers)
+            if SUBSCRIBED in dict(headers or ()):
+                delays = None  # reconnected: a later failure gets the whole budget again

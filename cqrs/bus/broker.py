@@ -12,6 +12,7 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from cqrs import observe
 from cqrs.bus import _nats
 from cqrs.bus.config import EVENT_HEADER, MSG_ID_HEADER, BusConfig, KeyOf, field_key
 from cqrs.errors import UnavailableError
@@ -149,6 +150,24 @@ class JetStreamBroker(MessageBroker):
         subject = self.config.subject(message, self.key(message))
         headers = {MSG_ID_HEADER: str(message.message_id), EVENT_HEADER: message.message_name}
         data = _nats.encode(message.payload)
+        storing = self._store(js, message, subject, data, headers, deadline)
+        watching = observe.observer
+        if watching is None:
+            await storing
+        else:  # the observer adds its headers (trace context) before the first attempt runs
+            await watching.publish(message.message_name, headers, storing)
+
+    async def _store(
+        self,
+        js: JetStreamContext,
+        message: Message,
+        subject: str,
+        data: bytes,
+        headers: dict[str, str],
+        deadline: float,
+    ) -> None:
+        """Publish until JetStream acknowledges, retrying what says nothing about the message."""
+        loop = asyncio.get_running_loop()
         delay = 0.05
         while True:
             remaining = deadline - loop.time()

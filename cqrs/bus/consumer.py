@@ -20,6 +20,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from cqrs import observe
 from cqrs.bus import _nats
 from cqrs.bus.config import EVENT_HEADER, MSG_ID_HEADER, BusConfig, check_group
 from cqrs.events.event import Event
@@ -252,7 +253,7 @@ class BusConsumer:
         if event_id:
             self._held[event_id] = msg
         try:
-            await self.mediator.send(event)
+            await observe.consumed(self.group, msg, self.mediator.send(event))
         except Exception:
             logger.exception(
                 "bus group %s: handling %s %s failed", self.group, event_type.__qualname__, event_id

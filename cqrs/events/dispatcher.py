@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from cqrs import observe as _observe
 from cqrs._eager import spawn
 from cqrs.container import Resolver, _Scope
 from cqrs.events.event import Event, NotificationEvent
@@ -98,6 +99,7 @@ class EventDispatcher:
         gate = self._global
         # our own scopes build plain handler classes without a coroutine round trip
         instant = resolver.instant if isinstance(resolver, _Scope) else None
+        observe = _observe.observer  # read once per dispatch: with none, handlers run bare
         level: Sequence[Event] = events
         chains: _Chains = None
         depth = 0
@@ -106,7 +108,7 @@ class EventDispatcher:
                 await self._publish(self.broker, level, isolate)
             found: tuple[list[Event], list[tuple[str, ...]]] | None = None
             if self._concurrent:
-                found = await self._run_concurrently(level, chains, resolver, fail)
+                found = await self._run_concurrently(level, chains, resolver, fail, observe)
             else:
                 for index, event in enumerate(level):
                     for handler_type in get(type(event), ()):
@@ -116,11 +118,15 @@ class EventDispatcher:
                                 handler = instant(handler_type) if instant is not None else None
                                 if handler is None:
                                     handler = await resolver.resolve(handler_type)
-                                await handler.handle(event)
+                                if observe is None:
+                                    await handler.handle(event)
+                                else:
+                                    with observe.handling(handler_type, event):
+                                        await handler.handle(event)
                             else:
                                 async with gate:
                                     handler = await resolver.resolve(handler_type)
-                                    await handler.handle(event)
+                                    await _handle(handler, handler_type, event, observe)
                         except Exception as exc:
                             if fail:
                                 raise
@@ -200,7 +206,12 @@ class EventDispatcher:
                 return
 
     async def _run_concurrently(
-        self, level: Sequence[Event], chains: _Chains, resolver: Resolver, fail: bool
+        self,
+        level: Sequence[Event],
+        chains: _Chains,
+        resolver: Resolver,
+        fail: bool,
+        observe: _observe.Observer | None,
     ) -> tuple[list[Event], list[tuple[str, ...]]] | None:
         get = self._get
         jobs = [(h, e, i) for i, e in enumerate(level) for h in get(type(e), ())]
@@ -212,11 +223,15 @@ class EventDispatcher:
             try:
                 if self._global is None:
                     handler = await resolver.resolve(handler_type)
-                    await handler.handle(event)
+                    if observe is None:
+                        await handler.handle(event)
+                    else:
+                        with observe.handling(handler_type, event):
+                            await handler.handle(event)
                 else:
                     async with self._global:
                         handler = await resolver.resolve(handler_type)
-                        await handler.handle(event)
+                        await _handle(handler, handler_type, event, observe)
             except Exception as exc:
                 if fail:
                     raise
@@ -267,6 +282,17 @@ class EventDispatcher:
                 hook(event, handler_type or type(None), exc)
             except Exception:
                 logger.exception("on_event_error hook failed")
+
+
+async def _handle(
+    handler: Any, handler_type: type[Any], event: Event, observe: _observe.Observer | None
+) -> None:
+    """``handler.handle(event)``, watched by the installed observer if there is one."""
+    if observe is None:
+        await handler.handle(event)
+    else:
+        with observe.handling(handler_type, event):
+            await handler.handle(event)
 
 
 def _collect(

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from pathlib import Path
 
 import cqrs
 from cqrs.requests import bootstrap
 from demo.files.v1 import files_pb2
 from examples.files.domain import (
+    FileEventNotice,
     FileProcessed,
     FileUploaded,
     GetFileStatusQuery,
@@ -34,8 +36,14 @@ from examples.files.handlers import (
     WatchFileEventsQueryHandler,
 )
 from examples.files.processing import DEFAULT_CHUNK_BYTES, ReadChunk, read_chunk
-from examples.files.reactions import AuditFileEvents, BroadcastFileEvents, RecordFileStatus
+from examples.files.reactions import (
+    AuditAndBroadcastFileEvents,
+    AuditFileEvents,
+    PublishFileEvents,
+    RecordFileStatus,
+)
 from examples.files.store import FileStore
+from examples.files.watch import BusWatchSource, LocalWatchSource, WatchSource
 from server.app import App
 from server.settings import ServerSettings
 
@@ -43,6 +51,8 @@ DEFAULT_DATA_DIR = "data"
 # The demo reads its own settings; the generic CLI knows nothing of them.
 DATA_DIR_ENV = "FILES_DATA_DIR"
 MAX_UPLOAD_BYTES_ENV = "FILES_MAX_UPLOAD_BYTES"
+# The server's own variable: the CLI puts --nats-url there, the supervisor of --workers N too.
+NATS_URL_ENV = "CQRS_GRPC_NATS_URL"
 # Room for the message framing and the name next to the content, so an upload of exactly the
 # limit passes grpc's own receive limit and a larger one gets our clearer RESOURCE_EXHAUSTED.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
@@ -65,8 +75,12 @@ def build_demo(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     subscriber_queue_size: int = DEFAULT_QUEUE_SIZE,
     read: ReadChunk = read_chunk,
+    nats_url: str | None = None,
 ) -> Demo:
-    """The demo over ``data_dir`` (created if missing); the store closes when the App's server stops."""
+    """The demo over ``data_dir`` (created if missing); the store closes when the App's server stops.
+
+    With ``nats_url`` its events go to the bus there and WatchFileEvents reads them back from it
+    (every process's events); without, both stay in this process (docs/bus.md)."""
     if max_upload_bytes < 1:
         raise ValueError(f"max_upload_bytes must be positive, got {max_upload_bytes}")
     settings = DemoSettings(max_upload_bytes=max_upload_bytes, chunk_bytes=chunk_bytes, read_chunk=read)
@@ -76,13 +90,25 @@ def build_demo(
     container.register_instance(FileStore, store)
     container.register_instance(EventFanout, fanout)
     container.register_instance(DemoSettings, settings)
+    broker = None
+    if nats_url is None:
+        source: WatchSource = LocalWatchSource(store, fanout)
+        reactions: tuple[type[cqrs.EventHandler[typing.Any]], ...] = (AuditAndBroadcastFileEvents,)
+    else:
+        from cqrs.bus import BusReader, JetStreamBroker, field_key
+
+        broker = JetStreamBroker(nats_url, key=field_key("file_id"))
+        reader = BusReader(nats_url, event_types=[FileEventNotice])
+        source = BusWatchSource(reader)
+        reactions = (AuditFileEvents, PublishFileEvents)
+    container.register_instance(WatchSource, source)  # type: ignore[type-abstract]
 
     def bind_events(mapper: cqrs.EventMap) -> None:
         for event_type in (FileUploaded, FileProcessed):
-            mapper.bind(event_type, AuditFileEvents)
             if event_type is FileProcessed:
                 mapper.bind(event_type, RecordFileStatus)
-            mapper.bind(event_type, BroadcastFileEvents)
+            for reaction in reactions:
+                mapper.bind(event_type, reaction)
 
     def bind_streams(mapper: cqrs.RequestMap) -> None:
         mapper.bind(ProcessFilesCommand, ProcessFilesCommandHandler)
@@ -95,33 +121,44 @@ def build_demo(
         mapper.bind(GetFileStatusQuery, GetFileStatusQueryHandler)
 
     stream_mediator = bootstrap.bootstrap_streaming(
-        di_container=container, commands_mapper=bind_streams, domain_events_mapper=bind_events
+        di_container=container,
+        commands_mapper=bind_streams,
+        domain_events_mapper=bind_events,
+        message_broker=broker,
     )
     mediator = bootstrap.bootstrap(
-        di_container=container, commands_mapper=bind_unary, domain_events_mapper=bind_events
+        di_container=container,
+        commands_mapper=bind_unary,
+        domain_events_mapper=bind_events,
+        message_broker=broker,
     )
     receive_limit = max(ServerSettings().max_receive_message_bytes, max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
     app = App(
         streaming_mediator=stream_mediator,
         mediator=mediator,
         settings=ServerSettings(max_receive_message_bytes=receive_limit),
+        broker=broker,
     )
     app.add_services(files_pb2)
     app.on_shutdown(
         store.close
     )  # after the drain: the last audit rows are written, then the WAL is checkpointed
+    if isinstance(source, BusWatchSource):
+        app.on_shutdown(source.close)
     return Demo(app=app, store=store, fanout=fanout, settings=settings)
 
 
 def create_app(
     data_dir: str | os.PathLike[str] | None = None,
     max_upload_bytes: int | None = None,
+    nats_url: str | None = None,
     database: str | None = None,
 ) -> App:
     """The demo App (``--app examples.files:create_app``), configured by the environment.
 
     A parameter left out comes from the environment: ``FILES_DATA_DIR`` (default ``./data``, created
-    if missing) and ``FILES_MAX_UPLOAD_BYTES`` (default 64 MiB); tests pass them directly.
+    if missing), ``FILES_MAX_UPLOAD_BYTES`` (default 64 MiB) and ``CQRS_GRPC_NATS_URL`` (the bus; unset:
+    none); tests pass them directly.
     ``database`` (``--database`` / ``CQRS_GRPC_DATABASE``): a ``postgresql://`` URL makes this one of
     N replicas sharing that database and the NATS bus (``examples/files/pgapp.py``); None is SQLite.
     """
@@ -129,11 +166,13 @@ def create_app(
         data_dir = os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
     if max_upload_bytes is None:
         max_upload_bytes = _int_from_env(MAX_UPLOAD_BYTES_ENV, DEFAULT_MAX_UPLOAD_BYTES)
+    if nats_url is None:
+        nats_url = os.environ.get(NATS_URL_ENV) or None
     if database is not None:
         from examples.files.pgapp import build_replica_demo  # psycopg is needed only here
 
-        return build_replica_demo(database, data_dir, max_upload_bytes=max_upload_bytes)[0]
-    return build_demo(data_dir, max_upload_bytes=max_upload_bytes).app
+        return build_replica_demo(database, data_dir, max_upload_bytes=max_upload_bytes, nats_url=nats_url)[0]
+    return build_demo(data_dir, max_upload_bytes=max_upload_bytes, nats_url=nats_url).app
 
 
 def _int_from_env(name: str, default: int) -> int:

@@ -6,6 +6,7 @@ Statuses are plain strings so they read the same in every client and in ``buf cu
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import cqrs
 
@@ -16,6 +17,9 @@ UPLOADED = "uploaded"
 
 KIND_UPLOADED = "file_uploaded"
 KIND_PROCESSED = "file_processed"
+
+FILE_EVENTS_TOPIC = "files"
+"""The bus topic of FileEventNotice: subjects ``<prefix>.files.<file_id>``."""
 
 
 class UploadFileCommand(cqrs.Request):
@@ -111,3 +115,8 @@ class FileProcessed(cqrs.DomainEvent):
     sha256: str = ""
     line_count: int = 0
     error: str = ""
+
+
+class FileEventNotice(cqrs.NotificationEvent[dict[str, Any]]):
+    """A FileUploaded or FileProcessed as the bus carries it: ``event_name`` is its kind, ``payload``
+    the fields of a FileEvent but its sequence (the stream sequence gives that)."""

@@ -58,7 +58,7 @@ class Subscription:
 
 
 class EventFanout:
-    """Numbers events and offers each to every current subscriber."""
+    """Offers each event to every current subscriber (numbering those that have no sequence)."""
 
     def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
         if queue_size < 1:
@@ -82,9 +82,12 @@ class EventFanout:
         return len(self._subscribers)
 
     def publish(self, event: FileEvent) -> FileEvent:
-        """Number ``event`` and offer it to every subscriber, without waiting; the numbered event."""
-        self._sequence += 1
-        numbered = dataclasses.replace(event, sequence=self._sequence)
+        """Offer ``event`` to every subscriber, without waiting; one with sequence 0 is numbered
+        after the last one published first. The event as offered."""
+        if event.sequence <= 0:
+            event = dataclasses.replace(event, sequence=self._sequence + 1)
+        self._sequence = max(self._sequence, event.sequence)
+        numbered = event
         for subscription in self._subscribers:
             subscription._offer(numbered)
         return numbered

@@ -4,6 +4,7 @@ watch (streaming)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import typing
 import unicodedata
@@ -30,9 +31,10 @@ from examples.files.domain import (
     UploadFileCommand,
     WatchFileEventsQuery,
 )
-from examples.files.fanout import EventFanout, SubscriberFellBehind
+from examples.files.fanout import SubscriberFellBehind
 from examples.files.processing import DEFAULT_CHUNK_BYTES, ReadChunk, read_chunk
 from examples.files.store import BlobUpload, FileStore
+from examples.files.watch import WatchSource
 from server.context import maybe_current_rpc
 
 MiB = 1024 * 1024
@@ -40,6 +42,9 @@ MAX_FILE_IDS = 10_000
 MAX_FILE_ID_LENGTH = 256
 MAX_NAME_LENGTH = 255
 SUBSCRIBED_HEADER = "x-subscribed"
+START_HEADER = "x-resume-after-sequence"  # where the live feed starts: resume after it
+RESUME_KEY = "resume_after_sequence"
+"""ErrorInfo metadata of a watch's UNAVAILABLE / RESOURCE_EXHAUSTED: the ``after_sequence`` to resume with."""
 DEFAULT_MAX_UPLOAD_BYTES = 64 * MiB
 
 
@@ -255,40 +260,57 @@ class GetFileStatusQueryHandler(cqrs.RequestHandler[GetFileStatusQuery, FileStat
 
 
 class WatchFileEventsQueryHandler(StreamingRequestHandler[WatchFileEventsQuery, FileEvent]):
-    """Streams live events until the client leaves, the server drains, or the client falls behind.
+    """Streams the events after ``after_sequence`` (0: from now on), then live ones, until the client
+    leaves, the server drains, or the client falls behind.
 
-    The subscription is live before the response headers are sent (they carry ``x-subscribed``),
-    so a client that waits for the headers misses nothing published afterwards.
+    The feed is live before the response headers are sent (they carry ``x-subscribed``), so a client
+    that waits for the headers misses nothing published afterwards. The drain's UNAVAILABLE names the
+    sequence to resume after, in its message and as ErrorInfo metadata ``resume_after_sequence``.
     """
 
-    def __init__(self, fanout: EventFanout) -> None:
-        self._fanout = fanout
+    def __init__(self, source: WatchSource) -> None:
+        self._source = source
 
     async def handle(self, request: WatchFileEventsQuery) -> typing.AsyncIterator[FileEvent]:
+        if request.after_sequence < 0:
+            raise cqrs.ValidationError.for_field("after_sequence", "must be 0 (from now on) or more")
         rpc = maybe_current_rpc()
         draining = rpc.draining if rpc is not None else asyncio.Event()
-        with self._fanout.subscribe() as subscription:
+        async with self._source.open(request.after_sequence or None) as feed:
             if rpc is not None:
-                await rpc.send_initial_metadata((SUBSCRIBED_HEADER, "true"))
+                await rpc.send_initial_metadata(
+                    (SUBSCRIBED_HEADER, "true"), (START_HEADER, str(feed.last_sequence))
+                )
+            events = aiter(feed)
             drained = asyncio.ensure_future(draining.wait())
             waiting: asyncio.Future[FileEvent] | None = None
             try:
                 while True:
-                    waiting = asyncio.ensure_future(subscription.next())
+                    waiting = asyncio.ensure_future(anext(events))
                     await asyncio.wait((waiting, drained), return_when=asyncio.FIRST_COMPLETED)
                     if not waiting.done():
+                        resume = feed.last_sequence
                         raise cqrs.UnavailableError(
-                            "server is shutting down; reconnect", reason="SERVER_DRAINING"
+                            f"server is shutting down; reconnect with after_sequence={resume}",
+                            reason="SERVER_DRAINING",
+                            metadata={RESUME_KEY: str(resume)},
                         )
                     try:
                         event = waiting.result()
                     except SubscriberFellBehind as exc:
                         raise cqrs.ResourceExhaustedError(
-                            f"subscriber fell behind: {exc}; reconnect and read the gap with ListFiles",
+                            f"subscriber fell behind: {exc}; reconnect with "
+                            f"after_sequence={feed.last_sequence}",
                             reason="SUBSCRIBER_FELL_BEHIND",
+                            metadata={RESUME_KEY: str(feed.last_sequence)},
                         ) from None
                     yield event
             finally:
                 drained.cancel()
                 if waiting is not None:
                     waiting.cancel()
+                    with contextlib.suppress(BaseException):
+                        await waiting
+                close = getattr(events, "aclose", None)
+                if close is not None:
+                    await close()

@@ -223,10 +223,18 @@ class FileStore:
 
         return await self._sql(insert)
 
-    async def audit_rows(self) -> list[AuditRow]:
+    async def last_audit_seq(self) -> int:
+        """The sequence number of the last audit row (0: none)."""
+        row = await self._sql(lambda: self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM audit").fetchone())
+        return int(row[0])
+
+    async def audit_rows(self, after: int = 0) -> list[AuditRow]:
+        """The rows whose sequence number is above ``after``, in order."""
         rows = await self._sql(
             lambda: self._db.execute(
-                "SELECT seq, kind, file_id, status, occurred_at, detail FROM audit ORDER BY seq"
+                "SELECT seq, kind, file_id, status, occurred_at, detail FROM audit "
+                "WHERE seq > ? ORDER BY seq",
+                (after,),
             ).fetchall()
         )
         return [

@@ -29,6 +29,7 @@ from clients.python import (
     FileInfo,
     FileServiceError,
     ProcessResult,
+    Resume,
 )
 from demo.files.v1 import files_pb2, files_pb2_grpc
 
@@ -49,6 +50,8 @@ class ScriptedFiles(files_pb2_grpc.FileServiceServicer):
         self.stream_closed = threading.Event()
         self.proceed = threading.Event()
         self.upload_messages: list[tuple[str, object]] = []
+        self.watched_after: list[int] = []
+        self.lost_before_events_at: int | None = None  # a first watch lost before its first event
 
     def _record(self, context: grpc.ServicerContext) -> None:
         self.seen_metadata.append({k: v for k, v in context.invocation_metadata()})
@@ -116,12 +119,21 @@ class ScriptedFiles(files_pb2_grpc.FileServiceServicer):
     ) -> Iterator[Any]:
         self._record(context)
         context.add_callback(self.stream_closed.set)
-        context.send_initial_metadata((("x-subscribed", "true"),))
-        for n in range(1, 4):
+        after = request.after_sequence
+        lost_at = self.lost_before_events_at if after == 0 else None
+        start = after if lost_at is None else lost_at
+        context.send_initial_metadata((("x-subscribed", "true"), ("x-resume-after-sequence", str(start))))
+        self.watched_after.append(after)
+        if lost_at is not None:  # the connection is lost, not drained: no resume sequence in the status
+            context.abort(grpc.StatusCode.UNAVAILABLE, "connection lost")
+        # a first watch: 1..3 then a drain; a resumed one repeats its last event (a client must drop
+        # it), gives the next and ends
+        for n in range(1, 4) if after == 0 else (after, after + 1):
             event = files_pb2.FileEvent(sequence=n, kind="file_uploaded", file_id=f"f_{n}")
             _ts(event, "occurred_at")
             yield event
-        context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down; reconnect")
+        if after == 0:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down; reconnect")
 
 
 def _refuse_too_large(context: grpc.ServicerContext) -> None:
@@ -218,13 +230,50 @@ def test_leaving_a_stream_early_cancels_the_call(fake: ScriptedFiles, connection
 
 
 def test_sync_watch_yields_events_then_the_status(fake: ScriptedFiles, connection: Connection) -> None:
-    with FileClient(connection) as client, client.watch() as events:
+    with FileClient(connection) as client, client.watch(resume=None) as events:
         seen: list[FileEvent] = []
         with pytest.raises(FileServiceError) as ended:
             for event in events:
                 seen.append(event)
     assert [e.sequence for e in seen] == [1, 2, 3] and seen[0].occurred_at == WHEN
     assert ended.value.code is grpc.StatusCode.UNAVAILABLE
+
+
+QUICK = Resume(first_delay=0.01, give_up_after=1.0)
+
+
+def test_sync_watch_resumes_after_unavailable_with_no_gap_and_no_duplicate(
+    fake: ScriptedFiles, connection: Connection
+) -> None:
+    before = len(fake.watched_after)  # the fake serves the whole module
+    with FileClient(connection) as client, client.watch(resume=QUICK) as events:
+        seen = [event.sequence for event in events]
+    assert seen == [1, 2, 3, 4]
+    assert fake.watched_after[before:] == [0, 3]
+
+
+async def test_async_watch_resumes_after_unavailable_from_the_sequence_given(
+    fake: ScriptedFiles, connection: Connection
+) -> None:
+    before = len(fake.watched_after)
+    async with AsyncFileClient(connection) as client, client.watch(after_sequence=7, resume=QUICK) as events:
+        seen = [event.sequence async for event in events]
+    assert seen == [8]  # 7 was seen before this watch began
+    assert fake.watched_after[before:] == [7]
+
+
+async def test_a_watch_lost_before_its_first_event_resumes_where_its_feed_started(
+    fake: ScriptedFiles, connection: Connection
+) -> None:
+    before = len(fake.watched_after)
+    fake.lost_before_events_at = 20  # events 1..20 happened before the watch; 21 happens meanwhile
+    try:
+        async with AsyncFileClient(connection) as client, client.watch(resume=QUICK) as events:
+            seen = [event.sequence async for event in events]
+    finally:
+        fake.lost_before_events_at = None
+    assert seen == [21]  # the resumed watch replays 21, dropping 20 it started after
+    assert fake.watched_after[before:] == [0, 20]
 
 
 async def test_async_client_mirrors_the_sync_one(fake: ScriptedFiles, connection: Connection) -> None:
@@ -240,7 +289,7 @@ async def test_async_client_mirrors_the_sync_one(fake: ScriptedFiles, connection
         with pytest.raises(FileServiceError) as refused:
             await client.upload("big", b"123456789")
         assert refused.value.reason == "UPLOAD_TOO_LARGE"
-        async with client.watch() as events:
+        async with client.watch(resume=None) as events:
             with pytest.raises(FileServiceError) as ended:
                 _ = [e async for e in events]
         assert ended.value.code is grpc.StatusCode.UNAVAILABLE

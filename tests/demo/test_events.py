@@ -71,6 +71,22 @@ async def test_watchers_get_live_events_from_subscription_on(served: Served) -> 
         call.cancel()
 
 
+async def test_without_a_bus_after_sequence_replays_the_audit_log_then_goes_live(served: Served) -> None:
+    ids = [(await served.upload(f"{n}.txt", b"x")).file_id for n in range(3)]  # audit rows 1..3
+    call = served.stub.WatchFileEvents(files_pb2.WatchFileEventsQuery(after_sequence=1))
+    assert ("x-subscribed", "true") in tuple(await call.initial_metadata())
+    replayed = [await asyncio.wait_for(call.read(), 5) for _ in range(2)]
+    live_id = (await served.upload("3.txt", b"x")).file_id
+    live = await asyncio.wait_for(call.read(), 5)
+    assert [(e.sequence, e.file_id, e.kind) for e in [*replayed, live]] == [
+        (2, ids[1], "file_uploaded"),
+        (3, ids[2], "file_uploaded"),
+        (4, live_id, "file_uploaded"),
+    ]
+    assert (replayed[0].name, replayed[0].size, replayed[0].status) == ("1.txt", 1, "")
+    call.cancel()
+
+
 async def test_a_subscriber_that_falls_behind_is_dropped_with_resource_exhausted(
     serve_demo: ServeDemo,
 ) -> None:
@@ -106,7 +122,7 @@ async def test_watchers_end_with_unavailable_when_the_server_drains(serve_demo: 
             with pytest.raises(grpc.aio.AioRpcError) as ended:
                 await asyncio.wait_for(call.read(), 5)
             assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
-            assert ended.value.details() == "server is shutting down; reconnect"
+            assert ended.value.details() == "server is shutting down; reconnect with after_sequence=0"
         await stopping
         assert loop.time() - began < 3  # not the 10 s grace: the streams ended on the drain signal
 

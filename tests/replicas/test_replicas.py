@@ -61,13 +61,14 @@ def _stub(channel: grpc.aio.Channel) -> files_pb2_grpc.FileServiceStub:
     return files_pb2_grpc.FileServiceStub(channel)
 
 
-async def test_upload_on_one_process_on_the_other_status_on_either(
-    cluster: Cluster, nats: NatsServer
-) -> None:
+async def test_upload_on_one_process_on_the_other_status_and_watch_on_either(cluster: Cluster) -> None:
     async with (
         grpc.aio.insecure_channel(cluster.a.address) as on_a,
         grpc.aio.insecure_channel(cluster.b.address) as on_b,
     ):
+        await _stub(on_a).UploadFile(files_pb2.UploadFileCommand(name="w.txt", content=b"w"), timeout=10)
+        watch = _stub(on_b).WatchFileEvents(files_pb2.WatchFileEventsQuery(), timeout=30)
+        assert ("x-subscribed", "true") in tuple(await watch.initial_metadata())  # live from here on
         content = b"shared\ncontent\n"
         info = await _stub(on_a).UploadFile(
             files_pb2.UploadFileCommand(name="s.txt", content=content), timeout=10
@@ -86,27 +87,37 @@ async def test_upload_on_one_process_on_the_other_status_on_either(
             assert status.status == "completed"
             listed = await _stub(channel).ListFiles(files_pb2.ListFilesQuery(), timeout=10)
             assert info.file_id in [f.file_id for f in listed.files]
-    subjects = [f"cqrs.events.FileUploaded.{info.file_id}", f"cqrs.events.FileProcessed.{info.file_id}"]
-    assert await _relayed_in_order(nats.url, subjects)
+        # the watcher on B sees A's upload and B's result, relayed through the outbox, in order
+        seen = await _events_of(watch, info.file_id)
+        watch.cancel()
+        assert [(e.kind, e.file_id) for e in seen] == [
+            ("file_uploaded", info.file_id),
+            ("file_processed", info.file_id),
+        ]
+        assert seen[0].sequence < seen[1].sequence and seen[1].line_count == 2
+        # a watcher on A resumes from before them: the same events, the same sequence numbers
+        resumed = _stub(on_a).WatchFileEvents(
+            files_pb2.WatchFileEventsQuery(after_sequence=seen[0].sequence - 1), timeout=30
+        )
+        replayed = await _events_of(resumed, info.file_id)
+        resumed.cancel()
+        assert [(e.sequence, e.kind, e.file_id) for e in replayed] == [
+            (e.sequence, e.kind, e.file_id) for e in seen
+        ]
 
 
-async def _relayed_in_order(nats_url: str, subjects: list[str], timeout: float = 10.0) -> bool:
-    """True once each subject has a message in the stream, in this order of stream sequence."""
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        deadline = time.monotonic() + timeout
-        for _ in range(int(timeout / 0.05)):
-            try:
-                seqs = [(await js.get_last_msg(BusConfig().stream, subject)).seq for subject in subjects]
-                return seqs == sorted(seqs)
-            except nats.js.errors.NotFoundError:
-                if time.monotonic() > deadline:
-                    return False
-                await asyncio.sleep(0.05)
-        return False
-    finally:
-        await nc.close()
+async def _events_of(
+    call: grpc.aio.UnaryStreamCall, file_id: str, count: int = 2
+) -> list[files_pb2.FileEvent]:
+    """The first ``count`` events about ``file_id`` the watch sends (others are skipped)."""
+    events = []
+    for _ in range(50):
+        event = await asyncio.wait_for(call.read(), 10)
+        if event.file_id == file_id:
+            events.append(event)
+            if len(events) == count:
+                return events
+    raise AssertionError(f"only {len(events)} events about {file_id} among the first 50")
 
 
 @dataclass

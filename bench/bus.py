@@ -1,0 +1,209 @@
+"""The event bus: the demo's ProcessFiles (one event per item) with the bus on and off, and the latency
+from an item's handler to a watcher connected to another server process on the same bus.
+
+(a) messages/s of ProcessFiles, concurrent streams, the demo served alone vs with ``--nats-url``
+(each item's FileProcessed stored in JetStream before the item is sent), alternating runs, median.
+(b) two demo servers on one nats-server; ProcessFiles calls on the first offer ``--rate`` events/s
+for ``--seconds``; a watcher on the second measures now - the event's ``occurred_at`` (stamped just
+before the handler's yield; one clock, one machine): p50 and p99. Results: ``bench/results/bus.json``
+and the ``bus`` section of ``BENCHMARKS.md``.
+
+    python -m bench.bus [--streams 8] [--items 500] [--repeat 3] [--rate 1000] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench._sections import markers, replace_section
+from bench.load import _free_port
+from cqrs.bus import NatsServer
+from demo.files.v1 import files_pb2, files_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "bus.json"
+BEGIN, END = markers("bus")
+TIME_CAP = 120.0  # per measured run
+BATCH = 10  # ids per ProcessFiles call of the latency run
+
+
+@contextlib.asynccontextmanager
+async def _demo(data_dir: Path, nats_url: str | None) -> AsyncIterator[str]:
+    """A demo server process on a free loopback port (with the bus at ``nats_url``); its address."""
+    address = f"127.0.0.1:{_free_port()}"
+    argv = [sys.executable, "-m", "server", "--app", "examples.files:create_app", "--address", address]
+    argv += ["--log-level", "warning"] + (["--nats-url", nats_url] if nats_url else [])
+    env = {**os.environ, "FILES_DATA_DIR": str(data_dir)}
+    env.pop("CQRS_GRPC_NATS_URL", None)
+    process = await asyncio.create_subprocess_exec(
+        *argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            await asyncio.wait_for(channel.channel_ready(), 60)
+        yield address
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def _upload(stub: files_pb2_grpc.FileServiceStub) -> str:
+    reply = await stub.UploadFile(files_pb2.UploadFileCommand(name="bench.txt", content=b"a\nb\n"))
+    return str(reply.file_id)
+
+
+async def _throughput(address: str, streams: int, items: int) -> float:
+    """Messages/s of ``streams`` concurrent ProcessFiles calls of ``items`` ids each (all checked)."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = files_pb2_grpc.FileServiceStub(channel)
+        file_id = await _upload(stub)
+
+        async def one() -> int:
+            call = stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=[file_id] * items))
+            return sum([r.status == "completed" async for r in call])
+
+        await one()  # warm up
+        began = time.perf_counter()
+        done = await asyncio.wait_for(asyncio.gather(*(one() for _ in range(streams))), TIME_CAP)
+        elapsed = time.perf_counter() - began
+    if sum(done) != streams * items:
+        raise SystemExit(f"bus: {streams * items - sum(done)} items were not completed")
+    return streams * items / elapsed
+
+
+async def _latency(producer: str, watcher: str, rate: float, seconds: float) -> dict[str, Any]:
+    """Offer ``rate`` events/s on ``producer`` for ``seconds``; latencies seen by a watcher of ``watcher``."""
+    total = max(BATCH, int(rate * seconds) // BATCH * BATCH)
+    latencies: list[float] = []
+    async with grpc.aio.insecure_channel(producer) as on_a, grpc.aio.insecure_channel(watcher) as on_b:
+        stub_a = files_pb2_grpc.FileServiceStub(on_a)
+        file_id = await _upload(stub_a)
+        watch = files_pb2_grpc.FileServiceStub(on_b).WatchFileEvents(files_pb2.WatchFileEventsQuery())
+        await watch.initial_metadata()
+
+        async def receive() -> None:
+            async for event in watch:
+                if event.kind == "file_processed":
+                    latencies.append(time.time() - event.occurred_at.ToDatetime(datetime.UTC).timestamp())
+                    if len(latencies) == total:
+                        return
+
+        async def produce() -> None:
+            loop = asyncio.get_running_loop()
+            began, calls = loop.time(), []
+            for n in range(total // BATCH):
+                await asyncio.sleep(max(0.0, began + n * BATCH / rate - loop.time()))
+                call = stub_a.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=[file_id] * BATCH))
+                calls.append(asyncio.ensure_future(_drain(call)))
+            await asyncio.gather(*calls)
+
+        receiving = asyncio.ensure_future(receive())
+        began = time.perf_counter()
+        await asyncio.wait_for(asyncio.gather(produce(), receiving), seconds + TIME_CAP)
+        elapsed = time.perf_counter() - began
+        watch.cancel()
+    ordered = sorted(latencies)
+    return {
+        "events": len(ordered),
+        "achieved_events_per_s": len(ordered) / elapsed,  # below the offered rate: the server saturated
+        "p50_ms": 1000 * ordered[len(ordered) // 2],
+        "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "max_ms": 1000 * ordered[-1],
+    }
+
+
+async def _drain(call: Any) -> None:
+    async for _ in call:
+        pass
+
+
+async def run(streams: int, items: int, repeat: int, rate: float, seconds: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-bus-") as tmp:
+        root = Path(tmp)
+        nats = NatsServer(root / "nats")
+        nats.start()
+        try:
+            off: list[float] = []
+            on: list[float] = []
+            for n in range(repeat):  # alternate so drift hits both alike
+                async with _demo(root / f"off{n}", None) as address:
+                    off.append(await _throughput(address, streams, items))
+                async with _demo(root / f"on{n}", nats.url) as address:
+                    on.append(await _throughput(address, streams, items))
+            async with _demo(root / "a", nats.url) as a, _demo(root / "b", nats.url) as b:
+                latency = await _latency(a, b, rate, seconds)
+        finally:
+            nats.stop()
+    return {
+        "streams": streams,
+        "items": items,
+        "repeat": repeat,
+        "bus_off_messages_per_s": statistics.median(off),
+        "bus_on_messages_per_s": statistics.median(on),
+        "ratio": statistics.median(on) / statistics.median(off),
+        "rate": rate,
+        "seconds": seconds,
+        "latency": latency,
+        "runs": {"off": off, "on": on},
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    latency = result["latency"]
+    return "\n".join(
+        [
+            BEGIN,
+            "## Event bus (bench/bus.py)",
+            "",
+            f"Demo ProcessFiles, {result['streams']} streams x {result['items']} items, one event each, "
+            f"median of {result['repeat']}; {result['date']}, {result['machine']}. "
+            "Latency: handler yield to a watcher on another server process.",
+            "",
+            "| bus off msg/s | bus on msg/s | on/off | events/s offered | achieved | p50 ms | p99 ms |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {result['bus_off_messages_per_s']:,.0f} | {result['bus_on_messages_per_s']:,.0f} "
+            f"| {result['ratio']:.2f} | {result['rate']:,.0f} | {latency['achieved_events_per_s']:,.0f} "
+            f"| {latency['p50_ms']:.1f} "
+            f"| {latency['p99_ms']:.1f} |",
+            "",
+            "Command: `python -m bench.bus`; raw: `bench/results/bus.json`.",
+            END,
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bus")
+    parser.add_argument("--streams", type=int, default=8)
+    parser.add_argument("--items", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=1000.0, help="events/s offered in the latency run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of the latency run")
+    args = parser.parse_args(argv if argv is not None else [])
+    result = asyncio.run(run(args.streams, args.items, args.repeat, args.rate, args.seconds))
+    result["date"] = datetime.date.today().isoformat()
+    result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    section = render(result)
+    replace_section("bus", section)
+    print(section)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,66 @@
+"""When and from where a watch reconnects by itself: the policy both clients share.
+
+A watch ended with UNAVAILABLE (a drain, a worker restarting, a connection lost) is opened again with
+``after_sequence`` = the last sequence it yielded, so the server replays what was missed; events at
+or below that sequence are dropped, so the user sees no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import grpc
+
+from clients.python.models import FileServiceError
+
+SUBSCRIBED = "x-subscribed"
+"""The response header that says the server's feed is live."""
+START_HEADER = "x-resume-after-sequence"
+"""The response header that names the sequence the live feed starts after."""
+RESUME_KEY = "resume_after_sequence"
+"""The ErrorInfo metadata of a drain's UNAVAILABLE: the sequence to resume after."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Resume:
+    """Reconnect after UNAVAILABLE, waiting ``first_delay`` seconds then twice as long each time (at
+    most ``max_delay``); give up (raise the error) after ``give_up_after`` seconds without a
+    reconnection that lasts."""
+
+    first_delay: float = 0.1
+    max_delay: float = 2.0
+    give_up_after: float = 30.0
+
+    def delays(self) -> list[float]:
+        """The waits before each attempt, within ``give_up_after`` in total."""
+        waits, delay, total = [], self.first_delay, 0.0
+        while total + delay <= self.give_up_after:
+            waits.append(delay)
+            total += delay
+            delay = min(delay * 2, self.max_delay)
+        return waits
+
+
+def resume_after(last_sequence: int, error: FileServiceError) -> int | None:
+    """The ``after_sequence`` to reconnect with after ``error``, or ``None`` if it is not worth it.
+
+    With no event seen yet, the drain's ``resume_after_sequence`` (where the server had started) is
+    taken, so the events of the reconnection's gap are replayed too."""
+    if error.code is not grpc.StatusCode.UNAVAILABLE:
+        return None
+    if last_sequence == 0 and error.metadata.get(RESUME_KEY, "").isdigit():
+        return int(error.metadata[RESUME_KEY])
+    return last_sequence
+
+
+def started_after(last_sequence: int, headers: object) -> int:
+    """The sequence to resume after once a watch is subscribed: ``last_sequence``, or where the server's
+    feed started if nothing was seen yet, so a connection lost before the first event leaves no gap."""
+    start = dict(headers or ()).get(START_HEADER, "")  # type: ignore[call-overload]
+    if last_sequence == 0 and isinstance(start, str) and start.isdigit():
+        return int(start)
+    return last_sequence
+
+
+RESUME = Resume()
+"""The default policy of ``watch``."""

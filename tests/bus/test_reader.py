@@ -1,0 +1,123 @@
+"""BusReader against a real nats-server: replay from a sequence then live with no gap or duplicate,
+several topics, resuming across a NATS restart, a reader that does not read never blocks publishing,
+and leaving a follow deletes its consumer and leaves no task."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import cqrs
+from cqrs.bus import BusConfig, BusReader, Follow, NatsServer
+from tests.bus.helpers import FileChanged, broker, file_changed, message
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class OtherThing(cqrs.NotificationEvent[dict[str, Any]]):
+    """An event under another name: a reader of ``file_changed`` does not see it."""
+
+
+async def _publish(url: str, config: BusConfig, events: list[cqrs.NotificationEvent[Any]]) -> None:
+    async with broker(url, config) as publisher:
+        for event in events:
+            await publisher.send_message(message(event))  # type: ignore[arg-type]
+
+
+async def _take(events: Follow, count: int) -> list[tuple[int, int]]:
+    """``(sequence, n)`` of the next ``count`` events, within 10 s."""
+    taken: list[tuple[int, int]] = []
+    iterator = aiter(events)
+    async with asyncio.timeout(10):
+        while len(taken) < count:
+            sequence, event = await anext(iterator)
+            assert isinstance(event, FileChanged) and event.payload is not None
+            taken.append((sequence, event.payload["n"]))
+    return taken
+
+
+@pytest.fixture
+async def reader(nats_server: NatsServer, bus_config: BusConfig) -> AsyncIterator[BusReader]:
+    bus = BusReader(nats_server.url, event_types=[FileChanged], config=bus_config, fetch_wait=0.2)
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+async def test_a_follow_replays_after_its_sequence_then_goes_live_without_gap_or_duplicate(
+    nats_server: NatsServer, bus_config: BusConfig, reader: BusReader
+) -> None:
+    # sequences 1..6: file_changed n=1..4 with another event name at 2 and 5
+    events: list[cqrs.NotificationEvent[Any]] = [file_changed("a", 1)]
+    events += [OtherThing(event_name="other_thing", payload={"file_id": "a"}), file_changed("b", 2)]
+    events += [file_changed("a", 3), OtherThing(event_name="other_thing", payload={}), file_changed("c", 4)]
+    await _publish(nats_server.url, bus_config, events)
+    async with reader.follow(["file_changed"], after=3) as follow:
+        assert await _take(follow, 2) == [(4, 3), (6, 4)]
+        await _publish(nats_server.url, bus_config, [file_changed("a", 5), file_changed("b", 6)])
+        assert await _take(follow, 2) == [(7, 5), (8, 6)]
+        assert follow.last_sequence == 8
+    async with reader.follow(["file_changed", "other_thing"], after=0) as both:
+        seen = [sequence for sequence, _ in [await anext(aiter(both)) for _ in range(5)]]
+    # OtherThing is not among the reader's types: skipped, yet its sequence is passed
+    assert seen == [1, 3, 4, 6, 7]
+
+
+async def test_a_follow_from_now_sees_only_what_is_published_after_it_opened(
+    nats_server: NatsServer, bus_config: BusConfig, reader: BusReader
+) -> None:
+    await _publish(nats_server.url, bus_config, [file_changed("a", 1), file_changed("a", 2)])
+    async with reader.follow(["file_changed"]) as follow:
+        assert follow.last_sequence == 2
+        await _publish(nats_server.url, bus_config, [file_changed("a", 3)])
+        assert await _take(follow, 1) == [(3, 3)]
+
+
+async def test_a_follow_resumes_after_a_nats_restart_or_a_lost_consumer_without_gap_or_duplicate(
+    nats_server: NatsServer, bus_config: BusConfig, reader: BusReader
+) -> None:
+    await _publish(nats_server.url, bus_config, [file_changed("a", n) for n in range(1, 4)])
+    async with reader.follow(["file_changed"], after=0) as follow:
+        assert await _take(follow, 2) == [(1, 1), (2, 2)]
+        nats_server.restart()
+        await _publish(nats_server.url, bus_config, [file_changed("a", n) for n in range(4, 7)])
+        assert await _take(follow, 4) == [(3, 3), (4, 4), (5, 5), (6, 6)]
+        # a consumer gone while the connection stays up (JetStream drops one idle past its
+        # inactive_threshold): an idle fetch finds out and makes it again
+        waiting = asyncio.create_task(_take(follow, 1))
+        js = await reader.start()
+        [consumer] = await js.consumers_info(bus_config.stream)
+        await js.delete_consumer(bus_config.stream, consumer.name)
+        await _publish(nats_server.url, bus_config, [file_changed("a", 7)])
+        assert await waiting == [(7, 7)]
+
+
+async def test_a_reader_that_does_not_read_never_blocks_publishing(
+    nats_server: NatsServer, bus_config: BusConfig, reader: BusReader
+) -> None:
+    count = 600  # more than two fetches' worth
+    async with reader.follow(["file_changed"], after=0) as follow:
+        assert await _take(follow, 0) == []
+        async with asyncio.timeout(20):
+            await _publish(nats_server.url, bus_config, [file_changed("a", n) for n in range(1, count + 1)])
+        taken = await _take(follow, count)
+    assert taken == [(n, n) for n in range(1, count + 1)]
+
+
+async def test_leaving_a_follow_deletes_its_consumer_and_leaves_no_task(
+    nats_server: NatsServer, bus_config: BusConfig, reader: BusReader
+) -> None:
+    await _publish(nats_server.url, bus_config, [file_changed("a", 1), file_changed("a", 2)])
+    js = await reader.start()  # the connection's own tasks are not the follow's
+    before = asyncio.all_tasks()
+    async with reader.follow(["file_changed"], after=0) as follow:
+        async for _sequence, _event in follow:
+            break  # the reader stops after one event
+    js = await reader.start()
+    info = await js.stream_info(bus_config.stream)
+    assert info.state.consumer_count == 0
+    assert asyncio.all_tasks() <= before
