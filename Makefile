@@ -23,6 +23,8 @@ PROTOC := $(PY) -m grpc_tools.protoc --python_out=$(GEN) --pyi_out=$(GEN) --grpc
 # what building server/accel/_cwire.pyx leaves in the source tree (pip install -e builds in place)
 CWIRE_BUILD := server/accel/_cwire.c server/accel/_cwire.*.so
 ADDRESS ?= 127.0.0.1:50051
+# the HTTP port of `make run`: gRPC-Web, Connect, SSE and the demo page at /
+HTTP_ADDRESS ?= 127.0.0.1:8080
 PYTEST_ARGS ?=
 
 .PHONY: install postgresql proto run test lint unit bench demo clean
@@ -79,13 +81,23 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 $(GEN)/protos.binpb: $(PROTOS) $(GEN)/.generated tools/node_modules/.installed
 	tools/node_modules/.bin/buf build protos -o $@
 
+# Debian's chromium (with a font for its screenshots) drives the demo page's browser test; apt runs
+# only when /usr/bin/chromium is missing (as root, else through sudo).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=300 \
+	--no-install-recommends chromium fonts-liberation
+install: $(CHROMIUM)
+$(CHROMIUM):
+	$(APT_INSTALL) || ($(SUDO) apt-get update && $(APT_INSTALL))
+
 # The Node.js client's dependencies (@grpc/grpc-js, @grpc/proto-loader), pinned in its package-lock.json.
 clients/node/node_modules/.installed: clients/node/package.json clients/node/package-lock.json
 	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 run: install
-	$(PY) -m server --app examples.files:create_app --address $(ADDRESS)
+	$(PY) -m server --app examples.files:create_app --address $(ADDRESS) --http-address $(HTTP_ADDRESS)
 
 lint: install
 	$(PY) -m ruff check .

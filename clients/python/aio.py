@@ -200,7 +200,7 @@ class AsyncEventStream:
         except grpc.RpcError as error:
             raise FileServiceError.from_rpc_error(error) from None
         self.last_sequence = started_after(self.last_sequence, headers)
-        if self._call.done():  # refused before subscribing: surface the status now
+        if self._call.done() and SUBSCRIBED not in dict(headers or ()):  # refused: say so now
             await self._raise_status()
         return self
 

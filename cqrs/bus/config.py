@@ -1,13 +1,15 @@
-"""Where events go on the bus: one stream, subjects ``<prefix>.<topic or event name>.<key>``.
+"""Where events go on the bus: one stream, subjects ``<prefix>.<partition>.<topic or event name>.<key>``.
 
-A subject's last token is the event's ordering key: the consumer handles the events of one subject one
-after another, so giving every event about one file the same key keeps that file's events in order.
+A subject's last token is the event's ordering key and its partition token a hash of that key: a group
+handles the events of one partition one after another, across all its replicas, so giving every event
+about one file the same key keeps that file's events in order.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,18 +51,23 @@ class BusConfig:
 
     ``duplicate_window`` is JetStream's publish-side de-duplication by ``Nats-Msg-Id`` (the event id),
     in seconds; ``max_age`` (seconds, 0: forever) bounds how long events stay in the stream.
+    ``partitions`` is how many ordering lanes a group has (the most events a group handles at once);
+    fixed for a stream's life: a key's partition is part of its stored subjects.
     """
 
     stream: str = "CQRS_EVENTS"
     prefix: str = "cqrs.events"
     duplicate_window: float = 120.0
     max_age: float = 0.0
+    partitions: int = 16
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.stream):
             raise ValueError(f"stream={self.stream!r}: use letters, digits, '_' and '-' only")
         if not self.prefix or any(not _NAME.match(token) for token in self.prefix.split(".")):
             raise ValueError(f"prefix={self.prefix!r}: use dot-separated tokens of letters, digits, '_', '-'")
+        if not 1 <= self.partitions <= 1024:
+            raise ValueError(f"partitions={self.partitions}: use 1 to 1024")
 
     @property
     def subjects(self) -> str:
@@ -68,18 +75,29 @@ class BusConfig:
         return f"{self.prefix}.>"
 
     def subject(self, message: Message, key: str | None) -> str:
-        """``<prefix>.<topic or event name>.<key>``: unsafe characters become ``_`` (a collision only
-        merges two keys' ordering lanes); a topic may have dots of its own (more tokens)."""
+        """``<prefix>.<partition>.<topic or event name>.<key>``: unsafe characters become ``_`` (a
+        collision only merges two keys' ordering); a topic may have dots of its own (more tokens)."""
         payload = message.payload if isinstance(message.payload, Mapping) else {}
         name = message.topic or payload.get("event_name") or message.message_name
-        route = ".".join(_token(part) for part in str(name).split(".") if part) or "_"
-        return f"{self.prefix}.{route}.{_token(key) if key else '_'}"
+        token = _token(key) if key else "_"
+        return f"{self.prefix}.{self.partition(token)}.{_route(str(name))}.{token}"
+
+    def partition(self, key_token: str) -> int:
+        """The partition of a subject's key token: a hash every process computes alike, mod ``partitions``."""
+        return zlib.crc32(key_token.encode()) % self.partitions
+
+    def partition_filter(self, partition: int) -> str:
+        """The subject filter of one partition's events, whatever their topic and key."""
+        return f"{self.prefix}.{partition}.>"
 
     def topic_filter(self, topic: str) -> str:
         """The subject filter that matches every event published under ``topic`` (or that event
-        name), whatever its key: what a reader of one kind of event subscribes to."""
-        route = ".".join(_token(part) for part in topic.split(".") if part) or "_"
-        return f"{self.prefix}.{route}.*"
+        name), whatever its key and partition: what a reader of one kind of event subscribes to."""
+        return f"{self.prefix}.*.{_route(topic)}.*"
+
+
+def _route(name: str) -> str:
+    return ".".join(_token(part) for part in name.split(".") if part) or "_"
 
 
 def _token(text: str) -> str:

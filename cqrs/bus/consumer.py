@@ -1,13 +1,13 @@
-"""The consuming side: one subscriber group's durable pull consumer, feeding an EventMediator.
+"""The consuming side: one subscriber group's durable pull consumers, feeding an EventMediator.
 
-Every group has one durable named after it: the replicas of a group fetch from the same durable and so
-share its work, and each group (a durable of its own) sees every event.
+A group has one durable per partition (``<group>_p<n>``), each with at most one message unacked: every
+replica of the group fetches from every partition, so the group's work spreads over its replicas while
+each partition's events, hence each key's, are handled one after another across all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import json
@@ -23,11 +23,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from cqrs import observe
 from cqrs.bus import _nats
 from cqrs.bus.config import EVENT_HEADER, MSG_ID_HEADER, BusConfig, check_group
+from cqrs.bus.handled import HandledRecord, bucket_name
 from cqrs.events.event import Event
 from cqrs.events.mediator import EventMediator
 from cqrs.exceptions import CqrsConfigurationError
 
-__all__ = ["BusConsumer", "ConsumerStats"]
+__all__ = ["BusConsumer", "ConsumerStats", "durable_name"]
 
 logger = logging.getLogger("cqrs.bus")
 
@@ -37,21 +38,28 @@ class ConsumerStats:
     """What a :class:`BusConsumer` did with the messages it fetched (monotonic counters)."""
 
     handled: int = 0
-    duplicates: int = 0  # a redelivery (or a re-publish) of an event this consumer handled: acked, dropped
+    duplicates: int = 0  # an event some replica of the group handled already: acked, dropped
     unbound: int = 0  # an event type no handler here is bound to: acked, skipped
     failed: int = 0  # the mediator raised: nak'ed, redelivered after retry_delay
     undecodable: int = 0  # not an event this consumer can rebuild: terminated, never redelivered
 
 
-class BusConsumer:
-    """Runs subscriber group ``group``: fetches from its durable and sends each event to ``mediator``.
+def durable_name(group: str, partition: int) -> str:
+    """The durable of one partition of a group: ``<group>_p<partition>``."""
+    return f"{check_group(group)}_p{partition}"
 
-    - An event is acked after ``mediator.send`` returns; a failure naks it for redelivery (the mediator
-      must use ``event_failure_policy="fail"``, or a failed handler would look handled).
-    - Events of one subject (one ordering key) are handled one after another, in stream order; other
-      subjects run concurrently, at most ``max_in_flight`` messages held at once.
-    - Event ids handled recently (the last ``dedup_window``) are remembered: a redelivery is acked and
-      dropped, so a group handles each event once even when an ack is lost.
+
+class BusConsumer:
+    """Runs one replica of subscriber group ``group``: fetches from each of its partition durables and
+    sends each event to ``mediator``.
+
+    - An event is acked after ``mediator.send`` returns, and the ack confirmed by JetStream; a failure
+      naks it for redelivery (the mediator must use ``event_failure_policy="fail"``, or a failed handler
+      would look handled).
+    - A partition's events (so one key's) are handled one after another, in stream order, by whichever
+      replica fetched each; partitions run concurrently: a replica holds at most one message of each.
+    - A handled event's id is written to the group's KV bucket (kept ``dedup_ttl`` seconds) before the
+      ack and looked up before handling: a redelivery reaching any replica is acked and dropped.
     - Messages held longer than ``ack_wait`` are kept from redelivery by in-progress signals.
     - A fetch waits at most ``fetch_wait`` seconds for messages (how late ``stop()`` may begin).
     - ``stop()`` stops fetching, lets the held messages finish (at most ``drain_timeout`` seconds, then
@@ -65,16 +73,18 @@ class BusConsumer:
         group: str,
         url: str = "nats://127.0.0.1:4222",
         config: BusConfig | None = None,
-        max_in_flight: int = 64,
         ack_wait: float = 30.0,
         dedup_window: int = 10_000,
+        dedup_ttl: float = 600.0,
         retry_delay: float = 1.0,
         drain_timeout: float = 10.0,
         connect_timeout: float = 10.0,
         fetch_wait: float = 0.5,
     ) -> None:
-        if max_in_flight < 1 or dedup_window < 1:
-            raise ValueError("max_in_flight and dedup_window must be >= 1")
+        if dedup_window < 1:
+            raise ValueError("dedup_window must be >= 1")
+        if dedup_ttl <= ack_wait:
+            raise ValueError("dedup_ttl must be longer than ack_wait: a redelivery comes after ack_wait")
         if mediator.settings.event_failure_policy != "fail":
             raise ValueError(
                 "BusConsumer acks an event once its handlers succeeded, so its mediator must raise when one "
@@ -84,7 +94,6 @@ class BusConsumer:
         self.group = check_group(group)
         self.url = url
         self.config = config if config is not None else BusConfig()
-        self.max_in_flight = max_in_flight
         self.ack_wait = ack_wait
         self.retry_delay = retry_delay
         self.drain_timeout = drain_timeout
@@ -92,19 +101,17 @@ class BusConsumer:
         self.fetch_wait = fetch_wait
         self.stats = ConsumerStats()
         self._types = _event_types(mediator)
-        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._window = dedup_window
-        self._held: dict[str, Msg] = {}  # event id -> the delivery being handled
-        self._lanes: dict[str, collections.deque[Msg]] = {}
-        self._lane_tasks: set[asyncio.Task[None]] = set()
-        self._room = asyncio.Condition()
-        self._in_flight = 0
+        self._handled = HandledRecord(
+            bucket_name(self.config, self.group), ttl=dedup_ttl, window=dedup_window, timeout=ack_wait / 3
+        )
+        self._held: dict[int, Msg] = {}  # partition -> the message being handled
         self._stopping = False
         self._nc: Client | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._fetchers: list[asyncio.Task[None]] = []
+        self._keeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Connect, create the stream and the group's durable if missing, and start consuming."""
+        """Connect, create the stream, the group's durables and bucket if missing, and start consuming."""
         if self._nc is not None:
             return
         self._stopping = False
@@ -112,52 +119,51 @@ class BusConsumer:
         try:
             js = nc.jetstream()
             await _nats.ensure_stream(js, self.config)
-            subscription = await js.pull_subscribe(
-                self.config.subjects,
-                durable=self.group,
-                stream=self.config.stream,
-                config=ConsumerConfig(
-                    deliver_policy=DeliverPolicy.ALL,
-                    ack_policy=AckPolicy.EXPLICIT,
-                    ack_wait=self.ack_wait,
-                    max_deliver=-1,
-                    max_ack_pending=max(1000, self.max_in_flight * 4),
-                ),
-            )
+            await self._handled.open(js)
+            subscriptions = [
+                await js.pull_subscribe(
+                    self.config.partition_filter(partition),
+                    durable=durable_name(self.group, partition),
+                    stream=self.config.stream,
+                    config=ConsumerConfig(
+                        deliver_policy=DeliverPolicy.ALL,
+                        ack_policy=AckPolicy.EXPLICIT,
+                        ack_wait=self.ack_wait,
+                        max_deliver=-1,
+                        max_ack_pending=1,  # the partition's order, across every replica
+                    ),
+                )
+                for partition in range(self.config.partitions)
+            ]
         except BaseException:
             await nc.close()
             raise
         self._nc = nc
-        self._tasks = [
-            asyncio.create_task(self._fetch(subscription), name=f"bus:{self.group}:fetch"),
-            asyncio.create_task(self._keep_alive(), name=f"bus:{self.group}:in-progress"),
+        self._fetchers = [
+            asyncio.create_task(self._run_partition(partition, sub), name=f"bus:{self.group}:p{partition}")
+            for partition, sub in enumerate(subscriptions)
         ]
+        self._keeper = asyncio.create_task(self._keep_alive(), name=f"bus:{self.group}:in-progress")
 
     async def stop(self) -> None:
         """Stop fetching, finish (or after ``drain_timeout`` cancel) held messages, close."""
-        tasks, self._tasks = self._tasks, []
-        # the fetch loop first: its last fetch returns (within fetch_wait) and nothing new is asked for,
-        # so no message arrives unseen, to wait out ack_wait before its redelivery
+        fetchers, self._fetchers = self._fetchers, []
+        keeper, self._keeper = self._keeper, None
+        # no new fetch is asked for; a fetch under way returns within fetch_wait, so no message
+        # arrives unseen, to wait out ack_wait before its redelivery
         self._stopping = True
-        async with self._room:
-            self._room.notify_all()
-        if tasks:
-            _, late = await asyncio.wait(tasks[:1], timeout=self.fetch_wait + 1.0)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*tasks[:1], return_exceptions=True)
-        if self._lane_tasks:
-            _, late = await asyncio.wait(set(self._lane_tasks), timeout=self.drain_timeout)
+        if fetchers:
+            _, late = await asyncio.wait(fetchers, timeout=self.fetch_wait + self.drain_timeout)
             for task in late:
                 task.cancel()
             if late:
                 logger.warning(
-                    "bus group %s: %d lanes cut short at stop (redelivered later)", self.group, len(late)
+                    "bus group %s: %d events cut short at stop (redelivered later)", self.group, len(late)
                 )
-                await asyncio.gather(*late, return_exceptions=True)
-        for task in tasks[1:]:
-            task.cancel()
-        await asyncio.gather(*tasks[1:], return_exceptions=True)
+            await asyncio.gather(*fetchers, return_exceptions=True)
+        if keeper is not None:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
         nc, self._nc = self._nc, None
         if nc is not None and not nc.is_closed:
             with contextlib.suppress(Exception):
@@ -170,19 +176,14 @@ class BusConsumer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def _fetch(self, subscription: JetStreamContext.PullSubscription) -> None:
-        """Fetch as many messages as there is room for; hand each to the lane of its subject."""
+    async def _run_partition(self, partition: int, subscription: JetStreamContext.PullSubscription) -> None:
+        """Fetch one message of the partition at a time, handle it, settle it, fetch the next."""
         delay = 0.05
         while not self._stopping:
-            async with self._room:
-                await self._room.wait_for(lambda: self._in_flight < self.max_in_flight or self._stopping)
-                room = self.max_in_flight - self._in_flight
-            if self._stopping:
-                return
             try:
-                messages = await subscription.fetch(room, timeout=self.fetch_wait)
+                messages = await subscription.fetch(1, timeout=self.fetch_wait)
             except nats.errors.TimeoutError:
-                continue  # nothing new within the timeout
+                continue  # nothing new within the timeout (or another replica holds the partition)
             except (nats.errors.Error, OSError) as exc:  # NATS down or restarting: try again
                 logger.debug("bus group %s: fetch failed (%r), retrying", self.group, exc)
                 await asyncio.sleep(delay)
@@ -190,32 +191,14 @@ class BusConsumer:
                 continue
             delay = 0.05
             for msg in messages:
-                self._in_flight += 1
-                lane = self._lanes.get(msg.subject)
-                if lane is not None:
-                    lane.append(msg)
-                    continue
-                self._lanes[msg.subject] = collections.deque((msg,))
-                task = asyncio.create_task(self._run_lane(msg.subject))
-                self._lane_tasks.add(task)
-                task.add_done_callback(self._lane_tasks.discard)
-
-    async def _run_lane(self, subject: str) -> None:
-        """Handle one subject's messages in order; the lane ends when it is empty."""
-        lane = self._lanes[subject]
-        try:
-            while lane:
-                msg = lane[0]
+                self._held[partition] = msg
                 try:
                     await self._handle(msg)
+                except asyncio.CancelledError:  # cut short at stop: any replica may take it at once
+                    await _settle(msg.nak())
+                    raise
                 finally:
-                    lane.popleft()
-                    self._in_flight -= 1
-                    async with self._room:
-                        self._room.notify()
-        finally:
-            del self._lanes[subject]
-            self._in_flight -= len(lane)  # cut short at stop: those are redelivered later
+                    self._held.pop(partition, None)
 
     async def _handle(self, msg: Msg) -> None:
         headers = msg.headers or {}
@@ -230,16 +213,14 @@ class BusConsumer:
         event_id = (
             str(data.get("event_id") or headers.get(MSG_ID_HEADER, "")) if isinstance(data, dict) else ""
         )
-        if event_id in self._seen:
+        if await self._handled.seen(event_id):
             self.stats.duplicates += 1
-            await _settle(msg.ack())
+            await self._ack(msg)
             return
-        if event_id and event_id in self._held:
-            return  # a redelivery while the first delivery is being handled: that one will ack
         event_type = self._types.get(headers.get(EVENT_HEADER, ""))
         if event_type is None:
             self.stats.unbound += 1
-            await _settle(msg.ack())
+            await self._ack(msg)
             return
         try:
             event = event_type.from_dict(data)
@@ -250,8 +231,6 @@ class BusConsumer:
             self.stats.undecodable += 1
             await _settle(msg.term())
             return
-        if event_id:
-            self._held[event_id] = msg
         try:
             await observe.consumed(self.group, msg, self.mediator.send(event))
         except Exception:
@@ -261,25 +240,31 @@ class BusConsumer:
             self.stats.failed += 1
             await _settle(msg.nak(delay=self.retry_delay))
             return
-        finally:
-            self._held.pop(event_id, None)
-        self._remember(event_id)
+        await self._handled.record(event_id)  # before the ack: a redelivery anywhere finds it
         self.stats.handled += 1
-        await _settle(msg.ack())
+        await self._ack(msg)
 
-    def _remember(self, event_id: str) -> None:
-        if event_id:
-            self._seen[event_id] = None
-            if len(self._seen) > self._window:
-                self._seen.popitem(last=False)
+    async def _ack(self, msg: Msg) -> None:
+        """Ack and wait for JetStream to confirm it, retrying for at most ``ack_wait``: the partition's
+        next event comes only after this ack, so an ack lost in a NATS restart would hold it that long."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ack_wait
+        while True:
+            try:
+                await msg.ack_sync(timeout=max(0.05, min(1.0, deadline - loop.time())))
+                return
+            except Exception as exc:
+                if loop.time() >= deadline or self._nc is None or self._nc.is_closed:
+                    logger.debug("bus group %s: ack not confirmed (%r); redelivered later", self.group, exc)
+                    return
+                await asyncio.sleep(0.05)
 
     async def _keep_alive(self) -> None:
         """Tell JetStream, every third of ``ack_wait``, that the held messages are still being handled."""
         while True:
             await asyncio.sleep(self.ack_wait / 3)
-            for lane in list(self._lanes.values()):
-                for msg in list(lane):
-                    await _settle(msg.in_progress())
+            for msg in list(self._held.values()):
+                await _settle(msg.in_progress())
 
 
 async def _settle(reply: Any) -> None:

@@ -56,6 +56,8 @@ NATS_URL_ENV = "CQRS_GRPC_NATS_URL"
 # Room for the message framing and the name next to the content, so an upload of exactly the
 # limit passes grpc's own receive limit and a larger one gets our clearer RESOURCE_EXHAUSTED.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
+# the browser page (docs/demo-page.md), served at / of the HTTP port
+WEB_DIR = Path(__file__).with_name("web")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -158,7 +160,7 @@ def create_app(
 
     A parameter left out comes from the environment: ``FILES_DATA_DIR`` (default ``./data``, created
     if missing), ``FILES_MAX_UPLOAD_BYTES`` (default 64 MiB) and ``CQRS_GRPC_NATS_URL`` (the bus; unset:
-    none); tests pass them directly.
+    none); tests pass them directly. With ``--http-address``, the demo page is served at ``/`` of that port.
     ``database`` (``--database`` / ``CQRS_GRPC_DATABASE``): a ``postgresql://`` URL makes this one of
     N replicas sharing that database and the NATS bus (``examples/files/pgapp.py``); None is SQLite.
     """
@@ -171,8 +173,11 @@ def create_app(
     if database is not None:
         from examples.files.pgapp import build_replica_demo  # psycopg is needed only here
 
-        return build_replica_demo(database, data_dir, max_upload_bytes=max_upload_bytes, nats_url=nats_url)[0]
-    return build_demo(data_dir, max_upload_bytes=max_upload_bytes, nats_url=nats_url).app
+        app = build_replica_demo(database, data_dir, max_upload_bytes=max_upload_bytes, nats_url=nats_url)[0]
+    else:
+        app = build_demo(data_dir, max_upload_bytes=max_upload_bytes, nats_url=nats_url).app
+    app.serve_static(WEB_DIR)
+    return app
 
 
 def _int_from_env(name: str, default: int) -> int:

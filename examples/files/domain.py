@@ -19,7 +19,7 @@ KIND_UPLOADED = "file_uploaded"
 KIND_PROCESSED = "file_processed"
 
 FILE_EVENTS_TOPIC = "files"
-"""The bus topic of FileEventNotice: subjects ``<prefix>.files.<file_id>``."""
+"""The bus topic of FileEventNotice: subjects ``<prefix>.<partition>.files.<file_id>``."""
 
 
 class UploadFileCommand(cqrs.Request):

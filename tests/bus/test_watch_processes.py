@@ -74,7 +74,7 @@ async def _stored(url: str, file_id: str) -> list[dict[str, object]]:
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
-        sub = await js.subscribe(f"{BusConfig().prefix}.files.{file_id}", ordered_consumer=True)
+        sub = await js.subscribe(f"{BusConfig().prefix}.*.files.{file_id}", ordered_consumer=True)
         payloads = []
         while True:
             try:

@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import sys
+import urllib.request
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -89,16 +90,27 @@ async def test_without_app_python_m_server_exits_2_with_one_line_naming_the_flag
     ]
 
 
-async def test_make_run_names_the_demo_app_and_serves_it() -> None:
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body: bytes = response.read()
+        return body.decode()
+
+
+async def test_make_run_names_the_demo_app_and_serves_it_with_its_page() -> None:
     recipe = re.search(r"^run: .*\n\t(?P<command>.+)$", (ROOT / "Makefile").read_text(), re.M)
     assert recipe is not None
-    command = shlex.split(recipe["command"].replace("$(ADDRESS)", "127.0.0.1:0"))
+    command = shlex.split(
+        recipe["command"].replace("$(ADDRESS)", "127.0.0.1:0").replace("$(HTTP_ADDRESS)", "127.0.0.1:0")
+    )
     assert command[:3] == ["$(PY)", "-m", "server"] and "--app" in command
     server = await start_server(*command[3:])
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
             listed = await files_pb2_grpc.FileServiceStub(channel).ListFiles(files_pb2.ListFilesQuery())
             assert list(listed.files) == []
+        http = [match[1] for line in server.log if (match := re.search(r"serving http=(\S+:\d+)", line))]
+        assert http, "make run serves no HTTP port"
+        assert '<script type="module" src="app.js">' in await asyncio.to_thread(fetch, f"http://{http[0]}/")
         assert await server.terminate(timeout=10 + 2) == 0
     finally:
         if server.process.returncode is None:

@@ -157,7 +157,9 @@ async def test_a_crash_between_publish_and_delete_loses_and_duplicates_nothing(
             assert await OutboxRelay(database, broker).relay_once(conn) == 2
     stored = await _stored(nats.url, config)
     assert [msg_id for msg_id, _ in stored] == ids
-    assert all(subject.startswith(f"{config.prefix}.FileUploaded.f_") for _, subject in stored)
+    assert all(
+        subject.startswith(f"{config.prefix}.") and ".FileUploaded.f_" in subject for _, subject in stored
+    )
 
 
 async def test_one_relay_at_a_time_and_another_takes_over(

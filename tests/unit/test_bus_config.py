@@ -24,33 +24,53 @@ def _event(**payload: Any) -> FileChanged:
     return FileChanged(event_name="file_changed", payload=payload)
 
 
-def test_the_subject_is_prefix_event_name_and_key() -> None:
+def test_the_subject_is_prefix_partition_event_name_and_key() -> None:
     message = _message(_event(file_id="f_1"))
-    assert BusConfig().subject(message, field_key("file_id")(message)) == "cqrs.events.file_changed.f_1"
+    config = BusConfig()
+    partition = config.partition("f_1")
+    assert (
+        config.subject(message, field_key("file_id")(message)) == f"cqrs.events.{partition}.file_changed.f_1"
+    )
+    assert BusConfig(partitions=1).subject(message, "f_1") == "cqrs.events.0.file_changed.f_1"
+
+
+def test_a_keys_partition_is_a_stable_hash_and_keys_spread_over_the_partitions() -> None:
+    config = BusConfig(partitions=8)
+    assert config.partition("f_1") == 1 and config.partition("f_2") == 3  # crc32: alike in every process
+    assert len({config.partition(f"f{i}") for i in range(100)}) == 8
+    assert config.partition_filter(3) == "cqrs.events.3.>"
+    with pytest.raises(ValueError, match="partitions"):
+        BusConfig(partitions=0)
 
 
 def test_the_topic_replaces_the_event_name_and_may_have_tokens_of_its_own() -> None:
     message = _message(FileChanged(event_name="file_changed", topic="files.v1", payload={"file_id": "a"}))
-    assert BusConfig(prefix="app").subject(message, "a") == "app.files.v1.a"
+    config = BusConfig(prefix="app", partitions=1)
+    assert config.subject(message, "a") == "app.0.files.v1.a"
 
 
 def test_a_topic_filter_matches_the_subjects_of_every_key_of_that_topic_only() -> None:
     config = BusConfig(prefix="app")
-    assert config.topic_filter("files.v1") == "app.files.v1.*"
-    assert config.topic_filter("file changed") == "app.file_changed.*"
-    subject = config.subject(_message(_event(file_id="f_1")), "f_1")
-    assert subject.rsplit(".", 1)[0] == config.topic_filter("file_changed").rsplit(".", 1)[0]
+    assert config.topic_filter("files.v1") == "app.*.files.v1.*"
+    assert config.topic_filter("file changed") == "app.*.file_changed.*"
+    for key in ("f_1", "f_2", "f_3"):
+        subject = config.subject(_message(_event(file_id=key)), key).split(".")
+        pattern = config.topic_filter("file_changed").split(".")
+        assert len(subject) == len(pattern)
+        assert all(want in ("*", token) for want, token in zip(pattern, subject, strict=True))
+    other = config.subject(_message(FileChanged(event_name="x", topic="file_changed.v2")), "f_1")
+    assert len(other.split(".")) != len(config.topic_filter("file_changed").split("."))
 
 
 def test_without_a_key_events_share_their_names_subject() -> None:
     message = _message(_event(other=1))
     assert field_key("file_id")(message) is None
-    assert BusConfig().subject(message, None) == "cqrs.events.file_changed._"
+    assert BusConfig(partitions=1).subject(message, None) == "cqrs.events.0.file_changed._"
 
 
 def test_unsafe_characters_in_a_key_become_underscores() -> None:
     message = _message(_event())
-    assert BusConfig().subject(message, "a.b c*>") == "cqrs.events.file_changed.a_b_c__"
+    assert BusConfig(partitions=1).subject(message, "a.b c*>") == "cqrs.events.0.file_changed.a_b_c__"
 
 
 def test_field_key_falls_back_from_the_payload_to_the_events_own_fields() -> None:
