@@ -27,12 +27,19 @@ ADDRESS ?= 127.0.0.1:50051
 HTTP_ADDRESS ?= 127.0.0.1:8080
 PYTEST_ARGS ?=
 
-.PHONY: install proto run test lint unit bench demo clean
+.PHONY: install postgresql proto run test lint unit bench demo clean
 
 install: $(VENV)/.installed-$(PYVER) $(GEN)/.generated tools/node_modules/.installed clients/node/node_modules/.installed \
-	$(GEN)/protos.binpb
+	$(GEN)/protos.binpb postgresql
 	# curl: the SSE tests read event streams with `curl -N` (Debian's package, only when missing)
 	command -v curl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq curl)
+
+# PostgreSQL's server binaries (initdb, pg_ctl) for the replica tests and bench: Debian's package, only
+# when no initdb is found (examples/files/pgserver.py looks in the same places)
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null \
+	  || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	       else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; fi; }
 
 $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/accel/_cwire.pyx
 	# a venv made by another interpreter is made anew
@@ -41,7 +48,7 @@ $(VENV)/.installed-$(PYVER): pyproject.toml setup.py server/accel/_cwire.pyx
 	$(PY) -m pip install --quiet --upgrade pip
 	# the compiled wire encoder is rebuilt from its .pyx, never left over from an earlier build
 	rm -f $(CWIRE_BUILD)
-	$(PY) -m pip install --quiet -e '.[dev,fast,bus,observability,web]'
+	$(PY) -m pip install --quiet -e '.[dev,fast,bus,observability,web,postgres]'
 	$(PY) -c 'import server.accel._cwire' 2>/dev/null \
 	  || echo "note: the compiled wire encoder was not built (no C compiler?); the codec encodes through protobuf." \
 	       "With a compiler: touch server/accel/_cwire.pyx && make install" >&2

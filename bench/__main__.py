@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import bus, core, grpc_bench, load, observability, web, workers
+from bench import bus, core, grpc_bench, load, observability, replicas, web, workers
 
-MODULES = (core, grpc_bench, load, observability, bus, web, workers)
+MODULES = (core, grpc_bench, load, observability, bus, web, workers, replicas)
 
 
 def main() -> None:

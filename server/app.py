@@ -17,8 +17,8 @@ from cqrs import Request, RequestMediator, StreamingRequestMediator
 from server import bus
 from server.auth import TokenAuth
 from server.errors import ErrorMapper
+from server.health import OVERALL, Health, HealthCheck
 from server.health import SERVICE_NAME as HEALTH_SERVICE
-from server.health import Health
 from server.limits import StreamLimit
 from server.observability import RpcLog
 from server.reflection import SERVICE_NAMES as REFLECTION_SERVICES
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("server")
 
 ShutdownCallback = Callable[[], Awaitable[None] | None]
+StartupCallback = Callable[[], Awaitable[None]]
 
 
 class App:
@@ -84,6 +85,8 @@ class App:
         self.routes: list[Route] = []
         self.static_dir: Path | None = None
         self._shutdown_callbacks: list[ShutdownCallback] = []
+        self._startup_callbacks: list[StartupCallback] = []
+        self._health_checks: list[HealthCheck] = []
 
     def add_services(
         self,
@@ -120,6 +123,20 @@ class App:
         self._shutdown_callbacks.append(callback)
         return callback
 
+    def on_startup(self, callback: StartupCallback) -> StartupCallback:
+        """Await ``callback`` at start, after the bus is connected and before the port is bound.
+
+        For resources the handlers need (opening a database pool, starting a background task); one
+        that raises stops the start with its exception. Usable as a decorator.
+        """
+        self._startup_callbacks.append(callback)
+        return callback
+
+    def add_health_check(self, check: HealthCheck) -> None:
+        """Make ``check`` (async, True when healthy) a dependency of the whole server: while it fails,
+        health answers NOT_SERVING for ``""`` and every service."""
+        self._health_checks.append(check)
+
     def serve_static(self, directory: str | Path) -> None:
         """Serve the files under ``directory`` at ``/`` of the HTTP port (``index.html`` for ``/``)."""
         path = Path(directory)
@@ -154,6 +171,8 @@ class App:
         if self.broker is not None:
             await bus.connect(self.broker, self.settings.nats_url)
         try:
+            for callback in self._startup_callbacks:
+                await callback()
             return await self._start(address)
         except BaseException:
             if self.broker is not None:
@@ -210,6 +229,8 @@ class App:
         bus_stops: list[ShutdownCallback] = []
         if self.broker is not None:
             bus_stops = [bus.watch_health(self.broker, health), self.broker.close]
+        for check in self._health_checks:
+            health.add_check(OVERALL, check)
         health.register(server)
         if self.settings.reflection:
             reflection = Reflection([*self.service_names, *health.service_names_served()])

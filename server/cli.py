@@ -105,6 +105,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "the supervisor serves every worker's series there (default: no metrics)",
     )
     parser.add_argument(
+        "--database",
+        default=_env("DATABASE", "") or None,
+        help="a database URL (e.g. postgresql://user@host:5432/db) given to the --app factory as its "
+        f"`database` argument; the server itself opens nothing [env {ENV_PREFIX}DATABASE]",
+    )
+    parser.add_argument(
         "--nats-store",
         default=_env("NATS_STORE", "data/nats"),
         help="with --workers N > 1 and no --nats-url: the JetStream store of the local nats-server "
@@ -253,11 +259,12 @@ def apply_settings(settings: ServerSettings, args: argparse.Namespace) -> Server
     return dataclasses.replace(settings, **changes)
 
 
-async def load_app(target: str) -> App:
-    """Import ``module:attribute``; call it (with no arguments) if it is a factory, await it if async.
+async def load_app(target: str, database: str | None = None) -> App:
+    """Import ``module:attribute``; call it if it is a factory, await it if async.
 
-    The CLI gives an app nothing but the ServerSettings flags, applied after it is built; an app
-    reads its own settings (its environment variables, files...).
+    The CLI gives an app the ServerSettings flags, applied after it is built, and ``--database`` as the
+    factory's ``database`` argument (only then: a factory without that parameter refuses it); an app
+    reads its other settings itself (its environment variables, files...).
     """
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
@@ -267,13 +274,24 @@ async def load_app(target: str) -> App:
         obj = getattr(module, attribute)
     except AttributeError:
         raise SystemExit(f"--app {target}: module {module_name} has no attribute {attribute!r}") from None
+    if database is not None and (isinstance(obj, App) or "database" not in _parameters(obj)):
+        raise SystemExit(
+            f"--app {target} takes no database: --database needs a factory with a `database` parameter"
+        )
     if not isinstance(obj, App) and callable(obj):
-        obj = obj()
+        obj = obj() if database is None else obj(database=database)
         if inspect.isawaitable(obj):
             obj = await obj
     if not isinstance(obj, App):
         raise SystemExit(f"--app {target} gave {type(obj).__name__}, not a server.App")
     return obj
+
+
+def _parameters(obj: object) -> set[str]:
+    try:
+        return set(inspect.signature(obj).parameters)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return set()
 
 
 @contextlib.contextmanager
@@ -295,7 +313,7 @@ def _nats_url_in_env(nats_url: str | None) -> Iterator[None]:
 
 async def serve(args: argparse.Namespace) -> None:
     with _nats_url_in_env(args.nats_url):
-        app = await load_app(args.app)
+        app = await load_app(args.app, args.database)
     app.settings = apply_settings(app.settings, args)
     if workers.is_worker():
         app.settings = dataclasses.replace(app.settings, reuse_port=True)

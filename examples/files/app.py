@@ -154,12 +154,15 @@ def create_app(
     data_dir: str | os.PathLike[str] | None = None,
     max_upload_bytes: int | None = None,
     nats_url: str | None = None,
+    database: str | None = None,
 ) -> App:
     """The demo App (``--app examples.files:create_app``), configured by the environment.
 
     A parameter left out comes from the environment: ``FILES_DATA_DIR`` (default ``./data``, created
     if missing), ``FILES_MAX_UPLOAD_BYTES`` (default 64 MiB) and ``CQRS_GRPC_NATS_URL`` (the bus; unset:
     none); tests pass them directly. With ``--http-address``, the demo page is served at ``/`` of that port.
+    ``database`` (``--database`` / ``CQRS_GRPC_DATABASE``): a ``postgresql://`` URL makes this one of
+    N replicas sharing that database and the NATS bus (``examples/files/pgapp.py``); None is SQLite.
     """
     if data_dir is None:
         data_dir = os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
@@ -167,7 +170,12 @@ def create_app(
         max_upload_bytes = _int_from_env(MAX_UPLOAD_BYTES_ENV, DEFAULT_MAX_UPLOAD_BYTES)
     if nats_url is None:
         nats_url = os.environ.get(NATS_URL_ENV) or None
-    app = build_demo(data_dir, max_upload_bytes=max_upload_bytes, nats_url=nats_url).app
+    if database is not None:
+        from examples.files.pgapp import build_replica_demo  # psycopg is needed only here
+
+        app = build_replica_demo(database, data_dir, max_upload_bytes=max_upload_bytes, nats_url=nats_url)[0]
+    else:
+        app = build_demo(data_dir, max_upload_bytes=max_upload_bytes, nats_url=nats_url).app
     app.serve_static(WEB_DIR)
     return app
 

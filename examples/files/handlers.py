@@ -32,7 +32,7 @@ from examples.files.domain import (
     WatchFileEventsQuery,
 )
 from examples.files.fanout import SubscriberFellBehind
-from examples.files.processing import DEFAULT_CHUNK_BYTES, ReadChunk, digest_file, read_chunk
+from examples.files.processing import DEFAULT_CHUNK_BYTES, ReadChunk, read_chunk
 from examples.files.store import BlobUpload, FileStore
 from examples.files.watch import WatchSource
 from server.context import maybe_current_rpc
@@ -222,10 +222,8 @@ class ProcessFilesCommandHandler(StreamingRequestHandler[ProcessFilesCommand, Fi
             file_id=file_id, status=FAILED, processed_at=datetime.now(UTC), name=info.name
         )
         try:
-            digest = await digest_file(
-                self._store.blob_path(info.sha256),
-                chunk_bytes=self._settings.chunk_bytes,
-                read=self._settings.read_chunk,
+            digest = await self._store.digest(
+                info, chunk_bytes=self._settings.chunk_bytes, read=self._settings.read_chunk
             )
         except OSError:
             failed.error = "the stored content cannot be read"

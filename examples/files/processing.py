@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -64,5 +64,18 @@ async def digest_file(
             pass
     finally:
         await asyncio.to_thread(file.close)
+    trailing = 1 if progress.size and progress.last_byte != ord("\n") else 0
+    return Digest(progress.size, progress.hasher.hexdigest(), progress.newlines + trailing)
+
+
+async def digest_chunks(chunks: AsyncIterable[bytes]) -> Digest:
+    """What :func:`digest_file` says, of content that arrives in pieces (from a database, say)."""
+    progress = _Progress(hashlib.sha256())
+    async for chunk in chunks:
+        if chunk:
+            progress.hasher.update(chunk)
+            progress.size += len(chunk)
+            progress.newlines += chunk.count(b"\n")
+            progress.last_byte = chunk[-1]
     trailing = 1 if progress.size and progress.last_byte != ord("\n") else 0
     return Digest(progress.size, progress.hasher.hexdigest(), progress.newlines + trailing)

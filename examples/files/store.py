@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from examples.files.domain import UPLOADED, FileInfo, FileStatus
+from examples.files.processing import DEFAULT_CHUNK_BYTES, Digest, ReadChunk, digest_file, read_chunk
 
 T = TypeVar("T")
 
@@ -153,6 +154,12 @@ class FileStore:
         if not _SHA256.fullmatch(sha256):
             raise ValueError("not a SHA-256 hex digest")
         return self._blobs / sha256[:2] / sha256
+
+    async def digest(
+        self, info: FileInfo, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, read: ReadChunk = read_chunk
+    ) -> Digest:
+        """Size, SHA-256 and line count of the stored content of ``info`` (OSError if unreadable)."""
+        return await digest_file(self.blob_path(info.sha256), chunk_bytes=chunk_bytes, read=read)
 
     async def get(self, file_id: str) -> FileInfo | None:
         """The file with this id, or None (also for anything that is not an id at all)."""
