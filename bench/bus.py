@@ -3,9 +3,10 @@ from an item's handler to a watcher connected to another server process on the s
 
 (a) messages/s of ProcessFiles, concurrent streams, the demo served alone vs with ``--nats-url``
 (each item's FileProcessed stored in JetStream before the item is sent), alternating runs, median.
-(b) two demo servers on one nats-server; ProcessFiles calls on the first offer ``--rate`` events/s
-for ``--seconds``; a watcher on the second measures now - the event's ``occurred_at`` (stamped just
-before the handler's yield; one clock, one machine): p50 and p99. Results: ``bench/results/bus.json``
+(b) a producer (bench/_bus_app.py: StreamItems, one bus event per item, no file work) and a demo
+server on one nats-server; the producer's streams offer ``--rate`` events/s for ``--seconds``; a
+WatchFileEvents watcher of the demo measures now - the event's ``occurred_at`` (stamped just before
+the handler's yield; one clock, one machine): p50 and p99. Results: ``bench/results/bus.json``
 and the ``bus`` section of ``BENCHMARKS.md``.
 
     python -m bench.bus [--streams 8] [--items 500] [--repeat 3] [--rate 1000] [--seconds 5]
@@ -30,25 +31,31 @@ from typing import Any
 
 import grpc
 
+from bench._grpc_gen import GEN, generate
 from bench._sections import markers, replace_section
 from bench.load import _free_port
 from cqrs.bus import NatsServer
 from demo.files.v1 import files_pb2, files_pb2_grpc
+from server import accel
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "bus.json"
 BEGIN, END = markers("bus")
 TIME_CAP = 120.0  # per measured run
-BATCH = 10  # ids per ProcessFiles call of the latency run
+BATCH = 10  # items per StreamItems call of the latency run
+DEMO = "examples.files:create_app"
+PRODUCER = "bench._bus_app:create_app"  # the latency run's producer: one bus event per item, no file work
 
 
 @contextlib.asynccontextmanager
-async def _demo(data_dir: Path, nats_url: str | None) -> AsyncIterator[str]:
-    """A demo server process on a free loopback port (with the bus at ``nats_url``); its address."""
+async def _demo(data_dir: Path, nats_url: str | None, app: str = DEMO) -> AsyncIterator[str]:
+    """A server process of ``app`` (the demo) on a free loopback port (with the bus at ``nats_url``);
+    its address."""
     address = f"127.0.0.1:{_free_port()}"
-    argv = [sys.executable, "-m", "server", "--app", "examples.files:create_app", "--address", address]
+    argv = [sys.executable, "-m", "server", "--app", app, "--address", address]
     argv += ["--log-level", "warning"] + (["--nats-url", nats_url] if nats_url else [])
-    env = {**os.environ, "FILES_DATA_DIR": str(data_dir)}
+    path = os.pathsep.join(filter(None, [str(GEN), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "FILES_DATA_DIR": str(data_dir), "PYTHONPATH": path}
     env.pop("CQRS_GRPC_NATS_URL", None)
     process = await asyncio.create_subprocess_exec(
         *argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
@@ -88,11 +95,12 @@ async def _throughput(address: str, streams: int, items: int) -> float:
 
 async def _latency(producer: str, watcher: str, rate: float, seconds: float) -> dict[str, Any]:
     """Offer ``rate`` events/s on ``producer`` for ``seconds``; latencies seen by a watcher of ``watcher``."""
+    from benchgrpc.v1 import bench_pb2, bench_pb2_grpc
+
     total = max(BATCH, int(rate * seconds) // BATCH * BATCH)
     latencies: list[float] = []
     async with grpc.aio.insecure_channel(producer) as on_a, grpc.aio.insecure_channel(watcher) as on_b:
-        stub_a = files_pb2_grpc.FileServiceStub(on_a)
-        file_id = await _upload(stub_a)
+        stub_a = bench_pb2_grpc.BenchServiceStub(on_a)
         watch = files_pb2_grpc.FileServiceStub(on_b).WatchFileEvents(files_pb2.WatchFileEventsQuery())
         await watch.initial_metadata()
 
@@ -108,7 +116,7 @@ async def _latency(producer: str, watcher: str, rate: float, seconds: float) -> 
             began, calls = loop.time(), []
             for n in range(total // BATCH):
                 await asyncio.sleep(max(0.0, began + n * BATCH / rate - loop.time()))
-                call = stub_a.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=[file_id] * BATCH))
+                call = stub_a.StreamItems(bench_pb2.StreamItemsRequest(count=BATCH, with_event=True))
                 calls.append(asyncio.ensure_future(_drain(call)))
             await asyncio.gather(*calls)
 
@@ -132,7 +140,7 @@ async def _drain(call: Any) -> None:
         pass
 
 
-async def run(streams: int, items: int, repeat: int, rate: float, seconds: float) -> dict[str, Any]:
+async def run(streams: int, items: int, repeat: int, rates: list[float], seconds: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-bus-") as tmp:
         root = Path(tmp)
         nats = NatsServer(root / "nats")
@@ -145,8 +153,13 @@ async def run(streams: int, items: int, repeat: int, rate: float, seconds: float
                     off.append(await _throughput(address, streams, items))
                 async with _demo(root / f"on{n}", nats.url) as address:
                     on.append(await _throughput(address, streams, items))
-            async with _demo(root / "a", nats.url) as a, _demo(root / "b", nats.url) as b:
-                latency = await _latency(a, b, rate, seconds)
+            latency = []
+            for n, rate in enumerate(rates):  # fresh servers per rate: no backlog carried over
+                async with (
+                    _demo(root / f"a{n}", nats.url, PRODUCER) as a,
+                    _demo(root / f"b{n}", nats.url) as b,
+                ):
+                    latency.append({"rate": rate, **await _latency(a, b, rate, seconds)})
         finally:
             nats.stop()
     return {
@@ -156,7 +169,6 @@ async def run(streams: int, items: int, repeat: int, rate: float, seconds: float
         "bus_off_messages_per_s": statistics.median(off),
         "bus_on_messages_per_s": statistics.median(on),
         "ratio": statistics.median(on) / statistics.median(off),
-        "rate": rate,
         "seconds": seconds,
         "latency": latency,
         "runs": {"off": off, "on": on},
@@ -164,22 +176,27 @@ async def run(streams: int, items: int, repeat: int, rate: float, seconds: float
 
 
 def render(result: dict[str, Any]) -> str:
-    latency = result["latency"]
+    rows = [
+        f"| {run['rate']:,.0f} | {run['achieved_events_per_s']:,.0f} "
+        f"| {run['p50_ms']:.1f} | {run['p99_ms']:.1f} |"
+        for run in result["latency"]
+    ]
     return "\n".join(
         [
             BEGIN,
             "## Event bus (bench/bus.py)",
             "",
             f"Demo ProcessFiles, {result['streams']} streams x {result['items']} items, one event each, "
-            f"median of {result['repeat']}; {result['date']}, {result['machine']}. "
-            "Latency: handler yield to a watcher on another server process.",
+            f"median of {result['repeat']}; {result['date']}, {result['machine']}: bus on / off "
+            f"**{result['ratio']:.2f}x** ({result['bus_on_messages_per_s']:,.0f} / "
+            f"{result['bus_off_messages_per_s']:,.0f} msg/s).",
             "",
-            "| bus off msg/s | bus on msg/s | on/off | events/s offered | achieved | p50 ms | p99 ms |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
-            f"| {result['bus_off_messages_per_s']:,.0f} | {result['bus_on_messages_per_s']:,.0f} "
-            f"| {result['ratio']:.2f} | {result['rate']:,.0f} | {latency['achieved_events_per_s']:,.0f} "
-            f"| {latency['p50_ms']:.1f} "
-            f"| {latency['p99_ms']:.1f} |",
+            "Latency from a producer's yield (one bus event per item, `bench/_bus_app.py`) to a demo "
+            f"WatchFileEvents client of another server process, {result['seconds']:.0f} s per rate:",
+            "",
+            "| events/s offered | achieved | p50 ms | p99 ms |",
+            "|---:|---:|---:|---:|",
+            *rows,
             "",
             "Command: `python -m bench.bus`; raw: `bench/results/bus.json`.",
             END,
@@ -192,10 +209,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--streams", type=int, default=8)
     parser.add_argument("--items", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--rate", type=float, default=1000.0, help="events/s offered in the latency run")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        nargs="+",
+        default=[500.0, 1000.0],
+        help="events/s offered, one latency run each",
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the latency run")
     args = parser.parse_args(argv if argv is not None else [])
-    result = asyncio.run(run(args.streams, args.items, args.repeat, args.rate, args.seconds))
+    generate()  # the producer's StreamItems service (benchgrpc)
+    sys.path.insert(0, str(GEN))
+    # the client on the servers' loop too: at the offered rate it is one of four busy processes
+    with asyncio.Runner(loop_factory=accel.new_event_loop) as runner:
+        result = runner.run(run(args.streams, args.items, args.repeat, args.rate, args.seconds))
     result["date"] = datetime.date.today().isoformat()
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

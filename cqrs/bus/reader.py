@@ -156,7 +156,7 @@ class Follow:
                 if self._sub is None:
                     await self._open(await self._reader.start())
                 assert self._sub is not None
-                return await self._sub.fetch(self._reader.batch, timeout=self._reader.fetch_wait)
+                return await self._take(self._sub)
             except nats.errors.TimeoutError:
                 continue  # nothing new; a lost consumer answers a fetch with an error, not silence
             except (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as exc:
@@ -164,6 +164,16 @@ class Follow:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
             await self._drop()
+
+    async def _take(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
+        """The first message as soon as it is stored, with those already waiting behind it (at most
+        ``batch``): a fetch of many that finds none waits for all of them, not for the first."""
+        msgs = await sub.fetch(1, timeout=self._reader.fetch_wait)
+        waiting = min(self._reader.batch - 1, msgs[-1].metadata.num_pending or 0) if msgs else 0
+        if waiting > 0:
+            with contextlib.suppress(nats.errors.TimeoutError):
+                msgs += await sub.fetch(waiting, timeout=self._reader.fetch_wait)
+        return msgs
 
     async def _open(self, js: JetStreamContext) -> None:
         config = ConsumerConfig(
