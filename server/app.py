@@ -58,7 +58,9 @@ class App:
     ``broker``: the :class:`cqrs.bus.JetStreamBroker` the mediators publish notification events
     through (their ``message_broker=``). The App connects it to ``settings.nats_url`` at start (an
     unreachable bus stops the start with :class:`cqrs.UnavailableError`), reports NOT_SERVING while
-    it is disconnected, and closes it after the server has stopped (docs/bus.md).
+    it is disconnected (unless ``broker_in_health=False``: an app that keeps serving without the bus,
+    e.g. one that queues its events in an outbox), and closes it after the server has stopped
+    (docs/bus.md).
 
     ``tracer_provider``: where the RPCs' spans go; by default the ``OTEL_*`` variables decide, and
     tracing is off unless ``OTEL_TRACES_EXPORTER`` names an exporter (docs/observability.md).
@@ -72,6 +74,7 @@ class App:
         settings: ServerSettings | None = None,
         error_domain: str = "cqrs-grpc",
         broker: JetStreamBroker | None = None,
+        broker_in_health: bool = True,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
         if streaming_mediator is None and mediator is None:
@@ -80,6 +83,7 @@ class App:
         self.mediator = mediator
         self.settings = settings or ServerSettings()
         self.broker = broker
+        self.broker_in_health = broker_in_health
         self.tracer_provider = tracer_provider
         self.errors = ErrorMapper(error_domain)
         self.routes: list[Route] = []
@@ -228,7 +232,9 @@ class App:
         health = Health(self.service_names)
         bus_stops: list[ShutdownCallback] = []
         if self.broker is not None:
-            bus_stops = [bus.watch_health(self.broker, health), self.broker.close]
+            bus_stops = [self.broker.close]
+            if self.broker_in_health:
+                bus_stops.insert(0, bus.watch_health(self.broker, health))
         for check in self._health_checks:
             health.add_check(OVERALL, check)
         health.register(server)

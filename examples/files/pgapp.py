@@ -10,7 +10,8 @@ builds this (docs/deployment.md). Differences from the embedded demo (``build_de
 - the App owns a :class:`~cqrs.bus.JetStreamBroker` (``--nats-url``) that the outbox relay publishes to,
   as the ``FileEventNotice`` the embedded demo's mediator would send: WatchFileEvents reads it back from
   the bus on every replica (``BusWatchSource``), numbered by the stream sequence;
-- health is NOT_SERVING while the database does not answer.
+- health is NOT_SERVING while the database does not answer, not while NATS does (the outbox holds the
+  events meanwhile).
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ def build_replica_demo(
             )
         ),
         broker=broker,
+        broker_in_health=False,  # the outbox keeps RPCs going while NATS is away
     )
     app.add_services(files_pb2)
 

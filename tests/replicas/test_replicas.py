@@ -219,6 +219,8 @@ async def test_restarting_nats_loses_no_event(cluster: Cluster, nats: NatsServer
         await running.until_ok(10, timeout=20)
         await asyncio.to_thread(nats.stop)
         await asyncio.sleep(1.0)
+        # the outbox holds the events: a load balancer must keep sending RPCs here meanwhile
+        assert await _health(cluster.a.address) == health_pb2.HealthCheckResponse.SERVING
         await asyncio.to_thread(nats.start)
         await running.until_ok(20, timeout=30)
     assert set(running.codes) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, running.codes
