@@ -4,10 +4,15 @@ The adapter asks its route's :class:`RouteWatch` for a :class:`RpcProbe` once pe
 telemetry is on: with both tracing and metrics off there is no watch and nothing runs per RPC or per
 message. One span per RPC (``package.Service/Method``, kind SERVER, the caller's ``traceparent`` its
 parent); event handlers, bus publishes and bus consumers get child spans through :mod:`cqrs.observe`.
+An RPC's first ``event_spans_per_rpc`` event handler calls get spans; the rest of a long stream is
+counted on the RPC's span (``cqrs.event_spans.dropped``) and in the metrics, so a stream of many
+thousand items neither floods the trace nor pays for a span per item (docs/observability.md).
 """
 
 from __future__ import annotations
 
+import contextvars
+import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, MutableMapping
 from types import TracebackType
@@ -24,6 +29,15 @@ from server.metrics import Exposition, Metrics
 from server.routing import Route
 
 T = TypeVar("T")
+
+EVENT_SPANS_PER_RPC = 100
+"""Default of how many event handler calls of one RPC get a span (``CQRS_GRPC_EVENT_SPANS_PER_RPC``)."""
+EVENT_SPANS_ENV = "CQRS_GRPC_EVENT_SPANS_PER_RPC"
+SENT_BATCH = 32
+"""A stream's sent messages reach ``grpc_server_msg_sent_total`` this many at a time, the rest at its end."""
+
+# the current RPC's event span budget: [spans left, spans dropped]; None outside an RPC (bus consumers)
+_event_spans: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("event_spans", default=None)
 
 # the codes OpenTelemetry's semantic conventions count as a server's error
 _SERVER_ERRORS = frozenset(
@@ -55,8 +69,10 @@ class Telemetry:
         tracer_provider: trace.TracerProvider | None,
         metrics: Metrics | None,
         exposition: Exposition | None = None,
+        event_spans_per_rpc: int = EVENT_SPANS_PER_RPC,
     ) -> None:
         self.tracer = tracer_provider.get_tracer("cqrs_grpc") if tracer_provider is not None else None
+        self.event_spans_per_rpc = event_spans_per_rpc
         self.metrics = metrics
         self.exposition = exposition
         self._handlers: dict[type[Any], tuple[str, Any, Any]] = {}
@@ -89,7 +105,15 @@ class Telemetry:
                 metrics.handler_failures.labels(name) if metrics is not None else None,
             )
             self._handlers[handler_type] = known
-        return _Handling(self.tracer, known, type(event).__qualname__)
+        tracer = self.tracer
+        budget = _event_spans.get() if tracer is not None else None
+        if budget is not None:
+            if budget[0] > 0:
+                budget[0] -= 1
+            else:
+                budget[1] += 1
+                tracer = None
+        return _Handling(tracer, known, type(event).__qualname__)
 
     async def publish(self, message_name: str, headers: MutableMapping[str, str], work: Awaitable[T]) -> T:
         started = time.monotonic()
@@ -200,6 +224,7 @@ class RouteWatch:
 
     def __init__(self, telemetry: Telemetry, route: Route) -> None:
         self.tracer = telemetry.tracer
+        self.event_spans_per_rpc = telemetry.event_spans_per_rpc
         self.name = route.path.lstrip("/")
         self.service, self.method = route.service, route.method
         self.kind = grpc_type(route)
@@ -233,7 +258,7 @@ class RouteWatch:
 class RpcProbe:
     """One RPC: its span (current in the RPC's task until ``end``) and its metric updates."""
 
-    __slots__ = ("_rpc", "_span", "_token", "_watch", "received")
+    __slots__ = ("_budget", "_rpc", "_span", "_token", "_unsent", "_watch", "received")
 
     def __init__(self, watch: RouteWatch, rpc: RpcContext) -> None:
         self._watch = watch
@@ -241,7 +266,11 @@ class RpcProbe:
         self.received = 0 if watch.client_streams else 1
         self._span: Span | None = None
         self._token: object = None
+        self._budget: list[int] | None = None
+        self._unsent = 0  # messages sent but not yet added to the counter
         if watch.tracer is not None:
+            self._budget = [watch.event_spans_per_rpc, 0]
+            _event_spans.set(self._budget)  # the RPC's own task: its context ends with it
             parent = propagate.extract(rpc.metadata)
             span = watch.tracer.start_span(
                 watch.name,
@@ -264,14 +293,18 @@ class RpcProbe:
                 watch.in_flight.inc()
 
     def writer(self, write: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
-        """``write`` that counts each message grpc accepted (metrics on only)."""
+        """``write`` that counts each message grpc accepted (metrics on only), adding them to the
+        counter every ``SENT_BATCH`` messages and at the end: a long stream shows up while it runs."""
         if self._watch.metrics is None:
             return write
         sent = self._watch.sent
 
         async def counted(message: Any) -> None:
             await write(message)
-            sent.inc()
+            self._unsent += 1
+            if self._unsent >= SENT_BATCH:
+                sent.inc(self._unsent)
+                self._unsent = 0
 
         return counted
 
@@ -301,6 +334,8 @@ class RpcProbe:
             watch.handling.observe(time.monotonic() - self._rpc.started_at)
             if not watch.server_streams and sent:
                 watch.sent.inc(sent)
+            elif self._unsent:
+                watch.sent.inc(self._unsent)
             if watch.in_flight is not None:
                 watch.in_flight.dec()
         span = self._span
@@ -308,6 +343,8 @@ class RpcProbe:
             span.set_attribute("rpc.grpc.status_code", code.value[0])
             span.set_attribute("rpc.messages.received", self.received)
             span.set_attribute("rpc.messages.sent", sent)
+            if self._budget is not None and self._budget[1]:
+                span.set_attribute("cqrs.event_spans.dropped", self._budget[1])
             if code in _SERVER_ERRORS:
                 span.set_status(Status(StatusCode.ERROR, code.name))
             otel_context.detach(self._token)  # type: ignore[arg-type]
@@ -346,6 +383,14 @@ def from_settings(
             exposition = Exposition(metrics_address, registry)
     if provider is None and metrics is None:
         return None
-    telemetry = Telemetry(tracer_provider=provider, metrics=metrics, exposition=exposition)
+    spans = os.environ.get(EVENT_SPANS_ENV, "").strip()
+    if spans and not spans.isdigit():
+        raise ValueError(f"{EVENT_SPANS_ENV} must be a whole number of spans, got {spans!r}")
+    telemetry = Telemetry(
+        tracer_provider=provider,
+        metrics=metrics,
+        exposition=exposition,
+        event_spans_per_rpc=int(spans) if spans else EVENT_SPANS_PER_RPC,
+    )
     telemetry.install()
     return telemetry

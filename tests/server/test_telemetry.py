@@ -111,6 +111,26 @@ async def test_one_span_per_rpc_joins_the_callers_trace_and_event_handlers_are_i
     assert line["span_id"] == f"{rpc.context.span_id:016x}"
 
 
+async def test_a_long_stream_gets_event_spans_for_its_first_events_only_and_counts_the_rest(
+    spans: tuple[TracerProvider, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider, exporter = spans
+    monkeypatch.setenv("CQRS_GRPC_EVENT_SPANS_PER_RPC", "3")
+    app = create_app(FileStatusStore())
+    app.tracer_provider = provider
+    async with serve_for_test(app) as served:
+        stub = served.stub(files_pb2_grpc.FileServiceStub)
+        ids = [f"f{n}" for n in range(5)]
+        for _ in range(2):  # each RPC has a budget of its own
+            call = stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=ids))
+            assert [r.file_id async for r in call] == ids
+    finished = exporter.get_finished_spans()
+    rpcs = by_name(finished, PROCESS)
+    assert len(rpcs) == 2
+    assert len(by_name(finished, "handle FileProcessedEvent")) == 6  # 3 per RPC, not 5
+    assert [dict(rpc.attributes or {})["cqrs.event_spans.dropped"] for rpc in rpcs] == [2, 2]
+
+
 async def test_a_failed_rpc_span_carries_its_status_and_telemetry_off_leaves_no_observer(
     spans: tuple[TracerProvider, InMemorySpanExporter],
 ) -> None:
