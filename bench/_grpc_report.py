@@ -283,16 +283,13 @@ def render(result: dict[str, Any]) -> str:
     lines += [
         f"Run `{result['command']}` on {result['date']}, {result['repeat']} alternating runs per server "
         f"(medians), {result['seconds']:.0f} s in all{' (--quick)' if result['quick'] else ''}.",
-        f"Machine: {mach['cpu']}, {mach['cpus']} CPUs shared by clients and servers, {mach['platform']}, "
-        f"load average at start {', '.join(f'{x:.1f}' for x in mach['load_average_at_start'])}. "
+        f"{mach['cpus']} CPUs shared by clients and servers; "
         f"Python {mach['python']}, grpcio {mach['grpcio']}, protobuf {mach['protobuf']}, "
         f"uvloop {mach['uvloop']}, python-cqrs {mach['python-cqrs']}, {mach['h2load']}.",
         "",
-        "Servers: `baseline` = hand-written grpc.aio servicer, default loop (`baseline_uvloop`: the same on "
-        "uvloop); `ours_N` = `python -m server` (uvloop) with N events per item handled by 2 no-op "
-        f"EventHandlers, event timing `{timing}`; `pycqrs_N` = python-cqrs 5.3 behind a hand-written "
-        "servicer. Throughput: messages/s as a ratio to the baseline (higher is better); TTFM = time to "
-        "first message of a 1-item stream, ratio (lower is better).",
+        "`baseline`: hand-written grpc.aio servicer (`_uvloop`: on uvloop); `ours_N`: `python -m server` "
+        f"with N events per item to 2 no-op handlers (`{timing}`); `pycqrs_N`: python-cqrs behind a "
+        "servicer. Messages/s as a ratio to the baseline; TTFM: time to first message (lower is better).",
         "",
     ]
     if "ratios" in result:
@@ -325,20 +322,6 @@ def render(result: dict[str, Any]) -> str:
             f"{kind} {o['kb_per_stream']:.1f} KB" for kind, o in result["open_streams"].items()
         )
         lines += [f"**1,000 open streams**, RSS growth per stream (fresh server): {per_stream}.", ""]
-    if "workers" in result:
-        med = result["workers"]["median_msgs_per_s"]
-        lines.append(
-            f"**--workers** (h2load, 8 connections x 5 streams, 16 B, 0 events): "
-            f"1 worker {med['1']:,.0f} msgs/s, 2 workers {med['2']:,.0f} msgs/s "
-            f"(**{med['2'] / med['1']:.2f}x**; h2load takes one of the CPUs)."
-        )
-        lines.append("")
-    for name, prof in result.get("profile", {}).items():
-        if prof.get("samples"):
-            stages = "; ".join(
-                f"{stage} {share:.0%}" for stage, share in prof["breakdown"].items() if share >= 0.005
-            )
-            lines += [f"Profile of `{name}` (py-spy, h2load 40, 16 B), loop thread: {stages}.", ""]
     lines += [*READING, "", END]
     return "\n".join(lines)
 

@@ -187,7 +187,7 @@ def render(result: dict[str, Any]) -> str:
             "## Event bus (bench/bus.py)",
             "",
             f"Demo ProcessFiles, {result['streams']} streams x {result['items']} items, one event each, "
-            f"median of {result['repeat']}; {result['date']}, {result['machine']}: bus on / off "
+            f"median of {result['repeat']}; {result['date']}: bus on / off "
             f"**{result['ratio']:.2f}x** ({result['bus_on_messages_per_s']:,.0f} / "
             f"{result['bus_off_messages_per_s']:,.0f} msg/s).",
             "",
@@ -198,7 +198,7 @@ def render(result: dict[str, Any]) -> str:
             "|---:|---:|---:|---:|",
             *rows,
             "",
-            "Command: `python -m bench.bus`; raw: `bench/results/bus.json`.",
+            "Command: `python -m bench.bus`.",
             END,
         ]
     )

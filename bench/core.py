@@ -96,10 +96,8 @@ def render(result: dict[str, Any]) -> str:
             f"Target (per-item overhead with 1 event at most half of python-cqrs's): {verdict} "
             f"(ours is {share:.1%} of python-cqrs's).",
             "",
-            f"- Machine: {machine['platform']}, {machine['cpus']} CPUs; Python {machine['python']}; "
-            f"python-cqrs {theirs['cqrs_version']} in `bench/.venvs/python-cqrs-grpc` (same Python as ours).",
-            f"- Run: `make bench` (`python -m bench`) on {result['date']}; "
-            "raw numbers in `bench/results/core.json`.",
+            f"{result['date']}, {machine['cpus']} CPUs, Python {machine['python']} for both, python-cqrs "
+            f"{theirs['cqrs_version']}; raw: `bench/results/core.json`.",
             END,
         ]
     )

@@ -13,7 +13,7 @@ Servers, each in its own process on 127.0.0.1 (bench/_grpc_servers.py, bench/_gr
 Clients: the Python grpc.aio client (1 stream; 10 streams; time to first message over 200 short
 streams) and h2load (1 and 40 concurrent streams of 1,000 messages). Runs alternate the servers
 (rotating the order each repeat) to cancel drift; figures are medians, reported as ratios to the
-baseline of the same run. Then: server RSS while 1,000 streams are open, 1 vs 2 workers under h2load,
+baseline of the same run. Then: server RSS while 1,000 streams are open (workers: bench/workers.py)
 and a py-spy profile of our server. Results: bench/results/grpc.json and the ``grpc`` section of
 BENCHMARKS.md (compared with the previous json when there is one).
 """
@@ -24,7 +24,6 @@ import argparse
 import datetime
 import json
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -127,29 +126,6 @@ def open_streams(pycqrs_python: str, streams: int) -> dict[str, Any]:
     return out
 
 
-def workers_scaling(h2: str, repeat: int, quick: bool) -> dict[str, Any]:
-    """h2load (8 connections x 5 streams: SO_REUSEPORT spreads connections) against 1 and 2 workers."""
-    total = 80 if quick else 160
-    figures: dict[str, list[float]] = {"1": [], "2": []}
-    for rep in range(repeat):
-        for workers in (1, 2) if rep % 2 == 0 else (2, 1):
-            server = Server("ours", workers=workers)
-            try:
-                run = h2load(
-                    h2, server.port, payload=16, with_event=False, streams=40, total=total, connections=8
-                )
-            finally:
-                code = server.stop()
-            if code != 0:
-                raise SystemExit(f"bench: --workers {workers} exited {code}; see {server.log_path}")
-            figures[str(workers)].append(run["msgs_per_s"])
-            print(f"bench grpc: --workers {workers}: {run['msgs_per_s']:,.0f} msgs/s", flush=True)
-    return {
-        "runs_msgs_per_s": figures,
-        "median_msgs_per_s": {k: statistics.median(v) for k, v in figures.items()},
-    }
-
-
 def profile(h2: str, total: int) -> dict[str, Any]:
     """py-spy, attached by pid, on our server while h2load streams 16 B items (40 streams; 0, 1 event)."""
     py_spy = ensure_py_spy()
@@ -191,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
         "--only",
-        choices=["matrix", "open", "workers", "profile"],
+        choices=["matrix", "open", "profile"],
         default=None,
         help="re-measure one part; the other parts are kept from bench/results/grpc.json",
     )
@@ -224,8 +200,6 @@ def main(argv: list[str] | None = None) -> None:
         result["ratios"] = report.ratios(runs)
     if args.only in (None, "open"):
         result["open_streams"] = open_streams(pycqrs_python, args.open_streams)
-    if args.only in (None, "workers"):
-        result["workers"] = workers_scaling(h2, 1 if args.quick else 4, args.quick)
     if args.only in (None, "profile") and args.profile:
         result["profile"] = profile(h2, 80 if args.quick else 240)
     result["seconds"] = round(time.monotonic() - started, 1)
@@ -237,7 +211,6 @@ def main(argv: list[str] | None = None) -> None:
         fresh = {
             "matrix": ("runs", "medians", "ratios", "rss_kb"),
             "open": ("open_streams",),
-            "workers": ("workers",),
             "profile": ("profile",),
         }[args.only]
         merged = {k: v for k, v in previous.items() if k not in fresh}

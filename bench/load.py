@@ -167,8 +167,7 @@ def render(result: dict[str, Any]) -> str:
         "",
         f"{result['streams']} concurrent streams x {result['messages']} messages (16-byte payload) over "
         f"{CHANNELS} connections from one Python grpc.aio client, median of {result['repeat']} "
-        f"alternating runs; {result['date']}, {result['machine']}.",
-        "Command: `make bench` (or `python -m bench.load`).",
+        f"alternating runs; {result['date']} (`python -m bench.load`).",
         "",
         "| server | exactly once, in order | unexpected statuses | streams held | messages/s | x baseline "
         "| RSS before -> peak (MiB) | peak RSS x baseline |",
@@ -184,7 +183,7 @@ def render(result: dict[str, Any]) -> str:
             f"| {name} | {exact} | {unexpected} | {row['streams_held']} | {row['messages_per_s']:,.0f} "
             f"| {speed:.2f} | {rss} | {memory:.2f} |"
         )
-    lines += ["", "Raw numbers: `bench/results/load.json`.", END]
+    lines += [END]
     return "\n".join(lines)
 
 

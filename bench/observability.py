@@ -1,11 +1,12 @@
 """Paired A/B of telemetry: ``python -m server`` with tracing and metrics off, and with both on.
 
-    python -m bench.observability [--pairs N] [--events 0|1] [--quick] [--no-record]
+    python -m bench.observability [--pairs N] [--events 0 1] [--quick] [--no-record]
 
 Both servers serve the paired benchmark's RPC (bench/paired.py's scenarios: 1 stream x 30,000
 messages, 10 streams x 4,000, 16 B payload), measured in turn by one Python grpc.aio client, the order
-alternating every pair. "On" exports every span over OTLP/HTTP to a sink in this process that accepts
-and drops them, and serves ``/metrics`` (scraped once per pair). The report is the median ratio
+alternating every pair. "On" exports every span over OTLP/HTTP to a sink that accepts
+and drops them (a process of its own, so it takes no time from the measuring client), and serves
+``/metrics`` (scraped once per pair). The report is the median ratio
 on / off of messages/s per scenario; it goes to its own BENCHMARKS.md section unless ``--no-record``.
 """
 
@@ -16,8 +17,8 @@ import http.server
 import json
 import platform
 import statistics
+import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from typing import Any
@@ -48,12 +49,12 @@ def run(pairs: int, with_event: bool, quick: bool) -> dict[str, Any]:
     generate()
     sys.path.insert(0, str(GEN))
     plan = scenarios(with_event, quick)
-    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    sink_port = free_port()
+    sink = subprocess.Popen([sys.executable, "-m", "bench.observability", "--sink", str(sink_port)])
     metrics_port = free_port()
     on_env = {
         "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{sink.server_address[1]}/v1/traces",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{sink_port}/v1/traces",
         "OTEL_SERVICE_NAME": "bench",
     }
     servers = {
@@ -75,7 +76,8 @@ def run(pairs: int, with_event: bool, quick: bool) -> dict[str, Any]:
     finally:
         for server in servers.values():
             server.stop()
-        sink.shutdown()
+        sink.terminate()
+        sink.wait()
     return {
         "events_per_item": int(with_event),
         "pairs": pairs,
@@ -86,28 +88,35 @@ def run(pairs: int, with_event: bool, quick: bool) -> dict[str, Any]:
     }
 
 
-def section(result: dict[str, Any]) -> str:
-    """The BENCHMARKS.md section: one line, as the file is near its word limit."""
+def section(results: list[dict[str, Any]]) -> str:
+    """The BENCHMARKS.md section: one line per events-per-item setting."""
     begin, end = markers(SECTION)
-    cells = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in result["median_on_over_off"].items())
+    lines = [
+        f"- {r['events_per_item']} events/item: "
+        + ", ".join(f"{name} {ratio:.2f}x" for name, ratio in r["median_on_over_off"].items())
+        for r in results
+    ]
     return (
-        f"{begin}\n## Telemetry\n\nOn / off, msgs/s, median of {result['pairs']} pairs, "
-        f"{result['events_per_item']} events/item: {cells}. `python -m bench.observability`, "
-        f"{result['date']}.\n{end}"
+        f"{begin}\n## Telemetry (bench/observability.py)\n\nTracing and metrics on / off, msgs/s, median of "
+        f"{results[0]['pairs']} pairs, {results[0]['date']}:\n\n" + "\n".join(lines) + f"\n{end}"
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.observability", description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=5)
-    parser.add_argument("--events", type=int, choices=[0, 1], default=0)
+    parser.add_argument("--events", type=int, nargs="+", choices=[0, 1], default=[0, 1])
     parser.add_argument("--quick", action="store_true", help="a tenth of the messages, for iteration")
     parser.add_argument("--no-record", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser.add_argument("--sink", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the sink's own process
     args = parser.parse_args(argv if argv is not None else [])
-    result = run(args.pairs, bool(args.events), args.quick)
-    print(json.dumps(result, indent=2))
+    if args.sink is not None:
+        http.server.ThreadingHTTPServer(("127.0.0.1", args.sink), _Sink).serve_forever()
+        return
+    results = [run(args.pairs, bool(events), args.quick) for events in args.events]
+    print(json.dumps(results, indent=2))
     if not args.no_record:
-        replace_section(SECTION, section(result))
+        replace_section(SECTION, section(results))
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ def report(args: argparse.Namespace, rates: dict[str, float]) -> str:
             "",
             f"Server-streaming through `--http-address` against gRPC in the same run: {args.streams} streams "
             f"x {args.messages} messages of {args.payload} bytes, median of {args.repeat}; messages/s "
-            "(ratio to gRPC). Python clients: grpc.aio, and http.client for gRPC-Web and SSE.",
+            "(ratio to gRPC); client-bound: grpc.aio for gRPC, http.client for the others.",
             "",
             "| gRPC | gRPC-Web | SSE |",
             "| ---: | ---: | ---: |",

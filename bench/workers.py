@@ -75,7 +75,7 @@ def render(result: dict[str, Any]) -> str:
         "",
         f"One h2load run ({CONNECTIONS} connections x {STREAMS // CONNECTIONS} streams, {result['total']} "
         f"streams x {result['items']} items of 16 B) per server, median of {result['repeat']} alternating "
-        f"runs; {result['date']}, {result['machine']}. Command: `python -m bench.workers`.",
+        f"runs; {result['date']} (`python -m bench.workers`).",
         "",
         "| events per item | 1 worker msgs/s | 2 workers msgs/s | 2 / 1 |",
         "|---:|---:|---:|---:|",
