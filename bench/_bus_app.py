@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 from benchgrpc.v1 import bench_pb2
 
 import cqrs
-from bench._stream_handlers import StreamItem, StreamItemsRequest
+from bench._stream_handlers import StreamItem, StreamItemsHandler, StreamItemsRequest
 from cqrs.bus import JetStreamBroker, field_key
 from cqrs.requests import bootstrap
 from examples.files.domain import FILE_EVENTS_TOPIC, KIND_PROCESSED, FileEventNotice
@@ -24,16 +23,8 @@ from server.app import App
 KEYS = 16  # file ids the notices spread over (ordering keys, so partitions)
 
 
-class NoticeItemsHandler(cqrs.StreamingRequestHandler[StreamItemsRequest, StreamItem]):
-    def __init__(self) -> None:
-        self._events: list[Any] = []
-
-    @property
-    def events(self) -> list[Any]:
-        return self._events.copy()
-
-    def clear_events(self) -> None:
-        self._events.clear()
+class NoticeItemsHandler(StreamItemsHandler):
+    """StreamItems recording one FileEventNotice per item instead of a domain event."""
 
     async def handle(self, request: StreamItemsRequest) -> AsyncIterator[StreamItem]:  # type: ignore[override]
         for index in range(1, request.count + 1):
