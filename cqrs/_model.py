@@ -27,6 +27,11 @@ __all__ = ["Model"]
 
 _HINTS: dict[type, dict[str, Any]] = {}
 
+# how to convert a value read from dict-shaped data to a type: None when it is taken as is
+_Loader = Callable[[Any], Any] | None
+_LOADERS: dict[Any, _Loader] = {}
+_FIELD_LOADERS: dict[type, list[tuple[str, _Loader]]] = {}
+
 
 @dataclass_transform(kw_only_default=True)
 class Model:
@@ -68,12 +73,10 @@ class Model:
 
         Unknown keys are ignored, so a newer producer does not break an older consumer.
         """
-        hints = _hints(cls)
-        kwargs = {
-            f.name: _load(hints.get(f.name, Any), data[f.name])
-            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-            if f.init and f.name in data
-        }
+        kwargs = {}
+        for name, load in _loaders(cls):
+            if name in data:
+                kwargs[name] = data[name] if load is None else load(data[name])
         return cls(**kwargs)
 
 
@@ -142,37 +145,79 @@ def _dump(value: Any) -> Any:
     return value
 
 
-def _load(tp: Any, value: Any) -> Any:
-    if value is None:
-        return None
+def _loaders(cls: type) -> list[tuple[str, _Loader]]:
+    """``(field name, loader)`` for each init field of ``cls``, worked out once per class."""
+    loaders = _FIELD_LOADERS.get(cls)
+    if loaders is None:
+        hints = _hints(cls)
+        fields = dataclasses.fields(cls)
+        loaders = _FIELD_LOADERS[cls] = [(f.name, _loader(hints.get(f.name, Any))) for f in fields if f.init]
+    return loaders
+
+
+def _loader(tp: Any) -> _Loader:
+    """The converter of values of type ``tp`` (None: as is), worked out once per type.
+
+    A converter takes None as None, and a value whose shape does not match ``tp`` (a str where a
+    nested message is expected, say) as is, for the dataclass to judge."""
+    try:
+        return _LOADERS[tp]
+    except KeyError:
+        load = _LOADERS[tp] = _make_loader(tp)
+    except TypeError:  # an unhashable annotation: work it out each time
+        return _make_loader(tp)
+    return load
+
+
+def _make_loader(tp: Any) -> _Loader:
     origin = typing.get_origin(tp)
     if origin is typing.Union or origin is types.UnionType:
         options = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _load(options[0], value) if len(options) == 1 else value
+        return _loader(options[0]) if len(options) == 1 else None
     if origin in (list, set, frozenset, tuple) or tp in (list, set, frozenset, tuple):
         args = typing.get_args(tp)
-        item = args[0] if args else Any
+        item = _loader(args[0] if args else Any)
         container = origin or tp
-        return container(_load(item, v) for v in value)
+        if item is None:
+            return lambda value: None if value is None else container(value)
+        return lambda value: None if value is None else container(item(v) for v in value)
     if origin is dict or tp is dict:
         args = typing.get_args(tp)
-        vtype = args[1] if len(args) == 2 else Any
-        return {k: _load(vtype, v) for k, v in value.items()}
-    if isinstance(tp, type) and isinstance(value, Mapping):
-        if issubclass(tp, Model):
-            return tp.from_dict(value)
-        if dataclasses.is_dataclass(tp):
-            hints = _hints(tp)
-            fields = {f.name for f in dataclasses.fields(tp) if f.init}
-            return tp(**{k: _load(hints.get(k, Any), v) for k, v in value.items() if k in fields})
-    if isinstance(tp, type) and issubclass(tp, enum.Enum) and not isinstance(value, tp):
-        return tp(value)
-    if isinstance(value, str) and tp in _FROM_TEXT:  # JSON-shaped data (an event read from a bus)
-        return _FROM_TEXT[tp](value)
+        each = _loader(args[1] if len(args) == 2 else Any)
+        if each is None:
+            return lambda value: None if value is None else dict(value)
+        return lambda value: None if value is None else {k: each(v) for k, v in value.items()}
+    if isinstance(tp, type) and issubclass(tp, Model):
+        model = tp
+        return lambda value: model.from_dict(value) if isinstance(value, Mapping) else value
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _dataclass_loader(tp)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        kind = tp
+        return lambda value: value if value is None or isinstance(value, kind) else kind(value)
+    from_text = _FROM_TEXT.get(tp) if isinstance(tp, type) else None
+    if from_text is not None:  # JSON-shaped data (an event read from a bus)
+        parse = from_text
+        return lambda value: parse(value) if isinstance(value, str) else value
     validate = getattr(tp, "model_validate", None)  # a pydantic model, e.g. a NotificationEvent payload
-    if isinstance(value, Mapping) and callable(validate):
-        return validate(value)
-    return value
+    if callable(validate):
+        return lambda value: validate(value) if isinstance(value, Mapping) else value
+    return None
+
+
+def _dataclass_loader(tp: type) -> Callable[[Any], Any]:
+    def load(value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        loaders = dict(_loaders(tp))
+        kwargs = {}
+        for k, v in value.items():
+            if k in loaders:
+                each = loaders[k]
+                kwargs[k] = v if each is None or v is None else each(v)
+        return tp(**kwargs)
+
+    return load
 
 
 _FROM_TEXT: dict[Any, Callable[[str], Any]] = {

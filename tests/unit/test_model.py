@@ -77,6 +77,40 @@ def test_to_dict_and_from_dict_round_trip_nested_values() -> None:
     assert Outer.from_dict({"inner": {"value": 1}, "inners": []}).maybe is None
 
 
+class Shapes(cqrs.Response):
+    at: datetime.datetime
+    ids: tuple[uuid.UUID, ...]
+    by_day: dict[str, datetime.date]
+    seen: set[str] = dataclasses.field(default_factory=set)
+    either: int | str = 0
+    inner: Inner | None = None
+
+
+def test_from_dict_reads_json_shaped_data_and_leaves_odd_shapes_alone() -> None:
+    """What a bus reader hands over: ISO text for dates, UUIDs as text, lists for tuples and sets;
+    a value whose shape does not match its hint is handed to the class as is, None stays None."""
+    when = datetime.datetime(2026, 12, 5, 5, 0, tzinfo=datetime.UTC)
+    ident = uuid.uuid4()
+    data = {
+        "at": when.isoformat(),
+        "ids": [str(ident)],
+        "by_day": {"a": "2026-12-05"},
+        "seen": ["x", "x"],
+        "either": "text",
+        "inner": None,
+    }
+    shapes = Shapes.from_dict(data)
+    assert shapes == Shapes(
+        at=when, ids=(ident,), by_day={"a": datetime.date(2026, 12, 5)}, seen={"x"}, either="text"
+    )
+    assert data["by_day"] == {"a": "2026-12-05"}  # the input is not changed
+    odd = Shapes.from_dict({"at": when, "ids": [], "by_day": {}, "inner": "not a mapping"})
+    assert odd.at is when and odd.inner == "not a mapping"
+    assert Child.from_dict({"name": "n", "points": [{"x": 1, "y": 2, "z": 3}], "color": None}) == Child(
+        name="n", points=[Point(1, 2)]
+    )
+
+
 class Happened(cqrs.DomainEvent):
     what: str
 
