@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -11,7 +11,7 @@ import grpc
 
 from clients.python.connection import Connection, Metadata, insecure_or_secure
 from clients.python.models import FileEvent, FileInfo, FileServiceError, FileStatus, ProcessResult
-from clients.python.resume import RESUME, SUBSCRIBED, Resume, resume_after, started_after
+from clients.python.resume import RESUME, Place, Resume
 from clients.python.uploads import CHUNK_BYTES, Content, Pieces, Progress
 from demo.files.v1 import files_pb2, files_pb2_grpc
 
@@ -189,18 +189,20 @@ class AsyncEventStream:
 
     def __init__(self, open_call: Callable[[int], Any], after_sequence: int, resume: Resume | None) -> None:
         self._open = open_call
-        self._resume = resume
+        self._place = Place(after_sequence, resume)
         self._cancelled = False
-        self.last_sequence = after_sequence
         self._call = open_call(after_sequence)
+
+    @property
+    def last_sequence(self) -> int:
+        return self._place.last_sequence
 
     async def __aenter__(self) -> AsyncEventStream:
         try:
             headers = await self._call.initial_metadata()
         except grpc.RpcError as error:
             raise FileServiceError.from_rpc_error(error) from None
-        self.last_sequence = started_after(self.last_sequence, headers)
-        if self._call.done() and SUBSCRIBED not in dict(headers or ()):  # refused: say so now
+        if not self._place.started(headers) and self._call.done():  # refused: say so now
             await self._raise_status()
         return self
 
@@ -220,34 +222,26 @@ class AsyncEventStream:
         return self._events()
 
     async def _events(self) -> AsyncIterator[FileEvent]:
-        delays: Iterator[float] | None = None
         while True:
             try:
                 async for message in self._call:
                     event = FileEvent.from_proto(message)
-                    if event.sequence > self.last_sequence:  # a replay may repeat what was seen
-                        self.last_sequence = event.sequence
+                    if self._place.fresh(event):  # a replay may repeat what was seen
                         yield event
                 return
             except grpc.RpcError as error:
                 if self._cancelled or error.code() is grpc.StatusCode.CANCELLED:
                     return
                 failure = FileServiceError.from_rpc_error(error)
-                after = resume_after(self.last_sequence, failure) if self._resume else None
-                if delays is None:
-                    delays = iter(self._resume.delays() if self._resume else ())
-                delay = next(delays, None)
-                if after is None or delay is None:
+                delay = self._place.reconnect(failure)
+                if delay is None:
                     raise failure from None
-            self.last_sequence = after
             await asyncio.sleep(delay)
             if self._cancelled:
                 return
-            self._call = self._open(after)
+            self._call = self._open(self._place.last_sequence)
             try:
                 headers = await self._call.initial_metadata()
             except grpc.RpcError:
                 continue  # the iteration above meets the same status
-            self.last_sequence = started_after(self.last_sequence, headers)
-            if SUBSCRIBED in dict(headers or ()):
-                delays = None  # reconnected: a later failure gets the whole budget again
+            self._place.started(headers)

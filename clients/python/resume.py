@@ -8,10 +8,11 @@ or below that sequence are dropped, so the user sees no gap and no duplicate.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import grpc
 
-from clients.python.models import FileServiceError
+from clients.python.models import FileEvent, FileServiceError
 
 SUBSCRIBED = "x-subscribed"
 """The response header that says the server's feed is live."""
@@ -60,6 +61,44 @@ def started_after(last_sequence: int, headers: object) -> int:
     if last_sequence == 0 and isinstance(start, str) and start.isdigit():
         return int(start)
     return last_sequence
+
+
+class Place:
+    """Where one watch is and how much reconnecting it has left: the decisions of the sync and the async
+    stream, which only differ in how they wait."""
+
+    def __init__(self, after_sequence: int, resume: Resume | None) -> None:
+        self.last_sequence = after_sequence
+        self._resume = resume
+        self._delays: Iterator[float] | None = None
+
+    def started(self, headers: object) -> bool:
+        """Take a (re)opened watch's response headers; True when its feed is live (``x-subscribed``),
+        which also gives a later failure the whole reconnection budget again."""
+        self.last_sequence = started_after(self.last_sequence, headers)
+        subscribed = SUBSCRIBED in dict(headers or ())  # type: ignore[call-overload]
+        if subscribed:
+            self._delays = None
+        return subscribed
+
+    def fresh(self, event: FileEvent) -> bool:
+        """True for an event after the last one seen, which it becomes (a replay may repeat some)."""
+        if event.sequence <= self.last_sequence:
+            return False
+        self.last_sequence = event.sequence
+        return True
+
+    def reconnect(self, failure: FileServiceError) -> float | None:
+        """The wait before reopening after ``failure``, with ``last_sequence`` set to where to resume
+        after; None: give up and raise ``failure``."""
+        after = resume_after(self.last_sequence, failure) if self._resume else None
+        if self._delays is None:
+            self._delays = iter(self._resume.delays() if self._resume else ())
+        delay = next(self._delays, None)
+        if after is None or delay is None:
+            return None
+        self.last_sequence = after
+        return delay
 
 
 RESUME = Resume()

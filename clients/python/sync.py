@@ -11,7 +11,7 @@ import grpc
 
 from clients.python.connection import Connection, Metadata, insecure_or_secure
 from clients.python.models import FileEvent, FileInfo, FileServiceError, FileStatus, ProcessResult
-from clients.python.resume import RESUME, SUBSCRIBED, Resume, resume_after, started_after
+from clients.python.resume import RESUME, Place, Resume
 from clients.python.uploads import CHUNK_BYTES, Content, Pieces, Progress
 from demo.files.v1 import files_pb2, files_pb2_grpc
 
@@ -149,17 +149,20 @@ class EventStream:
 
     def __init__(self, open_call: Callable[[int], Any], after_sequence: int, resume: Resume | None) -> None:
         self._open = open_call
-        self._resume = resume
+        self._place = Place(after_sequence, resume)
         self._cancelled = False
-        self.last_sequence = after_sequence
         self._call = open_call(after_sequence)
+
+    @property
+    def last_sequence(self) -> int:
+        return self._place.last_sequence
 
     def __enter__(self) -> EventStream:
         try:
             headers = self._call.initial_metadata()
         except grpc.RpcError as error:
             raise FileServiceError.from_rpc_error(error) from None
-        self.last_sequence = started_after(self.last_sequence, headers)
+        self._place.started(headers)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -170,31 +173,22 @@ class EventStream:
         self._call.cancel()
 
     def __iter__(self) -> Iterator[FileEvent]:
-        delays: Iterator[float] | None = None
         while True:
             try:
                 for message in self._call:
                     event = FileEvent.from_proto(message)
-                    if event.sequence > self.last_sequence:  # a replay may repeat what was seen
-                        self.last_sequence = event.sequence
+                    if self._place.fresh(event):  # a replay may repeat what was seen
                         yield event
                 return
             except grpc.RpcError as error:
                 if self._cancelled or error.code() is grpc.StatusCode.CANCELLED:
                     return
                 failure = FileServiceError.from_rpc_error(error)
-                after = resume_after(self.last_sequence, failure) if self._resume else None
-                if delays is None:
-                    delays = iter(self._resume.delays() if self._resume else ())
-                delay = next(delays, None)
-                if after is None or delay is None:
+                delay = self._place.reconnect(failure)
+                if delay is None:
                     raise failure from None
-            self.last_sequence = after
             time.sleep(delay)
             if self._cancelled:
                 return
-            self._call = self._open(after)
-            headers = self._call.initial_metadata()
-            self.last_sequence = started_after(self.last_sequence, headers)
-            if SUBSCRIBED in dict(headers or ()):
-                delays = None  # reconnected: a later failure gets the whole budget again
+            self._call = self._open(self._place.last_sequence)
+            self._place.started(self._call.initial_metadata())

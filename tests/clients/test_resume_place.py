@@ -1,0 +1,48 @@
+"""The watch's reconnection decisions (clients/python/resume.py), shared by the sync and async SDK."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import grpc
+
+from clients.python.models import FileEvent, FileServiceError
+from clients.python.resume import RESUME_KEY, START_HEADER, SUBSCRIBED, Place, Resume
+
+UNAVAILABLE = FileServiceError(grpc.StatusCode.UNAVAILABLE, "draining")
+LIVE = ((SUBSCRIBED, "true"),)
+RESUME_POLICY = Resume(first_delay=0.01)
+
+
+def event(sequence: int) -> FileEvent:
+    return FileEvent(sequence=sequence, kind="file_uploaded", file_id="f", occurred_at=datetime.now(UTC))
+
+
+def test_only_events_after_the_last_one_seen_are_fresh() -> None:
+    place = Place(3, None)
+    assert [s for s in (2, 3, 4, 4, 6) if place.fresh(event(s))] == [4, 6]
+    assert place.last_sequence == 6
+
+
+def test_a_watch_without_a_policy_or_with_another_code_gives_up() -> None:
+    assert Place(5, None).reconnect(UNAVAILABLE) is None
+    denied = FileServiceError(grpc.StatusCode.PERMISSION_DENIED, "no")
+    assert Place(5, Resume()).reconnect(denied) is None
+
+
+def test_the_budget_runs_out_then_comes_back_once_the_feed_is_live() -> None:
+    place = Place(7, Resume(first_delay=1.0, max_delay=2.0, give_up_after=3.0))
+    assert [place.reconnect(UNAVAILABLE) for _ in range(3)] == [1.0, 2.0, None]
+    assert place.last_sequence == 7
+    assert not place.started(())  # refused before its feed went live: the budget stays spent
+    assert place.reconnect(UNAVAILABLE) is None
+    assert place.started(LIVE)
+    assert place.reconnect(UNAVAILABLE) == 1.0
+
+
+def test_before_the_first_event_it_resumes_where_the_feed_started() -> None:
+    place = Place(0, RESUME_POLICY)
+    assert place.started(((START_HEADER, "41"), *LIVE)) and place.last_sequence == 41
+    drained = Place(0, RESUME_POLICY)
+    stated = FileServiceError(grpc.StatusCode.UNAVAILABLE, "draining", metadata={RESUME_KEY: "9"})
+    assert drained.reconnect(stated) is not None and drained.last_sequence == 9
