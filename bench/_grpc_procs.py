@@ -97,10 +97,7 @@ class Server:
     def cpu_seconds(self, *, loop_thread: bool = False) -> float:
         """CPU time (user + system) the server has used: the whole process, or only its main thread,
         which runs the event loop and so every line of Python per message."""
-        where = f"/proc/{self.pid}/task/{self.pid}/stat" if loop_thread else f"/proc/{self.pid}/stat"
-        with open(where) as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        return cpu_seconds(self.pid, loop_thread=loop_thread)
 
     def rss_kb(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -145,6 +142,14 @@ def py_client(port: int, scenarios: list[dict[str, Any]], server_pid: int = 0) -
     if out.returncode != 0:
         raise SystemExit(f"bench: python client failed:\n{out.stderr}")
     return dict(json.loads(out.stdout))
+
+
+def cpu_seconds(pid: int, *, loop_thread: bool = False) -> float:
+    """CPU time (user + system) process ``pid`` has used (Linux): all its threads, or only the main one."""
+    where = f"/proc/{pid}/task/{pid}/stat" if loop_thread else f"/proc/{pid}/stat"
+    with open(where) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 def request_file(payload: int, count: int, with_event: bool) -> Path:

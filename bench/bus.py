@@ -6,10 +6,11 @@ from an item's handler to a watcher connected to another server process on the s
 (b) a producer (bench/_bus_app.py: StreamItems, one bus event per item, no file work) and a demo
 server on one nats-server; the producer's streams offer ``--rate`` events/s for ``--seconds``; a
 WatchFileEvents watcher of the demo measures now - the event's ``occurred_at`` (stamped just before
-the handler's yield; one clock, one machine): p50 and p99. Results: ``bench/results/bus.json``
+the handler's yield; one clock, one machine): p50 and p99, with the CPU time per event of the
+producer, the watcher's server, nats-server and this client over the run. Results: ``bench/results/bus.json``
 and the ``bus`` section of ``BENCHMARKS.md``.
 
-    python -m bench.bus [--streams 8] [--items 500] [--repeat 3] [--rate 1000] [--seconds 5]
+    python -m bench.bus [--streams 8] [--items 500] [--repeat 3] [--rate 500 750 1000] [--seconds 5]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 import grpc
 
 from bench._grpc_gen import GEN, generate
+from bench._grpc_procs import cpu_seconds
 from bench._sections import markers, replace_section
 from bench.load import _free_port
 from cqrs.bus import NatsServer
@@ -44,13 +46,14 @@ BEGIN, END = markers("bus")
 TIME_CAP = 120.0  # per measured run
 BATCH = 10  # items per StreamItems call of the latency run
 DEMO = "examples.files:create_app"
+PROCESSES = ("producer", "watcher", "nats-server", "client")  # the latency run's, as reported
 PRODUCER = "bench._bus_app:create_app"  # the latency run's producer: one bus event per item, no file work
 
 
 @contextlib.asynccontextmanager
-async def _demo(data_dir: Path, nats_url: str | None, app: str = DEMO) -> AsyncIterator[str]:
+async def _demo(data_dir: Path, nats_url: str | None, app: str = DEMO) -> AsyncIterator[tuple[str, int]]:
     """A server process of ``app`` (the demo) on a free loopback port (with the bus at ``nats_url``);
-    its address."""
+    its address and pid."""
     address = f"127.0.0.1:{_free_port()}"
     argv = [sys.executable, "-m", "server", "--app", app, "--address", address]
     argv += ["--log-level", "warning"] + (["--nats-url", nats_url] if nats_url else [])
@@ -63,7 +66,7 @@ async def _demo(data_dir: Path, nats_url: str | None, app: str = DEMO) -> AsyncI
     try:
         async with grpc.aio.insecure_channel(address) as channel:
             await asyncio.wait_for(channel.channel_ready(), 60)
-        yield address
+        yield address, process.pid
     finally:
         process.terminate()
         await process.wait()
@@ -93,8 +96,11 @@ async def _throughput(address: str, streams: int, items: int) -> float:
     return streams * items / elapsed
 
 
-async def _latency(producer: str, watcher: str, rate: float, seconds: float) -> dict[str, Any]:
-    """Offer ``rate`` events/s on ``producer`` for ``seconds``; latencies seen by a watcher of ``watcher``."""
+async def _latency(
+    producer: str, watcher: str, rate: float, seconds: float, pids: dict[str, int]
+) -> dict[str, Any]:
+    """Offer ``rate`` events/s on ``producer`` for ``seconds``; latencies seen by a watcher of ``watcher``,
+    and the CPU time per event of each process in ``pids`` (name: pid) while they flowed."""
     from benchgrpc.v1 import bench_pb2, bench_pb2_grpc
 
     total = max(BATCH, int(rate * seconds) // BATCH * BATCH)
@@ -121,12 +127,16 @@ async def _latency(producer: str, watcher: str, rate: float, seconds: float) -> 
             await asyncio.gather(*calls)
 
         receiving = asyncio.ensure_future(receive())
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         began = time.perf_counter()
         await asyncio.wait_for(asyncio.gather(produce(), receiving), seconds + TIME_CAP)
         elapsed = time.perf_counter() - began
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
         watch.cancel()
     ordered = sorted(latencies)
     return {
+        "cpu_us_per_event": {name: 1e6 * used / len(ordered) for name, used in cpu.items()},
+        "cores_busy": sum(cpu.values()) / elapsed,
         "events": len(ordered),
         "achieved_events_per_s": len(ordered) / elapsed,  # below the offered rate: the server saturated
         "p50_ms": 1000 * ordered[len(ordered) // 2],
@@ -145,13 +155,15 @@ async def run(streams: int, items: int, repeat: int, rates: list[float], seconds
         root = Path(tmp)
         nats = NatsServer(root / "nats")
         nats.start()
+        nats_pid = nats.pid
+        assert nats_pid is not None
         try:
             off: list[float] = []
             on: list[float] = []
             for n in range(repeat):  # alternate so drift hits both alike
-                async with _demo(root / f"off{n}", None) as address:
+                async with _demo(root / f"off{n}", None) as (address, _):
                     off.append(await _throughput(address, streams, items))
-                async with _demo(root / f"on{n}", nats.url) as address:
+                async with _demo(root / f"on{n}", nats.url) as (address, _):
                     on.append(await _throughput(address, streams, items))
             latency = []
             for n, rate in enumerate(rates):  # fresh servers per rate: no backlog carried over
@@ -159,7 +171,8 @@ async def run(streams: int, items: int, repeat: int, rates: list[float], seconds
                     _demo(root / f"a{n}", nats.url, PRODUCER) as a,
                     _demo(root / f"b{n}", nats.url) as b,
                 ):
-                    latency.append({"rate": rate, **await _latency(a, b, rate, seconds)})
+                    pids = dict(zip(PROCESSES, (a[1], b[1], nats_pid, os.getpid()), strict=True))
+                    latency.append({"rate": rate, **await _latency(a[0], b[0], rate, seconds, pids)})
         finally:
             nats.stop()
     return {
@@ -176,11 +189,13 @@ async def run(streams: int, items: int, repeat: int, rates: list[float], seconds
 
 
 def render(result: dict[str, Any]) -> str:
-    rows = [
-        f"| {run['rate']:,.0f} | {run['achieved_events_per_s']:,.0f} "
-        f"| {run['p50_ms']:.1f} | {run['p99_ms']:.1f} |"
-        for run in result["latency"]
-    ]
+    rows = []
+    for run in result["latency"]:
+        cpu = " / ".join(f"{run['cpu_us_per_event'][name]:,.0f}" for name in PROCESSES)
+        rows.append(
+            f"| {run['rate']:,.0f} | {run['achieved_events_per_s']:,.0f} | {run['p50_ms']:.1f} "
+            f"| {run['p99_ms']:.1f} | {run['cores_busy']:.2f} | {cpu} |"
+        )
     return "\n".join(
         [
             BEGIN,
@@ -191,11 +206,13 @@ def render(result: dict[str, Any]) -> str:
             f"**{result['ratio']:.2f}x** ({result['bus_on_messages_per_s']:,.0f} / "
             f"{result['bus_off_messages_per_s']:,.0f} msg/s).",
             "",
-            "Latency from a producer's yield (one bus event per item, `bench/_bus_app.py`) to a demo "
-            f"WatchFileEvents client of another server process, {result['seconds']:.0f} s per rate:",
+            "Yield to watcher: a producer's items (one bus event each, `bench/_bus_app.py`) to a "
+            f"WatchFileEvents client of another server, {result['seconds']:.0f} s per rate:",
             "",
-            "| events/s offered | achieved | p50 ms | p99 ms |",
-            "|---:|---:|---:|---:|",
+            "| events/s offered | achieved | p50 ms | p99 ms | cores busy | µs CPU/event: "
+            + " / ".join(PROCESSES)
+            + " |",
+            "|---:|---:|---:|---:|---:|---:|",
             *rows,
             "",
             "Command: `python -m bench.bus`.",
@@ -213,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         "--rate",
         type=float,
         nargs="+",
-        default=[500.0, 1000.0],
+        default=[500.0, 750.0, 1000.0],
         help="events/s offered, one latency run each",
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the latency run")
