@@ -33,6 +33,7 @@ from cqrs.requests.request_handler import StreamingRequestHandler
 from server.cli import parse_args
 from server.metrics import Metrics
 from server.observability import JsonFormatter
+from server.telemetry import SENT_BATCH
 from server.testing import serve_for_test
 from tests.server.helpers import app_with
 from tests.server.sample import (
@@ -269,6 +270,38 @@ async def test_a_scrape_shows_the_counts_of_ok_failed_shed_and_cancelled_rpcs() 
         "event",
         "group",
     }
+
+
+async def test_a_long_stream_shows_its_sent_messages_while_it_runs() -> None:
+    """Sent messages reach the counter every SENT_BATCH messages, not only when the stream ends."""
+    app = app_with(HangingHandler)
+    app.settings = dataclasses.replace(app.settings, metrics_address="127.0.0.1:0")
+    process = {
+        "grpc_type": "server_stream",
+        "grpc_service": "sample.files.v1.FileService",
+        "grpc_method": "ProcessFiles",
+    }
+    before_hang = 2 * SENT_BATCH + 6
+    async with serve_for_test(app) as served:
+        exposition = served.running.telemetry.exposition if served.running.telemetry else None
+        assert exposition is not None
+        stub = served.stub(files_pb2_grpc.FileServiceStub)
+        ids = [f"f{n}" for n in range(before_hang)] + ["hang"]
+        call = stub.ProcessFiles(files_pb2.ProcessFilesCommand(file_ids=ids))
+        for _ in range(before_hang):
+            await call.read()
+        during = await asyncio.to_thread(scrape, exposition.port)
+        assert value(during, "grpc_server_msg_sent_total", **process) == 2 * SENT_BATCH
+        call.cancel()
+
+        async def all_counted() -> float:
+            while True:
+                samples = await asyncio.to_thread(scrape, exposition.port)
+                if value(samples, "grpc_server_handled_total", **process, grpc_code="CANCELLED"):
+                    return value(samples, "grpc_server_msg_sent_total", **process)
+                await asyncio.sleep(0.02)
+
+        assert await asyncio.wait_for(all_counted(), 10) == before_hang
 
 
 def test_a_bad_metrics_address_is_refused_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
