@@ -18,8 +18,9 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import DEFAULT_PREFIX, AckPolicy, ConsumerConfig, DeliverPolicy, Header, StatusCode
 
 from cqrs.bus import _nats
 from cqrs.bus.config import EVENT_HEADER, BusConfig
@@ -28,6 +29,12 @@ from cqrs.events.event import Event
 __all__ = ["BusReader", "Follow"]
 
 logger = logging.getLogger("cqrs.bus")
+
+_GRACE = 2.0  # seconds past a pull request's expiry before its silence means the consumer is lost
+
+
+class _Lost(Exception):
+    """The follow's consumer, or the reader's connection, is gone: make the consumer again."""
 
 
 class BusReader:
@@ -74,7 +81,7 @@ class BusReader:
             return self._js
 
     async def close(self) -> None:
-        """Close the connection; open follows end with an error at their next fetch."""
+        """Close the connection; a follow still open connects again when it next asks for events."""
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None and not nc.is_closed:
             await nc.close()
@@ -99,10 +106,13 @@ class BusReader:
 class Follow:
     """One reader's ordered consumer: iterate for ``(sequence, event)``.
 
-    A fetch takes at most ``batch`` events and the next is asked for only when they have been
-    read, so a slow reader holds nothing up but itself. When the consumer or the connection is
-    lost (a NATS restart), it is made again from the sequence after the last one yielded: no gap,
-    no duplicate. Leaving the ``async with`` deletes the consumer and leaves no task behind.
+    One pull request at a time asks JetStream for up to ``batch`` events, which arrive as they are
+    stored; the next is asked for once they have all arrived, so a slow reader holds nothing up but
+    itself and holds at most ``batch`` events. A request expires after ``fetch_wait`` seconds and is
+    renewed; one that is answered neither by an event nor by its expiry means the consumer or the
+    connection is lost (a NATS restart), and the consumer is made again from the sequence after the
+    last one yielded: no gap, no duplicate. Leaving the ``async with`` deletes the consumer and leaves
+    no task behind.
     """
 
     def __init__(self, reader: BusReader, filters: list[str], after: int | None) -> None:
@@ -110,9 +120,9 @@ class Follow:
         self._filters = filters
         self._after = after
         self._next = 0
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._sub: Subscription | None = None
         self._consumer: str | None = None
-        self._buffer: list[Msg] = []
+        self._asked = 0  # events the open pull request may still bring (0: none is open)
 
     @property
     def last_sequence(self) -> int:
@@ -136,10 +146,7 @@ class Follow:
 
     async def _events(self) -> AsyncIterator[tuple[int, Event]]:
         while True:
-            if not self._buffer:
-                self._buffer = await self._fetch()
-                continue
-            msg = self._buffer.pop(0)
+            msg = await self._receive()
             sequence = msg.metadata.sequence.stream
             if sequence < self._next:
                 continue  # delivered again after a re-made consumer
@@ -148,34 +155,48 @@ class Follow:
             if event is not None:
                 yield sequence, event
 
-    async def _fetch(self) -> list[Msg]:
-        """The next messages, waiting for at least one; re-makes the consumer when it is lost."""
+    async def _receive(self) -> Msg:
+        """The next stored message, waiting for one; re-makes the consumer when it is lost."""
         delay = 0.05
         while True:
             try:
                 if self._sub is None:
                     await self._open(await self._reader.start())
                 assert self._sub is not None
-                return await self._take(self._sub)
-            except nats.errors.TimeoutError:
-                continue  # nothing new; a lost consumer answers a fetch with an error, not silence
-            except (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as exc:
+                if self._asked == 0:
+                    await self._ask(self._sub)
+                msg = await self._sub.next_msg(timeout=self._reader.fetch_wait + _GRACE)
+                status = (msg.headers or {}).get(Header.STATUS)
+                if not status:
+                    self._asked -= 1
+                    return msg
+                if status in (StatusCode.REQUEST_TIMEOUT, StatusCode.NO_MESSAGES):
+                    self._asked = 0  # the request expired: ask again
+                    continue
+                if status == StatusCode.CONTROL_MESSAGE:
+                    continue
+                raise _Lost(f"status {status} {(msg.headers or {}).get(Header.DESCRIPTION, '')}")
+            except (_Lost, nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as exc:
+                # nats.errors.TimeoutError: the request was answered by nothing, not even its expiry
                 logger.debug("bus follow %s: %r; making the consumer again", self._filters, exc)
+                await self._drop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-            await self._drop()
 
-    async def _take(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
-        """The first message as soon as it is stored, with those already waiting behind it (at most
-        ``batch``): a fetch of many that finds none waits for all of them, not for the first."""
-        msgs = await sub.fetch(1, timeout=self._reader.fetch_wait)
-        waiting = min(self._reader.batch - 1, msgs[-1].metadata.num_pending or 0) if msgs else 0
-        if waiting > 0:
-            with contextlib.suppress(nats.errors.TimeoutError):
-                msgs += await sub.fetch(waiting, timeout=self._reader.fetch_wait)
-        return msgs
+    async def _ask(self, sub: Subscription) -> None:
+        """Open a pull request for up to ``batch`` events, expiring after ``fetch_wait`` seconds."""
+        nc, js = self._reader._nc, self._reader._js
+        if nc is None or js is None or self._consumer is None:
+            raise _Lost("the reader is closed")
+        request = {"batch": self._reader.batch, "expires": int(self._reader.fetch_wait * 1e9)}
+        subject = f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{self._reader.config.stream}.{self._consumer}"
+        await nc.publish(subject, json.dumps(request).encode(), reply=sub.subject)
+        self._asked = self._reader.batch
 
     async def _open(self, js: JetStreamContext) -> None:
+        nc = self._reader._nc
+        if nc is None:
+            raise _Lost("the reader is closed")
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=max(1, self._next),
@@ -191,12 +212,12 @@ class Follow:
             config.filter_subjects = list(self._filters)
         info = await js.add_consumer(self._reader.config.stream, config)
         self._consumer = info.name
-        self._sub = await js.pull_subscribe_bind(consumer=info.name, stream=self._reader.config.stream)
-        self._buffer = []
+        self._sub = await nc.subscribe(nc.new_inbox())
+        self._asked = 0
 
     async def _drop(self) -> None:
         sub, name, self._sub, self._consumer = self._sub, self._consumer, None, None
-        self._buffer = []
+        self._asked = 0
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
