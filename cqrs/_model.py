@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Self, dataclass_transform
 __all__ = ["Model"]
 
 _HINTS: dict[type, dict[str, Any]] = {}
+_T = typing.TypeVar("_T")
 
 # how to convert a value read from dict-shaped data to a type: None when it is taken as is
 _Loader = Callable[[Any], Any] | None
@@ -73,11 +74,7 @@ class Model:
 
         Unknown keys are ignored, so a newer producer does not break an older consumer.
         """
-        kwargs = {}
-        for name, load in _loaders(cls):
-            if name in data:
-                kwargs[name] = data[name] if load is None else load(data[name])
-        return cls(**kwargs)
+        return _construct(cls, data)
 
 
 def _uses_pydantic(cls: type) -> bool:
@@ -191,7 +188,8 @@ def _make_loader(tp: Any) -> _Loader:
         model = tp
         return lambda value: model.from_dict(value) if isinstance(value, Mapping) else value
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _dataclass_loader(tp)
+        plain = tp
+        return lambda value: _construct(plain, value) if isinstance(value, Mapping) else value
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         kind = tp
         return lambda value: value if value is None or isinstance(value, kind) else kind(value)
@@ -205,19 +203,13 @@ def _make_loader(tp: Any) -> _Loader:
     return None
 
 
-def _dataclass_loader(tp: type) -> Callable[[Any], Any]:
-    def load(value: Any) -> Any:
-        if not isinstance(value, Mapping):
-            return value
-        loaders = dict(_loaders(tp))
-        kwargs = {}
-        for k, v in value.items():
-            if k in loaders:
-                each = loaders[k]
-                kwargs[k] = v if each is None or v is None else each(v)
-        return tp(**kwargs)
-
-    return load
+def _construct(cls: type[_T], data: Mapping[str, Any]) -> _T:
+    """``cls`` built from the init fields ``data`` holds, each value through its loader."""
+    kwargs = {}
+    for name, load in _loaders(cls):
+        if name in data:
+            kwargs[name] = data[name] if load is None else load(data[name])
+    return cls(**kwargs)
 
 
 _FROM_TEXT: dict[Any, Callable[[str], Any]] = {

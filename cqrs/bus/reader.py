@@ -166,16 +166,14 @@ class Follow:
                 if self._asked == 0:
                     await self._ask(self._sub)
                 msg = await self._sub.next_msg(timeout=self._reader.fetch_wait + _GRACE)
-                status = (msg.headers or {}).get(Header.STATUS)
+                headers = msg.headers or {}
+                status = headers.get(Header.STATUS)
                 if not status:
                     self._asked -= 1
                     return msg
-                if status in (StatusCode.REQUEST_TIMEOUT, StatusCode.NO_MESSAGES):
-                    self._asked = 0  # the request expired: ask again
-                    continue
-                if status == StatusCode.CONTROL_MESSAGE:
-                    continue
-                raise _Lost(f"status {status} {(msg.headers or {}).get(Header.DESCRIPTION, '')}")
+                if status not in (StatusCode.REQUEST_TIMEOUT, StatusCode.NO_MESSAGES):
+                    raise _Lost(f"status {status} {headers.get(Header.DESCRIPTION, '')}")
+                self._asked = 0  # the request expired: ask again
             except (_Lost, nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as exc:
                 # nats.errors.TimeoutError: the request was answered by nothing, not even its expiry
                 logger.debug("bus follow %s: %r; making the consumer again", self._filters, exc)
@@ -185,8 +183,8 @@ class Follow:
 
     async def _ask(self, sub: Subscription) -> None:
         """Open a pull request for up to ``batch`` events, expiring after ``fetch_wait`` seconds."""
-        nc, js = self._reader._nc, self._reader._js
-        if nc is None or js is None or self._consumer is None:
+        nc = self._reader._nc
+        if nc is None or self._consumer is None:
             raise _Lost("the reader is closed")
         request = {"batch": self._reader.batch, "expires": int(self._reader.fetch_wait * 1e9)}
         subject = f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{self._reader.config.stream}.{self._consumer}"
