@@ -32,6 +32,11 @@ _T = typing.TypeVar("_T")
 _Loader = Callable[[Any], Any] | None
 _LOADERS: dict[Any, _Loader] = {}
 _FIELD_LOADERS: dict[type, list[tuple[str, _Loader]]] = {}
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+# values to_dict() keeps as they are: no dataclass, list or dict inside (subclasses take the slow path)
+_AS_IS = frozenset(
+    {str, int, float, bool, type(None), bytes, uuid.UUID, decimal.Decimal, datetime.datetime, datetime.date}
+)
 
 
 @dataclass_transform(kw_only_default=True)
@@ -66,7 +71,7 @@ class Model:
 
     def to_dict(self) -> dict[str, Any]:
         """A plain ``dict`` of the fields; nested dataclasses, lists, tuples and dicts are converted too."""
-        return {f.name: _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return {name: _dump(getattr(self, name)) for name in _field_names(type(self))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
@@ -132,9 +137,18 @@ def _substitute(tp: Any, bound: dict[Any, Any]) -> Any:
         return tp
 
 
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def _dump(value: Any) -> Any:
+    if type(value) in _AS_IS:
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {name: _dump(getattr(value, name)) for name in _field_names(type(value))}
     if isinstance(value, list | tuple):
         return [_dump(v) for v in value]
     if isinstance(value, dict):

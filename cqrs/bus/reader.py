@@ -8,6 +8,7 @@ choose, such as a gRPC watch resuming with ``after_sequence``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -123,6 +124,8 @@ class Follow:
         self._sub: Subscription | None = None
         self._consumer: str | None = None
         self._asked = 0  # events the open pull request may still bring (0: none is open)
+        self._arrived: collections.deque[Msg] = collections.deque()  # delivered, not yet read
+        self._waiter: asyncio.Future[bool] | None = None  # set while the reader waits for one
 
     @property
     def last_sequence(self) -> int:
@@ -142,11 +145,18 @@ class Follow:
         await self._drop()
 
     def __aiter__(self) -> AsyncIterator[tuple[int, Event]]:
-        return self._events()
+        return self._events(None)
 
-    async def _events(self) -> AsyncIterator[tuple[int, Event]]:
+    def until(self, stop: asyncio.Future[Any]) -> AsyncIterator[tuple[int, Event]]:
+        """The events until ``stop`` is done: the iteration then ends, even while waiting for one."""
+        stop.add_done_callback(lambda _: self._wake())
+        return self._events(stop)
+
+    async def _events(self, stop: asyncio.Future[Any] | None) -> AsyncIterator[tuple[int, Event]]:
         while True:
-            msg = await self._receive()
+            msg = await self._receive(stop)
+            if msg is None:
+                return
             sequence = msg.metadata.sequence.stream
             if sequence < self._next:
                 continue  # delivered again after a re-made consumer
@@ -155,17 +165,23 @@ class Follow:
             if event is not None:
                 yield sequence, event
 
-    async def _receive(self) -> Msg:
-        """The next stored message, waiting for one; re-makes the consumer when it is lost."""
+    async def _receive(self, stop: asyncio.Future[Any] | None) -> Msg | None:
+        """The next stored message, waiting for one (None once ``stop`` is done); re-makes the
+        consumer when it is lost."""
         delay = 0.05
         while True:
             try:
+                if stop is not None and stop.done():
+                    return None
                 if self._sub is None:
                     await self._open(await self._reader.start())
-                assert self._sub is not None
                 if self._asked == 0:
-                    await self._ask(self._sub)
-                msg = await self._sub.next_msg(timeout=self._reader.fetch_wait + _GRACE)
+                    await self._ask()
+                if not self._arrived:
+                    await self._wait(self._reader.fetch_wait + _GRACE)
+                    if not self._arrived:
+                        continue  # woken by ``stop``, or silence: ``_wait`` raised
+                msg = self._arrived.popleft()
                 headers = msg.headers or {}
                 status = headers.get(Header.STATUS)
                 if not status:
@@ -175,16 +191,37 @@ class Follow:
                     raise _Lost(f"status {status} {headers.get(Header.DESCRIPTION, '')}")
                 self._asked = 0  # the request expired: ask again
             except (_Lost, nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as exc:
-                # nats.errors.TimeoutError: the request was answered by nothing, not even its expiry
                 logger.debug("bus follow %s: %r; making the consumer again", self._filters, exc)
                 await self._drop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    async def _ask(self, sub: Subscription) -> None:
+    async def _wait(self, timeout: float) -> None:
+        """Until a message arrives or :meth:`_wake` is called; :class:`_Lost` after ``timeout``
+        seconds of neither (the request was answered by nothing, not even its expiry)."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _settle, waiter, False)
+        try:
+            if not await waiter:
+                raise _Lost(f"nothing arrived for {timeout:g} s")
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None:
+            _settle(self._waiter, True)
+
+    async def _arrive(self, msg: Msg) -> None:
+        """The subscription's callback: keep ``msg`` for the reader and wake it."""
+        self._arrived.append(msg)
+        self._wake()
+
+    async def _ask(self) -> None:
         """Open a pull request for up to ``batch`` events, expiring after ``fetch_wait`` seconds."""
-        nc = self._reader._nc
-        if nc is None or self._consumer is None:
+        nc, sub = self._reader._nc, self._sub
+        if nc is None or sub is None or self._consumer is None:
             raise _Lost("the reader is closed")
         request = {"batch": self._reader.batch, "expires": int(self._reader.fetch_wait * 1e9)}
         subject = f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{self._reader.config.stream}.{self._consumer}"
@@ -210,12 +247,13 @@ class Follow:
             config.filter_subjects = list(self._filters)
         info = await js.add_consumer(self._reader.config.stream, config)
         self._consumer = info.name
-        self._sub = await nc.subscribe(nc.new_inbox())
+        self._sub = await nc.subscribe(nc.new_inbox(), cb=self._arrive)
         self._asked = 0
 
     async def _drop(self) -> None:
         sub, name, self._sub, self._consumer = self._sub, self._consumer, None, None
         self._asked = 0
+        self._arrived.clear()  # the next consumer starts after the last one yielded
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -234,3 +272,8 @@ class Follow:
         except Exception:
             logger.exception("bus follow: cannot rebuild %s from %s", event_type.__qualname__, msg.subject)
             return None
+
+
+def _settle(waiter: asyncio.Future[bool], value: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(value)

@@ -14,6 +14,7 @@ import collections
 import contextlib
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 from examples.files.domain import FileEvent
 
@@ -30,7 +31,7 @@ class Subscription:
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._queue: collections.deque[FileEvent] = collections.deque()
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # set while the reader waits
         self.dropped = False
 
     def _offer(self, event: FileEvent) -> None:
@@ -41,13 +42,24 @@ class Subscription:
             self._queue.clear()
         else:
             self._queue.append(event)
-        self._ready.set()
+        self.wake()
 
-    async def next(self) -> FileEvent:
-        """The next event, waiting for one; raises SubscriberFellBehind once dropped."""
+    def wake(self) -> None:
+        """End the current wait of :meth:`next`, if any."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def next(self, stop: asyncio.Future[Any] | None = None) -> FileEvent | None:
+        """The next event, waiting for one; None once ``stop`` is done (its callbacks must call
+        :meth:`wake`); raises SubscriberFellBehind once dropped."""
         while not self._queue and not self.dropped:
-            self._ready.clear()
-            await self._ready.wait()
+            if stop is not None and stop.done():
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         if self.dropped:
             raise SubscriberFellBehind(f"more than {self._capacity} events were waiting to be sent")
         return self._queue.popleft()

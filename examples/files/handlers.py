@@ -281,36 +281,22 @@ class WatchFileEventsQueryHandler(StreamingRequestHandler[WatchFileEventsQuery, 
                 await rpc.send_initial_metadata(
                     (SUBSCRIBED_HEADER, "true"), (START_HEADER, str(feed.last_sequence))
                 )
-            events = aiter(feed)
             drained = asyncio.ensure_future(draining.wait())
-            waiting: asyncio.Future[FileEvent] | None = None
             try:
-                while True:
-                    waiting = asyncio.ensure_future(anext(events))
-                    await asyncio.wait((waiting, drained), return_when=asyncio.FIRST_COMPLETED)
-                    if not waiting.done():
-                        resume = feed.last_sequence
-                        raise cqrs.UnavailableError(
-                            f"server is shutting down; reconnect with after_sequence={resume}",
-                            reason="SERVER_DRAINING",
-                            metadata={RESUME_KEY: str(resume)},
-                        )
-                    try:
-                        event = waiting.result()
-                    except SubscriberFellBehind as exc:
-                        raise cqrs.ResourceExhaustedError(
-                            f"subscriber fell behind: {exc}; reconnect with "
-                            f"after_sequence={feed.last_sequence}",
-                            reason="SUBSCRIBER_FELL_BEHIND",
-                            metadata={RESUME_KEY: str(feed.last_sequence)},
-                        ) from None
-                    yield event
+                async with contextlib.aclosing(feed.until(drained)) as events:
+                    async for event in events:
+                        yield event
+            except SubscriberFellBehind as exc:
+                raise cqrs.ResourceExhaustedError(
+                    f"subscriber fell behind: {exc}; reconnect with after_sequence={feed.last_sequence}",
+                    reason="SUBSCRIBER_FELL_BEHIND",
+                    metadata={RESUME_KEY: str(feed.last_sequence)},
+                ) from None
             finally:
                 drained.cancel()
-                if waiting is not None:
-                    waiting.cancel()
-                    with contextlib.suppress(BaseException):
-                        await waiting
-                close = getattr(events, "aclose", None)
-                if close is not None:
-                    await close()
+            resume = feed.last_sequence  # only the drain ends the feed
+            raise cqrs.UnavailableError(
+                f"server is shutting down; reconnect with after_sequence={resume}",
+                reason="SERVER_DRAINING",
+                metadata={RESUME_KEY: str(resume)},
+            )

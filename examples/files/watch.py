@@ -8,9 +8,10 @@ nothing), then goes live, in sequence order, with no gap and no duplicate.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from examples.files.domain import FILE_EVENTS_TOPIC, FileEvent, FileEventNotice
 from examples.files.fanout import EventFanout, Subscription
@@ -28,7 +29,9 @@ class Feed(Protocol):
         """The sequence to resume after: the last event handed out, else the starting point."""
         ...
 
-    def __aiter__(self) -> AsyncIterator[FileEvent]: ...
+    def until(self, stop: asyncio.Future[Any]) -> AsyncGenerator[FileEvent, None]:
+        """The events until ``stop`` is done: the iteration then ends, even while waiting for one."""
+        ...
 
 
 class WatchSource(Protocol):
@@ -61,8 +64,8 @@ class _BusFeed:
     def last_sequence(self) -> int:
         return self._follow.last_sequence
 
-    async def __aiter__(self) -> AsyncIterator[FileEvent]:
-        async for sequence, notice in self._follow:
+    async def until(self, stop: asyncio.Future[Any]) -> AsyncGenerator[FileEvent, None]:
+        async for sequence, notice in self._follow.until(stop):
             if isinstance(notice, FileEventNotice) and notice.payload is not None:
                 yield FileEvent.from_dict({**notice.payload, "sequence": sequence})
 
@@ -93,12 +96,17 @@ class _LocalFeed:
     def last_sequence(self) -> int:
         return self._last
 
-    async def __aiter__(self) -> AsyncIterator[FileEvent]:
+    async def until(self, stop: asyncio.Future[Any]) -> AsyncGenerator[FileEvent, None]:
+        stop.add_done_callback(lambda _: self._subscription.wake())
         for row in self._replay:
+            if stop.done():
+                return
             self._last = row.seq
             yield _from_row(row)
         while True:
-            event = await self._subscription.next()
+            event = await self._subscription.next(stop)
+            if event is None:
+                return
             if event.sequence > self._last:  # the replay may have held it already
                 self._last = event.sequence
                 yield event

@@ -77,6 +77,29 @@ async def test_a_follow_from_now_sees_only_what_is_published_after_it_opened(
         assert await _take(follow, 1) == [(3, 3)]
 
 
+async def test_until_ends_a_follow_once_stop_is_done_even_while_it_waits_for_an_event(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    # a pull request lasting 30 s: only the stop can end the wait within the 5 s below
+    bus = BusReader(nats_server.url, event_types=[FileChanged], config=bus_config, fetch_wait=30)
+    await _publish(nats_server.url, bus_config, [file_changed("a", 1)])
+    try:
+        async with bus.follow(["file_changed"], after=0) as follow:
+            stop = asyncio.get_running_loop().create_future()
+            events = follow.until(stop)
+            assert (await anext(events))[0] == 1
+            waiting = asyncio.ensure_future(anext(events))
+            await asyncio.sleep(0.2)
+            assert not waiting.done()  # nothing more was published: it waits
+            stop.set_result(None)
+            async with asyncio.timeout(5):
+                with pytest.raises(StopAsyncIteration):
+                    await waiting
+            assert follow.last_sequence == 1
+    finally:
+        await bus.close()
+
+
 async def test_a_follow_resumes_after_a_nats_restart_or_a_lost_consumer_without_gap_or_duplicate(
     nats_server: NatsServer, bus_config: BusConfig, reader: BusReader
 ) -> None:

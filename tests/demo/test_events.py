@@ -144,3 +144,18 @@ def test_fanout_drops_only_the_full_subscriber_and_never_blocks() -> None:
         assert fanout.subscriber_count == 0
 
     asyncio.run(scenario())
+
+
+def test_a_fanout_subscription_stops_waiting_once_its_stop_is_done() -> None:
+    async def scenario() -> None:
+        fanout = EventFanout()
+        with fanout.subscribe() as subscription:
+            stop = asyncio.get_running_loop().create_future()
+            stop.add_done_callback(lambda _: subscription.wake())
+            waiting = asyncio.ensure_future(subscription.next(stop))
+            await asyncio.sleep(0.01)
+            assert not waiting.done()
+            stop.set_result(None)
+            assert await asyncio.wait_for(waiting, 5) is None
+
+    asyncio.run(scenario())
