@@ -177,6 +177,41 @@ _DATA = re.compile(r"traffic: .*?, .*? headers .*?, \S+ \((\d+)\) data")
 _REQS = re.compile(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded")
 
 
+def h2load_argv(
+    h2load_path: str,
+    port: int,
+    data: Path,
+    *,
+    total: int,
+    streams: int,
+    connections: int = 1,
+    rate: float | None = None,
+) -> list[str]:
+    """h2load's command line: ``total`` StreamItems calls with the request body ``data``, ``streams``
+    at a time over ``connections`` connections; with ``rate``, started at that many calls/s."""
+    cmd = [h2load_path, "-n", str(total), "-c", str(connections), "-m", str(streams // connections)]
+    cmd += ["-t", "1"]
+    if rate is not None:
+        cmd += ["--rps", f"{rate / connections:g}"]
+    cmd += ["-d", str(data), "-H", "content-type: application/grpc", "-H", "te: trailers"]
+    return [*cmd, f"http://127.0.0.1:{port}{METHOD_PATH}"]
+
+
+def h2load_seconds(text: str, returncode: int, *, total: int, expected_bytes: int) -> float:
+    """The run's duration from h2load's output; exits unless all ``total`` calls completed and their
+    DATA came to ``expected_bytes`` (h2load ignores grpc-status, so the bytes are the check)."""
+    finished, got, reqs = _FINISHED.search(text), _DATA.search(text), _REQS.search(text)
+    if returncode != 0 or not (finished and got and reqs):
+        raise SystemExit(f"bench: h2load failed ({returncode}):\n{text}")
+    data_bytes = int(got[1])
+    if data_bytes != expected_bytes or int(reqs[3]) != total:
+        raise SystemExit(
+            f"bench: h2load received {data_bytes} data bytes and {reqs[3]} complete streams; "
+            f"expected {expected_bytes} bytes from {total} streams\n{text}"
+        )
+    return float(finished[1]) / (1000.0 if finished[2] == "ms" else 1.0)
+
+
 def h2load(
     h2load_path: str,
     port: int,
@@ -188,41 +223,11 @@ def h2load(
     connections: int = 1,
     count: int = 1000,
 ) -> dict[str, Any]:
-    """``total`` streams of ``count`` items, ``streams`` at a time over ``connections`` connections.
-
-    h2load ignores grpc-status, so the message count is checked from the DATA bytes received.
-    """
+    """``total`` streams of ``count`` items, ``streams`` at a time over ``connections`` connections."""
     data = request_file(payload, count, with_event)
-    cmd = [
-        h2load_path,
-        "-n",
-        str(total),
-        "-c",
-        str(connections),
-        "-m",
-        str(streams // connections),
-        "-t",
-        "1",
-        "-d",
-        str(data),
-        "-H",
-        "content-type: application/grpc",
-        "-H",
-        "te: trailers",
-        f"http://127.0.0.1:{port}{METHOD_PATH}",
-    ]
+    cmd = h2load_argv(h2load_path, port, data, total=total, streams=streams, connections=connections)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    text = out.stdout
-    finished, got, reqs = _FINISHED.search(text), _DATA.search(text), _REQS.search(text)
-    if out.returncode != 0 or not (finished and got and reqs):
-        raise SystemExit(f"bench: h2load failed ({out.returncode}):\n{text}\n{out.stderr}")
-    seconds = float(finished[1]) / (1000.0 if finished[2] == "ms" else 1.0)
-    data_bytes = int(got[1])
     expected = total * stream_bytes(payload, count)
-    if data_bytes != expected or int(reqs[3]) != total:
-        raise SystemExit(
-            f"bench: h2load received {data_bytes} data bytes and {reqs[3]} complete streams; "
-            f"expected {expected} bytes ({total} x {count} messages)\n{text}"
-        )
+    seconds = h2load_seconds(out.stdout + out.stderr, out.returncode, total=total, expected_bytes=expected)
     messages = total * count
     return {"messages": messages, "seconds": seconds, "msgs_per_s": messages / seconds}

@@ -4,13 +4,16 @@ from an item's handler to a watcher connected to another server process on the s
 (a) messages/s of ProcessFiles, concurrent streams, the demo served alone vs with ``--nats-url``
 (each item's FileProcessed stored in JetStream before the item is sent), alternating runs, median.
 (b) a producer (bench/_bus_app.py: StreamItems, one bus event per item, no file work) and a demo
-server on one nats-server; the producer's streams offer ``--rate`` events/s for ``--seconds``; a
-WatchFileEvents watcher of the demo measures now - the event's ``occurred_at`` (stamped just before
-the handler's yield; one clock, one machine): p50 and p99, with the CPU time per event of the
-producer, the watcher's server, nats-server and this client over the run. Results: ``bench/results/bus.json``
-and the ``bus`` section of ``BENCHMARKS.md``.
+server on one nats-server; h2load offers ``--rate`` events/s for ``--seconds`` as StreamItems calls
+(a load generator in C, so the harness takes little of the machine's two cores); a WatchFileEvents
+watcher of the demo, in this process, measures now - the event's ``occurred_at`` (stamped just before
+the handler's yield; one clock, one machine). ``--latency-repeat`` runs per rate, each on fresh
+servers, pooled: p50 and p99 (and each run's p99), with the CPU time per event of the producer, the
+watcher's server, nats-server, this client and h2load. Results: ``bench/results/bus.json`` and the
+``bus`` section of ``BENCHMARKS.md``.
 
     python -m bench.bus [--streams 8] [--items 500] [--repeat 3] [--rate 500 750 1000] [--seconds 5]
+                        [--latency-repeat 3]
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from typing import Any
 import grpc
 
 from bench._grpc_gen import GEN, generate
-from bench._grpc_procs import cpu_seconds
+from bench._grpc_procs import cpu_seconds, h2load_argv, h2load_seconds, request_file, stream_bytes
 from bench._sections import markers, replace_section
+from bench._tools import ensure_h2load
 from bench.load import _free_port
 from cqrs.bus import NatsServer
 from demo.files.v1 import files_pb2, files_pb2_grpc
@@ -44,9 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "bus.json"
 BEGIN, END = markers("bus")
 TIME_CAP = 120.0  # per measured run
-BATCH = 10  # items per StreamItems call of the latency run
+BATCH = 10  # items per StreamItems call of the latency run (h2load offers the calls)
 DEMO = "examples.files:create_app"
-PROCESSES = ("producer", "watcher", "nats-server", "client")  # the latency run's, as reported
+PROCESSES = ("producer", "watcher", "nats-server", "client", "h2load")  # the latency run's, as reported
+STREAMS = 100  # h2load's concurrent calls at most: enough that a slow call never holds the rate back
 PRODUCER = "bench._bus_app:create_app"  # the latency run's producer: one bus event per item, no file work
 
 
@@ -97,60 +102,79 @@ async def _throughput(address: str, streams: int, items: int) -> float:
 
 
 async def _latency(
-    producer: str, watcher: str, rate: float, seconds: float, pids: dict[str, int]
+    h2load: str, producer: str, watcher: str, rate: float, seconds: float, pids: dict[str, int]
 ) -> dict[str, Any]:
-    """Offer ``rate`` events/s on ``producer`` for ``seconds``; latencies seen by a watcher of ``watcher``,
-    and the CPU time per event of each process in ``pids`` (name: pid) while they flowed."""
-    from benchgrpc.v1 import bench_pb2, bench_pb2_grpc
-
-    total = max(BATCH, int(rate * seconds) // BATCH * BATCH)
+    """Offer ``rate`` events/s on ``producer`` for ``seconds`` (h2load: StreamItems calls of ``BATCH``
+    items at ``rate / BATCH`` calls/s); the latencies seen by a watcher of ``watcher``, and the CPU
+    time of each process in ``pids`` (name: pid) and of h2load while they flowed."""
+    calls = max(1, int(rate * seconds) // BATCH)
+    total = calls * BATCH
+    body = request_file(0, BATCH, with_event=True)
     latencies: list[float] = []
-    async with grpc.aio.insecure_channel(producer) as on_a, grpc.aio.insecure_channel(watcher) as on_b:
-        stub_a = bench_pb2_grpc.BenchServiceStub(on_a)
-        watch = files_pb2_grpc.FileServiceStub(on_b).WatchFileEvents(files_pb2.WatchFileEventsQuery())
+    async with grpc.aio.insecure_channel(watcher) as channel:
+        watch = files_pb2_grpc.FileServiceStub(channel).WatchFileEvents(files_pb2.WatchFileEventsQuery())
         await watch.initial_metadata()
 
         async def receive() -> None:
             async for event in watch:
                 if event.kind == "file_processed":
-                    latencies.append(time.time() - event.occurred_at.ToDatetime(datetime.UTC).timestamp())
+                    at = event.occurred_at
+                    latencies.append(time.time() - (at.seconds + at.nanos / 1e9))
                     if len(latencies) == total:
                         return
 
-        async def produce() -> None:
-            loop = asyncio.get_running_loop()
-            began, calls = loop.time(), []
-            for n in range(total // BATCH):
-                await asyncio.sleep(max(0.0, began + n * BATCH / rate - loop.time()))
-                call = stub_a.StreamItems(bench_pb2.StreamItemsRequest(count=BATCH, with_event=True))
-                calls.append(asyncio.ensure_future(_drain(call)))
-            await asyncio.gather(*calls)
-
         receiving = asyncio.ensure_future(receive())
-        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        cpu_before, children_before = {name: cpu_seconds(pid) for name, pid in pids.items()}, os.times()
         began = time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(produce(), receiving), seconds + TIME_CAP)
+        port = int(producer.rsplit(":", 1)[1])
+        argv = h2load_argv(h2load, port, body, total=calls, streams=STREAMS, rate=rate / BATCH)
+        load = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        out, _ = await asyncio.wait_for(load.communicate(), seconds + TIME_CAP)
+        await asyncio.wait_for(receiving, TIME_CAP)
         elapsed = time.perf_counter() - began
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        children = os.times()
+        cpu["h2load"] = children.children_user + children.children_system
+        cpu["h2load"] -= children_before.children_user + children_before.children_system
         watch.cancel()
-    ordered = sorted(latencies)
+    assert load.returncode is not None
+    h2load_seconds(out.decode(), load.returncode, total=calls, expected_bytes=calls * stream_bytes(0, BATCH))
+    return {"latencies": latencies, "cpu": cpu, "elapsed": elapsed}
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One rate's runs pooled: percentiles over all their events, CPU per event per process."""
+    ordered = sorted(latency for run in runs for latency in run["latencies"])
+    elapsed = sum(run["elapsed"] for run in runs)
+    cpu = {name: sum(run["cpu"][name] for run in runs) for name in PROCESSES}
+
+    def p99(values: list[float]) -> float:
+        values = sorted(values)
+        return 1000 * values[min(len(values) - 1, int(len(values) * 0.99))]
+
     return {
         "cpu_us_per_event": {name: 1e6 * used / len(ordered) for name, used in cpu.items()},
         "cores_busy": sum(cpu.values()) / elapsed,
         "events": len(ordered),
         "achieved_events_per_s": len(ordered) / elapsed,  # below the offered rate: the server saturated
         "p50_ms": 1000 * ordered[len(ordered) // 2],
-        "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "p99_ms": p99(ordered),
+        "p99_ms_by_run": [p99(run["latencies"]) for run in runs],
         "max_ms": 1000 * ordered[-1],
     }
 
 
-async def _drain(call: Any) -> None:
-    async for _ in call:
-        pass
-
-
-async def run(streams: int, items: int, repeat: int, rates: list[float], seconds: float) -> dict[str, Any]:
+async def run(
+    h2load: str,
+    streams: int,
+    items: int,
+    repeat: int,
+    rates: list[float],
+    seconds: float,
+    latency_repeat: int,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-bus-") as tmp:
         root = Path(tmp)
         nats = NatsServer(root / "nats")
@@ -166,13 +190,16 @@ async def run(streams: int, items: int, repeat: int, rates: list[float], seconds
                 async with _demo(root / f"on{n}", nats.url) as (address, _):
                     on.append(await _throughput(address, streams, items))
             latency = []
-            for n, rate in enumerate(rates):  # fresh servers per rate: no backlog carried over
-                async with (
-                    _demo(root / f"a{n}", nats.url, PRODUCER) as a,
-                    _demo(root / f"b{n}", nats.url) as b,
-                ):
-                    pids = dict(zip(PROCESSES, (a[1], b[1], nats_pid, os.getpid()), strict=True))
-                    latency.append({"rate": rate, **await _latency(a[0], b[0], rate, seconds, pids)})
+            for n, rate in enumerate(rates):
+                runs = []
+                for r in range(latency_repeat):  # fresh servers per run: no backlog carried over
+                    async with (
+                        _demo(root / f"a{n}-{r}", nats.url, PRODUCER) as a,
+                        _demo(root / f"b{n}-{r}", nats.url) as b,
+                    ):
+                        pids = dict(zip(PROCESSES[:4], (a[1], b[1], nats_pid, os.getpid()), strict=True))
+                        runs.append(await _latency(h2load, a[0], b[0], rate, seconds, pids))
+                latency.append({"rate": rate, **_summary(runs)})
         finally:
             nats.stop()
     return {
@@ -183,6 +210,8 @@ async def run(streams: int, items: int, repeat: int, rates: list[float], seconds
         "bus_on_messages_per_s": statistics.median(on),
         "ratio": statistics.median(on) / statistics.median(off),
         "seconds": seconds,
+        "latency_repeat": latency_repeat,
+        "batch": BATCH,
         "latency": latency,
         "runs": {"off": off, "on": on},
     }
@@ -194,7 +223,8 @@ def render(result: dict[str, Any]) -> str:
         cpu = " / ".join(f"{run['cpu_us_per_event'][name]:,.0f}" for name in PROCESSES)
         rows.append(
             f"| {run['rate']:,.0f} | {run['achieved_events_per_s']:,.0f} | {run['p50_ms']:.1f} "
-            f"| {run['p99_ms']:.1f} | {run['cores_busy']:.2f} | {cpu} |"
+            f"| {run['p99_ms']:.1f} | {' / '.join(f'{p:.1f}' for p in run['p99_ms_by_run'])} "
+            f"| {run['cores_busy']:.2f} | {cpu} |"
         )
     return "\n".join(
         [
@@ -206,13 +236,14 @@ def render(result: dict[str, Any]) -> str:
             f"**{result['ratio']:.2f}x** ({result['bus_on_messages_per_s']:,.0f} / "
             f"{result['bus_off_messages_per_s']:,.0f} msg/s).",
             "",
-            "Yield to watcher: a producer's items (one bus event each, `bench/_bus_app.py`) to a "
-            f"WatchFileEvents client of another server, {result['seconds']:.0f} s per rate:",
+            "Yield to watcher: a producer's items (one bus event each, `bench/_bus_app.py`; h2load "
+            f"offers calls of {result['batch']} items) to a WatchFileEvents client of another server; "
+            f"{result['latency_repeat']} runs of {result['seconds']:.0f} s per rate, pooled:",
             "",
-            "| events/s offered | achieved | p50 ms | p99 ms | cores busy | µs CPU/event: "
+            "| events/s offered | achieved | p50 ms | p99 ms | p99 ms by run | cores busy | µs CPU/event: "
             + " / ".join(PROCESSES)
             + " |",
-            "|---:|---:|---:|---:|---:|---:|",
+            "|---:|---:|---:|---:|---:|---:|---:|",
             *rows,
             "",
             "Command: `python -m bench.bus`.",
@@ -231,15 +262,19 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         nargs="+",
         default=[500.0, 750.0, 1000.0],
-        help="events/s offered, one latency run each",
+        help="events/s offered, --latency-repeat runs each",
     )
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of the latency run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of one latency run")
+    parser.add_argument("--latency-repeat", type=int, default=3, help="latency runs per rate, pooled")
     args = parser.parse_args(argv if argv is not None else [])
+    h2load = ensure_h2load()
     generate()  # the producer's StreamItems service (benchgrpc)
     sys.path.insert(0, str(GEN))
-    # the client on the servers' loop too: at the offered rate it is one of four busy processes
+    # the watch client on the servers' loop too: at the offered rate it is one of the busy processes
     with asyncio.Runner(loop_factory=accel.new_event_loop) as runner:
-        result = runner.run(run(args.streams, args.items, args.repeat, args.rate, args.seconds))
+        result = runner.run(
+            run(h2load, args.streams, args.items, args.repeat, args.rate, args.seconds, args.latency_repeat)
+        )
     result["date"] = datetime.date.today().isoformat()
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
