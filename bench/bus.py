@@ -162,6 +162,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "p50_ms": 1000 * ordered[len(ordered) // 2],
         "p99_ms": p99(ordered),
         "p99_ms_by_run": [p99(run["latencies"]) for run in runs],
+        "cores_busy_by_run": [sum(run["cpu"].values()) / run["elapsed"] for run in runs],
         "max_ms": 1000 * ordered[-1],
     }
 
@@ -220,10 +221,10 @@ async def run(
 def render(result: dict[str, Any]) -> str:
     rows = []
     for run in result["latency"]:
-        cpu = " / ".join(f"{run['cpu_us_per_event'][name]:,.0f}" for name in PROCESSES)
+        cpu = "/".join(f"{run['cpu_us_per_event'][name]:.0f}" for name in PROCESSES)
         rows.append(
             f"| {run['rate']:,.0f} | {run['achieved_events_per_s']:,.0f} | {run['p50_ms']:.1f} "
-            f"| {run['p99_ms']:.1f} | {' / '.join(f'{p:.1f}' for p in run['p99_ms_by_run'])} "
+            f"| {run['p99_ms']:.1f} | {'/'.join(f'{p:.1f}' for p in run['p99_ms_by_run'])} "
             f"| {run['cores_busy']:.2f} | {cpu} |"
         )
     return "\n".join(
@@ -236,12 +237,12 @@ def render(result: dict[str, Any]) -> str:
             f"**{result['ratio']:.2f}x** ({result['bus_on_messages_per_s']:,.0f} / "
             f"{result['bus_off_messages_per_s']:,.0f} msg/s).",
             "",
-            "Yield to watcher: a producer's items (one bus event each, `bench/_bus_app.py`; h2load "
-            f"offers calls of {result['batch']} items) to a WatchFileEvents client of another server; "
-            f"{result['latency_repeat']} runs of {result['seconds']:.0f} s per rate, pooled:",
+            "Yield to watcher: producer items (one bus event each, `bench/_bus_app.py`; h2load calls of "
+            f"{result['batch']}) to a WatchFileEvents client of another server, "
+            f"{result['latency_repeat']} x {result['seconds']:.0f} s per rate, pooled:",
             "",
-            "| events/s offered | achieved | p50 ms | p99 ms | p99 ms by run | cores busy | µs CPU/event: "
-            + " / ".join(PROCESSES)
+            "| events/s offered | achieved | p50 ms | p99 ms | p99 by run | cores busy | µs CPU/event: "
+            + "/".join(PROCESSES)
             + " |",
             "|---:|---:|---:|---:|---:|---:|---:|",
             *rows,
