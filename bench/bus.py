@@ -131,16 +131,23 @@ async def _latency(
         load = await asyncio.create_subprocess_exec(
             *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )
-        out, _ = await asyncio.wait_for(load.communicate(), seconds + TIME_CAP)
-        await asyncio.wait_for(receiving, TIME_CAP)
+        try:
+            out, _ = await asyncio.wait_for(load.communicate(), seconds + TIME_CAP)
+            assert load.returncode is not None
+            expected = calls * stream_bytes(0, BATCH)
+            h2load_seconds(out.decode(), load.returncode, total=calls, expected_bytes=expected)
+            await asyncio.wait_for(receiving, TIME_CAP)
+        finally:
+            if load.returncode is None:
+                load.kill()
+                await load.wait()
+            receiving.cancel()
+            watch.cancel()
         elapsed = time.perf_counter() - began
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
         children = os.times()
         cpu["h2load"] = children.children_user + children.children_system
         cpu["h2load"] -= children_before.children_user + children_before.children_system
-        watch.cancel()
-    assert load.returncode is not None
-    h2load_seconds(out.decode(), load.returncode, total=calls, expected_bytes=calls * stream_bytes(0, BATCH))
     return {"latencies": latencies, "cpu": cpu, "elapsed": elapsed}
 
 

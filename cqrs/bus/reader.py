@@ -12,7 +12,7 @@ import collections
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from typing import Any
 
 import nats.errors
@@ -144,26 +144,32 @@ class Follow:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._drop()
 
-    def __aiter__(self) -> AsyncIterator[tuple[int, Event]]:
+    def __aiter__(self) -> AsyncGenerator[tuple[int, Event], None]:
         return self._events(None)
 
-    def until(self, stop: asyncio.Future[Any]) -> AsyncIterator[tuple[int, Event]]:
-        """The events until ``stop`` is done: the iteration then ends, even while waiting for one."""
-        stop.add_done_callback(lambda _: self._wake())
+    def until(self, stop: asyncio.Future[Any]) -> AsyncGenerator[tuple[int, Event], None]:
+        """The events until ``stop`` is done: the iteration then ends, even while it waits for an
+        event or to make the consumer again (not during a JetStream request already sent)."""
         return self._events(stop)
 
-    async def _events(self, stop: asyncio.Future[Any] | None) -> AsyncIterator[tuple[int, Event]]:
-        while True:
-            msg = await self._receive(stop)
-            if msg is None:
-                return
-            sequence = msg.metadata.sequence.stream
-            if sequence < self._next:
-                continue  # delivered again after a re-made consumer
-            self._next = sequence + 1
-            event = self._rebuild(msg)
-            if event is not None:
-                yield sequence, event
+    async def _events(self, stop: asyncio.Future[Any] | None) -> AsyncGenerator[tuple[int, Event], None]:
+        if stop is not None:
+            stop.add_done_callback(self._stopped)
+        try:
+            while True:
+                msg = await self._receive(stop)
+                if msg is None:
+                    return
+                sequence = msg.metadata.sequence.stream
+                if sequence < self._next:
+                    continue  # delivered again after a re-made consumer
+                self._next = sequence + 1
+                event = self._rebuild(msg)
+                if event is not None:
+                    yield sequence, event
+        finally:
+            if stop is not None:
+                stop.remove_done_callback(self._stopped)
 
     async def _receive(self, stop: asyncio.Future[Any] | None) -> Msg | None:
         """The next stored message, waiting for one (None once ``stop`` is done); re-makes the
@@ -180,7 +186,7 @@ class Follow:
                 if not self._arrived:
                     await self._wait(self._reader.fetch_wait + _GRACE)
                     if not self._arrived:
-                        continue  # woken by ``stop``, or silence: ``_wait`` raised
+                        continue  # woken without a message, by ``stop``: check it again
                 msg = self._arrived.popleft()
                 headers = msg.headers or {}
                 status = headers.get(Header.STATUS)
@@ -193,18 +199,23 @@ class Follow:
             except (_Lost, nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as exc:
                 logger.debug("bus follow %s: %r; making the consumer again", self._filters, exc)
                 await self._drop()
-                await asyncio.sleep(delay)
+                await self._park(delay, True)  # the backoff, cut short by ``stop``
                 delay = min(delay * 2, 1.0)
 
     async def _wait(self, timeout: float) -> None:
         """Until a message arrives or :meth:`_wake` is called; :class:`_Lost` after ``timeout``
         seconds of neither (the request was answered by nothing, not even its expiry)."""
+        if not await self._park(timeout, False):
+            raise _Lost(f"nothing arrived for {timeout:g} s")
+
+    async def _park(self, seconds: float, elapsed: bool) -> bool:
+        """Wait until :meth:`_wake` (True) or for ``seconds`` (``elapsed``)."""
         loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(timeout, _settle, waiter, False)
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiter = waiter
+        timer = loop.call_later(seconds, _settle, waiter, elapsed)
         try:
-            if not await waiter:
-                raise _Lost(f"nothing arrived for {timeout:g} s")
+            return await waiter
         finally:
             timer.cancel()
             self._waiter = None
@@ -212,6 +223,9 @@ class Follow:
     def _wake(self) -> None:
         if self._waiter is not None:
             _settle(self._waiter, True)
+
+    def _stopped(self, stop: asyncio.Future[Any]) -> None:
+        self._wake()
 
     async def _arrive(self, msg: Msg) -> None:
         """The subscription's callback: keep ``msg`` for the reader and wake it."""

@@ -42,24 +42,32 @@ class Subscription:
             self._queue.clear()
         else:
             self._queue.append(event)
-        self.wake()
+        self._wake()
 
-    def wake(self) -> None:
-        """End the current wait of :meth:`next`, if any."""
+    def _wake(self, _: object = None) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
     async def next(self, stop: asyncio.Future[Any] | None = None) -> FileEvent | None:
-        """The next event, waiting for one; None once ``stop`` is done (its callbacks must call
-        :meth:`wake`); raises SubscriberFellBehind once dropped."""
-        while not self._queue and not self.dropped:
-            if stop is not None and stop.done():
-                return None
+        """The next event, waiting for one; None once ``stop`` is done, even with events queued or
+        while waiting; raises SubscriberFellBehind once dropped."""
+        if stop is None:
+            return await self._next(None)
+        stop.add_done_callback(self._wake)
+        try:
+            return await self._next(stop)
+        finally:
+            stop.remove_done_callback(self._wake)
+
+    async def _next(self, stop: asyncio.Future[Any] | None) -> FileEvent | None:
+        while not self._queue and not self.dropped and not (stop is not None and stop.done()):
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
+        if stop is not None and stop.done():
+            return None  # the stop wins over queued events and over a drop
         if self.dropped:
             raise SubscriberFellBehind(f"more than {self._capacity} events were waiting to be sent")
         return self._queue.popleft()

@@ -65,9 +65,10 @@ class _BusFeed:
         return self._follow.last_sequence
 
     async def until(self, stop: asyncio.Future[Any]) -> AsyncGenerator[FileEvent, None]:
-        async for sequence, notice in self._follow.until(stop):
-            if isinstance(notice, FileEventNotice) and notice.payload is not None:
-                yield FileEvent.from_dict({**notice.payload, "sequence": sequence})
+        async with contextlib.aclosing(self._follow.until(stop)) as events:
+            async for sequence, notice in events:
+                if isinstance(notice, FileEventNotice) and notice.payload is not None:
+                    yield FileEvent.from_dict({**notice.payload, "sequence": sequence})
 
 
 class LocalWatchSource:
@@ -97,7 +98,6 @@ class _LocalFeed:
         return self._last
 
     async def until(self, stop: asyncio.Future[Any]) -> AsyncGenerator[FileEvent, None]:
-        stop.add_done_callback(lambda _: self._subscription.wake())
         for row in self._replay:
             if stop.done():
                 return

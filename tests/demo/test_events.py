@@ -146,16 +146,21 @@ def test_fanout_drops_only_the_full_subscriber_and_never_blocks() -> None:
     asyncio.run(scenario())
 
 
-def test_a_fanout_subscription_stops_waiting_once_its_stop_is_done() -> None:
+def test_a_fanout_subscription_stops_once_its_stop_is_done_waiting_or_not() -> None:
     async def scenario() -> None:
         fanout = EventFanout()
+        now = datetime.now(UTC)
         with fanout.subscribe() as subscription:
             stop = asyncio.get_running_loop().create_future()
-            stop.add_done_callback(lambda _: subscription.wake())
             waiting = asyncio.ensure_future(subscription.next(stop))
             await asyncio.sleep(0.01)
-            assert not waiting.done()
+            assert not waiting.done()  # nothing published: it waits
             stop.set_result(None)
             assert await asyncio.wait_for(waiting, 5) is None
+            # events that keep coming after the stop (other streams still publishing) do not hold it
+            fanout.publish(FileEvent(sequence=0, kind="k", file_id="late", occurred_at=now))
+            assert subscription.pending == 1
+            assert await subscription.next(stop) is None
+            assert (await subscription.next()).file_id == "late"  # without a stop it is still there
 
     asyncio.run(scenario())
