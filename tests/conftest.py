@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# tests start processes (servers, nats-server, h2load, node) while their grpc channels are busy:
+# grpc's fork handlers would run in the child before its exec and can abort it
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from tests.pki import Pki, make_pki
 
