@@ -36,10 +36,16 @@ from typing import Any
 import grpc
 
 from bench._grpc_gen import GEN, generate
-from bench._grpc_procs import cpu_seconds, h2load_argv, h2load_seconds, request_file, stream_bytes
+from bench._grpc_procs import (
+    cpu_seconds,
+    free_port,
+    h2load_argv,
+    h2load_seconds,
+    request_file,
+    stream_bytes,
+)
 from bench._sections import markers, replace_section
 from bench._tools import ensure_h2load
-from bench.load import _free_port
 from cqrs.bus import NatsServer
 from demo.files.v1 import files_pb2, files_pb2_grpc
 from server import accel
@@ -59,7 +65,7 @@ PRODUCER = "bench._bus_app:create_app"  # the latency run's producer: one bus ev
 async def _demo(data_dir: Path, nats_url: str | None, app: str = DEMO) -> AsyncIterator[tuple[str, int]]:
     """A server process of ``app`` (the demo) on a free loopback port (with the bus at ``nats_url``);
     its address and pid."""
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     argv = [sys.executable, "-m", "server", "--app", app, "--address", address]
     argv += ["--log-level", "warning"] + (["--nats-url", nats_url] if nats_url else [])
     path = os.pathsep.join(filter(None, [str(GEN), os.environ.get("PYTHONPATH")]))

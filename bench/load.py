@@ -16,7 +16,6 @@ import datetime
 import json
 import os
 import platform
-import socket
 import statistics
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import grpc
 
+from bench._grpc_procs import free_port
 from bench._sections import markers, replace_section
 from streamtest.v1 import stream_test_pb2, stream_test_pb2_grpc
 
@@ -55,16 +55,9 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def _start(command: list[str]) -> tuple[asyncio.subprocess.Process, str]:
     """Start a server on a free loopback port and wait until it accepts RPCs (bounded)."""
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     argv = [part.replace("{address}", address) for part in command]
     process = await asyncio.create_subprocess_exec(

@@ -154,7 +154,7 @@ class Follow:
 
     async def _events(self, stop: asyncio.Future[Any] | None) -> AsyncGenerator[tuple[int, Event], None]:
         if stop is not None:
-            stop.add_done_callback(self._stopped)
+            stop.add_done_callback(self._wake)
         try:
             while True:
                 msg = await self._receive(stop)
@@ -169,7 +169,7 @@ class Follow:
                     yield sequence, event
         finally:
             if stop is not None:
-                stop.remove_done_callback(self._stopped)
+                stop.remove_done_callback(self._wake)
 
     async def _receive(self, stop: asyncio.Future[Any] | None) -> Msg | None:
         """The next stored message, waiting for one (None once ``stop`` is done); re-makes the
@@ -220,12 +220,10 @@ class Follow:
             timer.cancel()
             self._waiter = None
 
-    def _wake(self) -> None:
+    def _wake(self, _: object = None) -> None:
+        """End the current wait, if any (also ``stop``'s done-callback)."""
         if self._waiter is not None:
             _settle(self._waiter, True)
-
-    def _stopped(self, stop: asyncio.Future[Any]) -> None:
-        self._wake()
 
     async def _arrive(self, msg: Msg) -> None:
         """The subscription's callback: keep ``msg`` for the reader and wake it."""
@@ -262,7 +260,6 @@ class Follow:
         info = await js.add_consumer(self._reader.config.stream, config)
         self._consumer = info.name
         self._sub = await nc.subscribe(nc.new_inbox(), cb=self._arrive)
-        self._asked = 0
 
     async def _drop(self) -> None:
         sub, name, self._sub, self._consumer = self._sub, self._consumer, None, None
