@@ -8,6 +8,7 @@ about one file the same key keeps that file's events in order.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import zlib
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ KeyOf = Callable[[Message], "str | None"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-=]")  # what may not stand in a subject token
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+$")  # stream and durable names
+_MAX_KEY = 128  # characters of a key token; a longer key is replaced by its SHA-256
 
 EVENT_HEADER = "Cqrs-Event"
 """The header naming the event's class, so that a consumer rebuilds the right class."""
@@ -76,10 +78,11 @@ class BusConfig:
 
     def subject(self, message: Message, key: str | None) -> str:
         """``<prefix>.<partition>.<topic or event name>.<key>``: unsafe characters become ``_`` (a
-        collision only merges two keys' ordering); a topic may have dots of its own (more tokens)."""
+        collision only merges two keys' ordering), a key over 128 characters becomes its SHA-256; a
+        topic may have dots of its own (more tokens)."""
         payload = message.payload if isinstance(message.payload, Mapping) else {}
         name = message.topic or payload.get("event_name") or message.message_name
-        token = _token(key) if key else "_"
+        token = _key_token(key) if key else "_"
         return f"{self.prefix}.{self.partition(token)}.{_route(str(name))}.{token}"
 
     def partition(self, key_token: str) -> int:
@@ -98,6 +101,13 @@ class BusConfig:
 
 def _route(name: str) -> str:
     return ".".join(_token(part) for part in name.split(".") if part) or "_"
+
+
+def _key_token(key: str) -> str:
+    """A key as one subject token; a long one (a deep path) by its hash, so a subject stays far below
+    nats-server's limit on a protocol line."""
+    token = _token(key)
+    return token if len(token) <= _MAX_KEY else hashlib.sha256(key.encode()).hexdigest()
 
 
 def _token(text: str) -> str:

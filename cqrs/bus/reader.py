@@ -25,6 +25,7 @@ from nats.js.api import DEFAULT_PREFIX, AckPolicy, ConsumerConfig, DeliverPolicy
 
 from cqrs.bus import _nats
 from cqrs.bus.config import EVENT_HEADER, BusConfig
+from cqrs.errors import UnavailableError
 from cqrs.events.event import Event
 
 __all__ = ["BusReader", "Follow"]
@@ -124,6 +125,7 @@ class Follow:
         self._sub: Subscription | None = None
         self._consumer: str | None = None
         self._asked = 0  # events the open pull request may still bring (0: none is open)
+        self._delivered = 0  # the consumer's sequence of the last event taken from it
         self._arrived: collections.deque[Msg] = collections.deque()  # delivered, not yet read
         self._waiter: asyncio.Future[bool] | None = None  # set while the reader waits for one
 
@@ -133,12 +135,18 @@ class Follow:
         return self._next - 1
 
     async def __aenter__(self) -> Follow:
-        js = await self._reader.start()
-        if self._after is None:
-            self._next = await self._reader.last_sequence() + 1
-        else:
-            self._next = self._after + 1
-        await self._open(js)
+        try:
+            js = await self._reader.start()
+            if self._after is None:
+                self._next = await self._reader.last_sequence() + 1
+            else:
+                self._next = self._after + 1
+            await self._open(js)
+        except (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as exc:
+            await self._drop()
+            raise UnavailableError(
+                f"the event bus cannot be read ({type(exc).__name__})", reason="EVENT_BUS_UNAVAILABLE"
+            ) from exc
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -192,6 +200,10 @@ class Follow:
                 status = headers.get(Header.STATUS)
                 if not status:
                     self._asked -= 1
+                    delivered = msg.metadata.sequence.consumer
+                    if delivered != self._delivered + 1:  # lost in flight with a dropped connection
+                        raise _Lost(f"delivery {delivered} came after {self._delivered}")
+                    self._delivered = delivered
                     return msg
                 if status not in (StatusCode.REQUEST_TIMEOUT, StatusCode.NO_MESSAGES):
                     raise _Lost(f"status {status} {headers.get(Header.DESCRIPTION, '')}")
@@ -263,7 +275,7 @@ class Follow:
 
     async def _drop(self) -> None:
         sub, name, self._sub, self._consumer = self._sub, self._consumer, None, None
-        self._asked = 0
+        self._asked = self._delivered = 0
         self._arrived.clear()  # the next consumer starts after the last one yielded
         if sub is not None:
             with contextlib.suppress(Exception):

@@ -62,6 +62,24 @@ async def test_a_sent_event_is_stored_with_its_event_id_and_stored_once(
     assert stored.headers["Cqrs-Event"] == "FileChanged"
 
 
+async def test_a_key_too_long_for_a_subject_is_stored_under_its_hash_and_publishing_goes_on(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    deep = "/".join(["directory"] * 450)  # 4,499 characters: beyond nats-server's protocol line limit
+    async with broker(nats_server.url, bus_config) as publisher:
+        await publisher.send_message(message(file_changed(deep, 1)))
+        await publisher.send_message(message(file_changed("f1", 2)))
+        await publisher.send_message(message(file_changed(deep, 3)))
+    nc = await nats.connect(nats_server.url)
+    try:
+        js = nc.jetstream()
+        subjects = [(await js.get_msg(bus_config.stream, seq)).subject for seq in (1, 2, 3)]
+    finally:
+        await nc.close()
+    assert subjects[0] == subjects[2] != subjects[1]  # one key, one subject: its order holds
+    assert len(subjects[0]) < 200
+
+
 async def test_every_group_sees_every_event_and_replicas_of_a_group_share_it_once(
     nats_server: NatsServer, bus_config: BusConfig
 ) -> None:

@@ -144,3 +144,74 @@ async def test_leaving_a_follow_deletes_its_consumer_and_leaves_no_task(
     info = await js.stream_info(bus_config.stream)
     assert info.state.consumer_count == 0
     assert asyncio.all_tasks() <= before
+
+
+class _Proxy:
+    """A TCP relay to NATS: ``flowing.clear()`` holds the server's bytes back, ``cut`` drops them and
+    both sockets."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.flowing = port, asyncio.Event()
+        self.flowing.set()
+        self.pairs: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"nats://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.port)
+        self.pairs.append((client_w, up_w))
+
+        async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter, down: bool) -> None:
+            try:
+                while data := await r.read(65536):
+                    if down:
+                        await self.flowing.wait()
+                    if w.is_closing():
+                        return
+                    w.write(data)
+                    await w.drain()
+            except OSError:
+                pass
+            finally:
+                w.close()
+
+        await asyncio.gather(pump(client_r, up_w, False), pump(up_r, client_w, True))
+
+    def cut(self) -> None:
+        for client_w, up_w in self.pairs:
+            client_w.transport.abort()
+            up_w.transport.abort()
+        self.pairs.clear()
+        self.flowing.set()
+
+
+async def test_events_lost_in_flight_with_a_dropped_connection_are_fetched_again(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    proxy = _Proxy(int(nats_server.url.rsplit(":", 1)[1]))
+    reader = BusReader(await proxy.start(), event_types=[FileChanged], config=bus_config, fetch_wait=1.0)
+    try:
+        await _publish(nats_server.url, bus_config, [file_changed("a", 1)])
+        async with reader.follow(["file_changed"], after=0) as follow:
+            events = aiter(follow)
+            assert (await anext(events))[0] == 1
+            waiting = asyncio.ensure_future(anext(events))
+            proxy.flowing.clear()
+            await _publish(nats_server.url, bus_config, [file_changed("a", 2), file_changed("a", 3)])
+            await asyncio.sleep(0.05)
+            proxy.cut()  # #2 and #3 were delivered to a connection that is gone
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if reader._nc is not None and reader._nc.is_connected:
+                    break
+            # the pull request is still open on the server: #4 reaches the new connection
+            await _publish(nats_server.url, bus_config, [file_changed("a", 4)])
+            got = [(await asyncio.wait_for(waiting, 15))[0]]
+            got.append((await asyncio.wait_for(anext(events), 5))[0])
+            got.append((await asyncio.wait_for(anext(events), 5))[0])
+            assert got == [2, 3, 4]
+    finally:
+        await reader.close()
+        proxy.server.close()

@@ -154,3 +154,27 @@ async def test_a_drain_names_the_resume_sequence_and_the_sdk_watch_resumes_acros
     await sdk.close()
     assert [e.sequence for e in seen] == [1, 2, 3, 4, 5]
     assert [e.name for e in seen] == ["1.txt", "2.txt", "3.txt", "4.txt", "5.txt"]
+
+
+async def test_a_watch_opened_while_nats_is_down_is_unavailable_not_internal(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    async with (
+        _serving(nats_server.url, tmp_path / "a") as a,
+        grpc.aio.insecure_channel(a.address) as channel,
+    ):
+        await _upload(a.address, "1.txt")
+        first = _stub(channel).WatchFileEvents(files_pb2.WatchFileEventsQuery(after_sequence=0))
+        await first.initial_metadata()  # the server's reader is connected
+        first.cancel()
+        nats_server.stop()
+        try:
+            await asyncio.sleep(0.5)
+            call = _stub(channel).WatchFileEvents(files_pb2.WatchFileEventsQuery(after_sequence=1))
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                async for _ in call:
+                    pass
+        finally:
+            nats_server.start()
+    assert failed.value.code() is grpc.StatusCode.UNAVAILABLE  # so the SDK's watch retries
+    assert error_info(rich_status(failed.value)).reason == "EVENT_BUS_UNAVAILABLE"
