@@ -233,7 +233,9 @@ class BusConsumer:
             return
         try:
             await observe.consumed(self.group, msg, self.mediator.send(event))
-        except Exception:
+        except (Exception, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and _being_cancelled():
+                raise  # stop(): the partition's loop naks it
             logger.exception(
                 "bus group %s: handling %s %s failed", self.group, event_type.__qualname__, event_id
             )
@@ -287,3 +289,9 @@ def _event_types(mediator: EventMediator) -> dict[str, type[Event]]:
                 f"names an event: rename one"
             )
     return types
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task itself is being cancelled (not a CancelledError a handler awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -361,6 +361,38 @@ async def test_an_event_whose_handler_fails_is_redelivered_then_handled(
         consumer(nats_server.url, bus_config, cqrs.EventMediator(event_map), "isolating")
 
 
+async def test_a_handler_that_raises_cancelled_error_fails_the_event_and_its_partition_goes_on(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    """A CancelledError that is not the consumer's own cancellation (the handler awaited something
+    another task cancelled) is a failed event, not the end of its partition's fetching."""
+    handled: list[int] = []
+
+    class CancelledOnce(cqrs.EventHandler[FileChanged]):
+        async def handle(self, event: FileChanged) -> None:
+            assert event.payload is not None
+            if not handled and event.payload["n"] == 1:
+                handled.append(0)
+                cancelled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                cancelled.cancel()
+                await cancelled
+            handled.append(event.payload["n"])
+
+    event_map = cqrs.EventMap()
+    event_map.bind(FileChanged, CancelledOnce)
+    bus_config = BusConfig(stream=bus_config.stream, prefix=bus_config.prefix, partitions=1)
+    runner = consumer(nats_server.url, bus_config, failing_fast(event_map), "cancelled", retry_delay=0.1)
+    await runner.start()
+    try:
+        async with broker(nats_server.url, bus_config) as publisher:
+            await publisher.send_message(message(file_changed("f1", 1)))
+            await publisher.send_message(message(file_changed("f1", 2)))
+        await until(lambda: runner.stats.handled == 2, what="both events were handled")
+    finally:
+        await runner.stop()
+    assert handled == [0, 1, 2] and runner.stats.failed == 1
+
+
 async def test_messages_without_an_event_id_are_each_handled(
     nats_server: NatsServer, bus_config: BusConfig
 ) -> None:
