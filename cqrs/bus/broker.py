@@ -172,6 +172,8 @@ class JetStreamBroker(MessageBroker):
         while True:
             remaining = deadline - loop.time()
             try:
+                if not self.connected:  # nats-py would keep a reply future per refused attempt
+                    raise nats.errors.ConnectionReconnectingError
                 ack = await js.publish(
                     subject, data, timeout=max(0.05, min(self.ack_timeout, remaining)), headers=headers
                 )

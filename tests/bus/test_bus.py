@@ -200,6 +200,13 @@ async def test_while_nats_is_down_a_send_waits_within_its_bound_then_raises_unav
         with pytest.raises(cqrs.UnavailableError) as raised:
             await publisher.send_message(message(file_changed("f1", 2)))
         assert 0.4 < time.monotonic() - started < 2.0
+        failed = await asyncio.gather(
+            *(publisher.send_message(message(file_changed("f1", n))) for n in range(3, 13)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(f, cqrs.UnavailableError) for f in failed)
+        # no attempt left a reply future behind in nats-py's request map (it would never be freed)
+        assert publisher._nc is not None and not publisher._nc._resp_map
     assert raised.value.reason == "EVENT_BUS_UNAVAILABLE"
     never_connected = broker(nats_server.url, bus_config, publish_timeout=0.3)
     started = time.monotonic()
