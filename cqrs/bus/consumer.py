@@ -152,22 +152,21 @@ class BusConsumer:
         # no new fetch is asked for; a fetch under way returns within fetch_wait, so no message
         # arrives unseen, to wait out ack_wait before its redelivery
         self._stopping = True
-        if fetchers:
-            _, late = await asyncio.wait(fetchers, timeout=self.fetch_wait + self.drain_timeout)
-            for task in late:
+        try:
+            if fetchers:
+                _, late = await asyncio.wait(fetchers, timeout=self.fetch_wait + self.drain_timeout)
+                if late:
+                    logger.warning(
+                        "bus group %s: %d events cut short at stop (redelivered later)", self.group, len(late)
+                    )
+        finally:  # also when stop() itself is cancelled: nothing keeps running, start() works again
+            for task in [*fetchers, *([keeper] if keeper is not None else [])]:
                 task.cancel()
-            if late:
-                logger.warning(
-                    "bus group %s: %d events cut short at stop (redelivered later)", self.group, len(late)
-                )
-            await asyncio.gather(*fetchers, return_exceptions=True)
-        if keeper is not None:
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)
-        nc, self._nc = self._nc, None
-        if nc is not None and not nc.is_closed:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(nc.close(), self.drain_timeout)  # acks were sent already
+            await asyncio.gather(*fetchers, *([keeper] if keeper is not None else []), return_exceptions=True)
+            nc, self._nc = self._nc, None
+            if nc is not None and not nc.is_closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(nc.close(), self.drain_timeout)  # acks were sent already
 
     async def __aenter__(self) -> BusConsumer:
         await self.start()

@@ -400,6 +400,27 @@ async def test_a_handler_that_raises_cancelled_error_fails_the_event_and_its_par
     assert handled == [0, 1, 2] and runner.stats.failed == 1
 
 
+async def test_a_stop_cut_short_by_its_caller_still_ends_every_task_and_the_connection(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    seen: Seen = []
+    runner = consumer(
+        nats_server.url, bus_config, recording_mediator(seen, "a", pause=1.0), "g", drain_timeout=5.0
+    )
+    await runner.start()
+    async with broker(nats_server.url, bus_config) as publisher:
+        await publisher.send_message(message(file_changed("f1", 1)))
+    await until(lambda: runner._held != {}, what="the event is being handled")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(runner.stop(), 0.2)
+    assert _bus_tasks() == [] and runner._nc is None
+    await runner.start()  # starts again for real
+    try:
+        await until(lambda: len(seen) == 1, what="the cut-short event was redelivered and handled")
+    finally:
+        await runner.stop()
+
+
 async def test_messages_without_an_event_id_are_each_handled(
     nats_server: NatsServer, bus_config: BusConfig
 ) -> None:
