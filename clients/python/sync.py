@@ -191,4 +191,7 @@ class EventStream:
             if self._cancelled:
                 return
             self._call = self._open(self._place.last_sequence)
+            if self._cancelled:  # cancel() from another thread hit the call just replaced
+                self._call.cancel()
+                return
             self._place.started(self._call.initial_metadata())

@@ -253,6 +253,22 @@ def test_sync_watch_resumes_after_unavailable_with_no_gap_and_no_duplicate(
     assert fake.watched_after[before:] == [0, 3]
 
 
+def test_a_sync_watch_cancelled_while_it_reconnects_ends_instead_of_reading_the_new_call(
+    fake: ScriptedFiles, connection: Connection
+) -> None:
+    with FileClient(connection) as client, client.watch(resume=QUICK) as events:
+        reopen = events._open
+
+        def reopen_as_another_thread_cancels(after: int) -> Any:
+            call = reopen(after)
+            events.cancel()  # lands on the call being replaced, as from another thread
+            return call
+
+        events._open = reopen_as_another_thread_cancels  # type: ignore[method-assign]
+        seen = [event.sequence for event in events]
+    assert seen == [1, 2, 3]  # not 4: the resumed call was cancelled too
+
+
 async def test_async_watch_resumes_after_unavailable_from_the_sequence_given(
     fake: ScriptedFiles, connection: Connection
 ) -> None:
