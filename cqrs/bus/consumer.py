@@ -160,9 +160,10 @@ class BusConsumer:
                         "bus group %s: %d events cut short at stop (redelivered later)", self.group, len(late)
                     )
         finally:  # also when stop() itself is cancelled: nothing keeps running, start() works again
-            for task in [*fetchers, *([keeper] if keeper is not None else [])]:
+            tasks = fetchers if keeper is None else [*fetchers, keeper]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*fetchers, *([keeper] if keeper is not None else []), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             nc, self._nc = self._nc, None
             if nc is not None and not nc.is_closed:
                 with contextlib.suppress(Exception):
