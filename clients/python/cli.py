@@ -99,9 +99,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     watch.add_argument(
         "--after-sequence",
         type=int,
-        default=0,
-        help="first replay the events after this sequence (default 0: from now on); a drain or a "
-        "worker restart is bridged by reconnecting, with no gap and no duplicate",
+        default=None,
+        help="first replay the events after this sequence (0: from the first; default: from now on); "
+        "a drain or a worker restart is bridged by reconnecting, with no gap and no duplicate",
     )
     watch.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import grpc
 
 from clients.python.models import FileEvent, FileServiceError
+from demo.files.v1 import files_pb2
 
 SUBSCRIBED = "x-subscribed"
 """The response header that says the server's feed is live."""
@@ -42,23 +43,30 @@ class Resume:
         return waits
 
 
-def resume_after(last_sequence: int, error: FileServiceError) -> int | None:
-    """The ``after_sequence`` to reconnect with after ``error``, or ``None`` if it is not worth it.
+def watch_query(after_sequence: int | None) -> files_pb2.WatchFileEventsQuery:
+    """The request of a watch after ``after_sequence``; ``None`` leaves the field out: from now on."""
+    if after_sequence is None:
+        return files_pb2.WatchFileEventsQuery()
+    return files_pb2.WatchFileEventsQuery(after_sequence=after_sequence)
+
+
+def resume_after(last_sequence: int | None, error: FileServiceError) -> int | None:
+    """The ``after_sequence`` to reconnect with after ``error`` (``None``: from now on, nothing being
+    known of where the watch was).
 
     With no event seen yet, the drain's ``resume_after_sequence`` (where the server had started) is
     taken, so the events of the reconnection's gap are replayed too."""
-    if error.code is not grpc.StatusCode.UNAVAILABLE:
-        return None
-    if last_sequence == 0 and error.metadata.get(RESUME_KEY, "").isdigit():
+    if last_sequence is None and error.metadata.get(RESUME_KEY, "").isdigit():
         return int(error.metadata[RESUME_KEY])
     return last_sequence
 
 
-def started_after(last_sequence: int, headers: object) -> int:
+def started_after(last_sequence: int | None, headers: object) -> int | None:
     """The sequence to resume after once a watch is subscribed: ``last_sequence``, or where the server's
-    feed started if nothing was seen yet, so a connection lost before the first event leaves no gap."""
+    feed started if the watch began "from now on", so a connection lost before the first event leaves
+    no gap (0 included: an empty stream's watch resumes from the first event)."""
     start = dict(headers or ()).get(START_HEADER, "")  # type: ignore[call-overload]
-    if last_sequence == 0 and isinstance(start, str) and start.isdigit():
+    if last_sequence is None and isinstance(start, str) and start.isdigit():
         return int(start)
     return last_sequence
 
@@ -67,7 +75,7 @@ class Place:
     """Where one watch is and how much reconnecting it has left: the decisions of the sync and the async
     stream, which only differ in how they wait."""
 
-    def __init__(self, after_sequence: int, resume: Resume | None) -> None:
+    def __init__(self, after_sequence: int | None, resume: Resume | None) -> None:
         self.last_sequence = after_sequence
         self._resume = resume
         self._delays: Iterator[float] | None = None
@@ -83,7 +91,7 @@ class Place:
 
     def fresh(self, event: FileEvent) -> bool:
         """True for an event after the last one seen, which it becomes (a replay may repeat some)."""
-        if event.sequence <= self.last_sequence:
+        if self.last_sequence is not None and event.sequence <= self.last_sequence:
             return False
         self.last_sequence = event.sequence
         return True
@@ -91,13 +99,14 @@ class Place:
     def reconnect(self, failure: FileServiceError) -> float | None:
         """The wait before reopening after ``failure``, with ``last_sequence`` set to where to resume
         after; None: give up and raise ``failure``."""
-        after = resume_after(self.last_sequence, failure) if self._resume else None
-        if self._delays is None:
-            self._delays = iter(self._resume.delays() if self._resume else ())
-        delay = next(self._delays, None)
-        if after is None or delay is None:
+        if self._resume is None or failure.code is not grpc.StatusCode.UNAVAILABLE:
             return None
-        self.last_sequence = after
+        if self._delays is None:
+            self._delays = iter(self._resume.delays())
+        delay = next(self._delays, None)
+        if delay is None:
+            return None
+        self.last_sequence = resume_after(self.last_sequence, failure)
         return delay
 
 

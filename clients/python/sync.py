@@ -11,7 +11,7 @@ import grpc
 
 from clients.python.connection import Connection, Metadata, insecure_or_secure
 from clients.python.models import FileEvent, FileInfo, FileServiceError, FileStatus, ProcessResult
-from clients.python.resume import RESUME, Place, Resume
+from clients.python.resume import RESUME, Place, Resume, watch_query
 from clients.python.uploads import CHUNK_BYTES, Content, Pieces, Progress
 from demo.files.v1 import files_pb2, files_pb2_grpc
 
@@ -125,17 +125,18 @@ class FileClient:
     def watch(
         self,
         *,
-        after_sequence: int = 0,
+        after_sequence: int | None = None,
         resume: Resume | None = RESUME,
         timeout: float | None = None,
         metadata: Metadata | None = None,
     ) -> EventStream:
-        """Events after ``after_sequence`` (0: from now on): ``with client.watch() as events: for event
-        in events``; entering waits until the server confirms the subscription. With ``resume`` (the
-        default) a drain or a lost worker is bridged by reconnecting: no gap, no duplicate."""
+        """Events after ``after_sequence`` (None: from now on; 0: from the first event): ``with
+        client.watch() as events: for event in events``; entering waits until the server confirms the
+        subscription. With ``resume`` (the default) a drain or a lost worker is bridged by
+        reconnecting: no gap, no duplicate."""
 
-        def open_call(after: int) -> Any:
-            query = files_pb2.WatchFileEventsQuery(after_sequence=after)
+        def open_call(after: int | None) -> Any:
+            query = watch_query(after)
             return self._stub.WatchFileEvents(query, **self._kwargs(timeout, metadata))
 
         return EventStream(open_call, after_sequence, resume)
@@ -144,17 +145,20 @@ class FileClient:
 class EventStream:
     """An open WatchFileEvents call; ``cancel()`` (another thread may call it) ends the iteration.
 
-    ``last_sequence`` is the sequence of the last event yielded: what a later watch resumes after.
+    ``last_sequence`` is the sequence of the last event yielded: what a later watch resumes after
+    (``None`` until the server has said where a "from now on" watch starts).
     """
 
-    def __init__(self, open_call: Callable[[int], Any], after_sequence: int, resume: Resume | None) -> None:
+    def __init__(
+        self, open_call: Callable[[int | None], Any], after_sequence: int | None, resume: Resume | None
+    ) -> None:
         self._open = open_call
         self._place = Place(after_sequence, resume)
         self._cancelled = False
         self._call = open_call(after_sequence)
 
     @property
-    def last_sequence(self) -> int:
+    def last_sequence(self) -> int | None:
         return self._place.last_sequence
 
     def __enter__(self) -> EventStream:

@@ -79,7 +79,7 @@ class FileStatus(cqrs.Response):
 
 
 class WatchFileEventsQuery(cqrs.Request):
-    after_sequence: int = 0
+    after_sequence: int | None = None  # None: from now on; 0: from the first event
 
 
 class FileEvent(cqrs.Response):

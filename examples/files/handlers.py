@@ -260,7 +260,7 @@ class GetFileStatusQueryHandler(cqrs.RequestHandler[GetFileStatusQuery, FileStat
 
 
 class WatchFileEventsQueryHandler(StreamingRequestHandler[WatchFileEventsQuery, FileEvent]):
-    """Streams the events after ``after_sequence`` (0: from now on), then live ones, until the client
+    """Streams the events after ``after_sequence`` (absent: from now on), then live ones, until the client
     leaves, the server drains, or the client falls behind.
 
     The feed is live before the response headers are sent (they carry ``x-subscribed``), so a client
@@ -272,11 +272,11 @@ class WatchFileEventsQueryHandler(StreamingRequestHandler[WatchFileEventsQuery, 
         self._source = source
 
     async def handle(self, request: WatchFileEventsQuery) -> typing.AsyncIterator[FileEvent]:
-        if request.after_sequence < 0:
-            raise cqrs.ValidationError.for_field("after_sequence", "must be 0 (from now on) or more")
+        if request.after_sequence is not None and request.after_sequence < 0:
+            raise cqrs.ValidationError.for_field("after_sequence", "must be 0 (from the first event) or more")
         rpc = maybe_current_rpc()
         draining = rpc.draining if rpc is not None else asyncio.Event()
-        async with self._source.open(request.after_sequence or None) as feed:
+        async with self._source.open(request.after_sequence) as feed:
             if rpc is not None:
                 await rpc.send_initial_metadata(
                     (SUBSCRIBED_HEADER, "true"), (START_HEADER, str(feed.last_sequence))

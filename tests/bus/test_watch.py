@@ -16,6 +16,7 @@ import pytest
 
 from clients.python import AsyncFileClient
 from clients.python.models import FileEvent as SdkEvent
+from clients.python.resume import watch_query
 from cqrs.bus import BusConfig, NatsServer
 from demo.files.v1 import files_pb2, files_pb2_grpc
 from examples.files import build_demo
@@ -46,11 +47,11 @@ async def _upload(address: str, name: str) -> str:
         return str(reply.file_id)
 
 
-async def _watch(stub: files_pb2_grpc.FileServiceStub, after: int) -> grpc.aio.UnaryStreamCall:
-    call = stub.WatchFileEvents(files_pb2.WatchFileEventsQuery(after_sequence=after))
+async def _watch(stub: files_pb2_grpc.FileServiceStub, after: int | None) -> grpc.aio.UnaryStreamCall:
+    call = stub.WatchFileEvents(watch_query(after))  # None: from now on
     headers = dict(await call.initial_metadata())
     assert headers["x-subscribed"] == "true"  # live from here on
-    if after:
+    if after is not None:
         assert headers["x-resume-after-sequence"] == str(after)  # where a lost connection resumes
     return call
 
@@ -65,7 +66,7 @@ async def test_watchers_of_two_servers_share_one_sequence_and_after_sequence_rep
         grpc.aio.insecure_channel(b.address) as on_b,
     ):
         first = await _upload(a.address, "1.txt")
-        watch_a, watch_b = await _watch(_stub(on_a), 0), await _watch(_stub(on_b), 0)
+        watch_a, watch_b = await _watch(_stub(on_a), None), await _watch(_stub(on_b), None)
         ids = [await _upload(a.address, "2.txt"), await _upload(b.address, "3.txt")]
         for call in (watch_a, watch_b):
             events = [await asyncio.wait_for(call.read(), 10) for _ in range(2)]
@@ -117,7 +118,7 @@ async def test_a_drain_names_the_resume_sequence_and_the_sdk_watch_resumes_acros
         first = await build_demo(tmp_path / "data", nats_url=nats_server.url).app.start(address)
         try:
             async with grpc.aio.insecure_channel(address) as channel:
-                raw = await _watch(_stub(channel), 0)
+                raw = await _watch(_stub(channel), None)
                 sdk = AsyncFileClient(address)
                 watch = sdk.watch()
                 await watch.__aenter__()
@@ -164,7 +165,7 @@ async def test_a_watch_opened_while_nats_is_down_is_unavailable_not_internal(
         grpc.aio.insecure_channel(a.address) as channel,
     ):
         await _upload(a.address, "1.txt")
-        first = _stub(channel).WatchFileEvents(files_pb2.WatchFileEventsQuery(after_sequence=0))
+        first = _stub(channel).WatchFileEvents(files_pb2.WatchFileEventsQuery())
         await first.initial_metadata()  # the server's reader is connected
         first.cancel()
         nats_server.stop()
@@ -178,3 +179,34 @@ async def test_a_watch_opened_while_nats_is_down_is_unavailable_not_internal(
             nats_server.start()
     assert failed.value.code() is grpc.StatusCode.UNAVAILABLE  # so the SDK's watch retries
     assert error_info(rich_status(failed.value)).reason == "EVENT_BUS_UNAVAILABLE"
+
+
+async def test_a_watch_begun_on_an_empty_stream_resumes_from_the_first_event_after_a_drain(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """The drain names sequence 0; resuming "after 0" replays #1, published while the server was
+    away (before, 0 meant "from now on" and #1 was lost)."""
+    address = f"127.0.0.1:{_free_port()}"
+    seen: list[int] = []
+    async with _serving(nats_server.url, tmp_path / "other") as other:
+        first = await build_demo(tmp_path / "data", nats_url=nats_server.url).app.start(address)
+        sdk = AsyncFileClient(address)
+        try:
+            async with sdk.watch() as watch:
+
+                async def read() -> None:
+                    async for event in watch:
+                        seen.append(event.sequence)
+                        if len(seen) == 2:
+                            return
+
+                reading = asyncio.create_task(read())
+                await first.stop(grace=5)  # before any event: resume after 0
+                await _upload(other.address, "1.txt")
+                async with _serving(nats_server.url, tmp_path / "data", address):
+                    await _upload(other.address, "2.txt")
+                    await asyncio.wait_for(reading, 20)
+        finally:
+            await first.stop(grace=1)
+            await sdk.close()
+    assert seen == [1, 2]

@@ -41,8 +41,18 @@ def test_the_budget_runs_out_then_comes_back_once_the_feed_is_live() -> None:
 
 
 def test_before_the_first_event_it_resumes_where_the_feed_started() -> None:
-    place = Place(0, RESUME_POLICY)
+    place = Place(None, RESUME_POLICY)  # from now on
     assert place.started(((START_HEADER, "41"), *LIVE)) and place.last_sequence == 41
-    drained = Place(0, RESUME_POLICY)
+    drained = Place(None, RESUME_POLICY)
     stated = FileServiceError(grpc.StatusCode.UNAVAILABLE, "draining", metadata={RESUME_KEY: "9"})
     assert drained.reconnect(stated) is not None and drained.last_sequence == 9
+
+
+def test_a_watch_begun_on_an_empty_stream_resumes_from_the_first_event_not_from_now() -> None:
+    place = Place(None, RESUME_POLICY)
+    assert place.started(((START_HEADER, "0"), *LIVE)) and place.last_sequence == 0
+    assert place.reconnect(UNAVAILABLE) is not None and place.last_sequence == 0  # sent as an explicit 0
+    replay = Place(0, RESUME_POLICY)  # asked for everything: the feed's start does not move it
+    assert replay.started(((START_HEADER, "41"), *LIVE)) and replay.last_sequence == 0
+    unknown = Place(None, RESUME_POLICY)  # lost before the server said anything: from now on again
+    assert unknown.reconnect(UNAVAILABLE) is not None and unknown.last_sequence is None
