@@ -137,8 +137,8 @@ class AsyncFileClient:
         """Events after ``after_sequence`` (None: from now on; 0: from the first event): ``async with
         client.watch() as events: async for event in events``. Entering waits until the server
         confirms the subscription, so nothing published after ``__aenter__`` returns is missed. With
-        ``resume`` (the default) a drain or a lost worker is bridged by reconnecting: no gap, no
-        duplicate.
+        ``resume`` (the default) a drain, a lost worker or a drop for falling behind is bridged by
+        reconnecting: no gap, no duplicate.
         """
 
         def open_call(after: int | None) -> Any:

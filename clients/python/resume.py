@@ -1,7 +1,8 @@
 """When and from where a watch reconnects by itself: the policy both clients share.
 
-A watch ended with UNAVAILABLE (a drain, a worker restarting, a connection lost) is opened again with
-``after_sequence`` = the last sequence it yielded, so the server replays what was missed; events at
+A watch ended with UNAVAILABLE (a drain, a worker restarting, a connection lost) or dropped for falling
+behind (RESOURCE_EXHAUSTED ``SUBSCRIBER_FELL_BEHIND``) is opened again with ``after_sequence`` = the
+last sequence it yielded, so the server replays what was missed; events at
 or below that sequence are dropped, so the user sees no gap and no duplicate.
 """
 
@@ -21,13 +22,15 @@ START_HEADER = "x-resume-after-sequence"
 """The response header that names the sequence the live feed starts after."""
 RESUME_KEY = "resume_after_sequence"
 """The ErrorInfo metadata of a drain's UNAVAILABLE: the sequence to resume after."""
+FELL_BEHIND = "SUBSCRIBER_FELL_BEHIND"
+"""The ErrorInfo reason of a watch dropped for reading too slowly (RESOURCE_EXHAUSTED)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Resume:
-    """Reconnect after UNAVAILABLE, waiting ``first_delay`` seconds then twice as long each time (at
-    most ``max_delay``); give up (raise the error) after ``give_up_after`` seconds without a
-    reconnection that lasts."""
+    """Reconnect after UNAVAILABLE or falling behind, waiting ``first_delay`` seconds then twice as
+    long each time (at most ``max_delay``); give up (raise the error) after ``give_up_after`` seconds
+    without a reconnection that lasts."""
 
     first_delay: float = 0.1
     max_delay: float = 2.0
@@ -48,6 +51,14 @@ def watch_query(after_sequence: int | None) -> files_pb2.WatchFileEventsQuery:
     if after_sequence is None:
         return files_pb2.WatchFileEventsQuery()
     return files_pb2.WatchFileEventsQuery(after_sequence=after_sequence)
+
+
+def resumable(failure: FileServiceError) -> bool:
+    """True for the ends a watch reopens after: UNAVAILABLE, or dropped for falling behind (the
+    reopened watch replays what it missed)."""
+    if failure.code is grpc.StatusCode.UNAVAILABLE:
+        return True
+    return failure.code is grpc.StatusCode.RESOURCE_EXHAUSTED and failure.reason == FELL_BEHIND
 
 
 def resume_after(last_sequence: int | None, error: FileServiceError) -> int | None:
@@ -99,7 +110,7 @@ class Place:
     def reconnect(self, failure: FileServiceError) -> float | None:
         """The wait before reopening after ``failure``, with ``last_sequence`` set to where to resume
         after; None: give up and raise ``failure``."""
-        if self._resume is None or failure.code is not grpc.StatusCode.UNAVAILABLE:
+        if self._resume is None or not resumable(failure):
             return None
         if self._delays is None:
             self._delays = iter(self._resume.delays())

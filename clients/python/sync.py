@@ -132,8 +132,8 @@ class FileClient:
     ) -> EventStream:
         """Events after ``after_sequence`` (None: from now on; 0: from the first event): ``with
         client.watch() as events: for event in events``; entering waits until the server confirms the
-        subscription. With ``resume`` (the default) a drain or a lost worker is bridged by
-        reconnecting: no gap, no duplicate."""
+        subscription. With ``resume`` (the default) a drain, a lost worker or a drop for falling
+        behind is bridged by reconnecting: no gap, no duplicate."""
 
         def open_call(after: int | None) -> Any:
             query = watch_query(after)

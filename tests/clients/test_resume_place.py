@@ -30,6 +30,16 @@ def test_a_watch_without_a_policy_or_with_another_code_gives_up() -> None:
     assert Place(5, Resume()).reconnect(denied) is None
 
 
+def test_a_watch_dropped_for_falling_behind_resumes_but_other_resource_exhausted_gives_up() -> None:
+    behind = FileServiceError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "subscriber fell behind", reason="SUBSCRIBER_FELL_BEHIND"
+    )
+    place = Place(5, Resume(first_delay=1.0))
+    assert place.reconnect(behind) == 1.0 and place.last_sequence == 5
+    shed = FileServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many streams")
+    assert Place(5, Resume()).reconnect(shed) is None
+
+
 def test_the_budget_runs_out_then_comes_back_once_the_feed_is_live() -> None:
     place = Place(7, Resume(first_delay=1.0, max_delay=2.0, give_up_after=3.0))
     assert [place.reconnect(UNAVAILABLE) for _ in range(3)] == [1.0, 2.0, None]

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
+from clients.python import AsyncFileClient, Resume
 from demo.files.v1 import files_pb2
-from examples.files.domain import FileEvent
+from examples.files.domain import FileEvent, FileUploaded
 from examples.files.fanout import EventFanout, SubscriberFellBehind
+from examples.files.reactions import append_audit, file_event
 from tests.demo.conftest import Served, ServeDemo
 from tests.server.helpers import error_info, rich_status
 
@@ -110,6 +112,33 @@ async def test_a_subscriber_that_falls_behind_is_dropped_with_resource_exhausted
         await served.upload("next.txt", b"n")
         assert (await again.read()).name == "next.txt"
         again.cancel()
+
+
+async def test_the_sdk_watch_dropped_for_falling_behind_resumes_with_no_gap(serve_demo: ServeDemo) -> None:
+    """The server drops the watch (RESOURCE_EXHAUSTED SUBSCRIBER_FELL_BEHIND); the SDK reopens it after
+    the last event it saw and the audit log replays the rest."""
+    async with serve_demo(subscriber_queue_size=4) as served:
+        sdk = AsyncFileClient(served.served.address)
+        try:
+            async with sdk.watch(resume=Resume(first_delay=0.01, give_up_after=5)) as watch:
+                uploads = [
+                    FileUploaded(
+                        file_id=f"f{n}", name=f"{n}.txt", size=1, sha256="ab", uploaded_at=datetime.now(UTC)
+                    )
+                    for n in range(10)
+                ]
+                sequences = [await append_audit(served.demo.store, event) for event in uploads]
+                for event, sequence in zip(uploads, sequences, strict=True):  # a burst: the watch is dropped
+                    served.demo.fanout.publish(file_event(event, sequence))
+                seen = []
+                async with asyncio.timeout(10):
+                    async for event in watch:
+                        seen.append((event.sequence, event.file_id))
+                        if len(seen) == len(uploads):
+                            break
+        finally:
+            await sdk.close()
+        assert seen == [(s, f"f{n}") for n, s in enumerate(sequences)]
 
 
 async def test_watchers_end_with_unavailable_when_the_server_drains(serve_demo: ServeDemo) -> None:
