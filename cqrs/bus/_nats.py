@@ -10,7 +10,7 @@ import enum
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import nats.errors
@@ -76,6 +76,25 @@ async def connect(
                 ) from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+@contextlib.asynccontextmanager
+async def starting(lock: asyncio.Lock, url: str, deadline: float) -> AsyncIterator[None]:
+    """Hold ``lock``, one connection attempt at a time, waiting for it until ``deadline`` (loop time)
+    at most, then raise :class:`~cqrs.UnavailableError`: callers queued behind a failing attempt keep
+    their own bound."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            await lock.acquire()
+    except TimeoutError:
+        raise UnavailableError(
+            f"the event bus at {url} cannot be reached (another attempt to connect is still running)",
+            reason="EVENT_BUS_UNAVAILABLE",
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 async def ensure_stream(js: JetStreamContext, config: BusConfig) -> None:

@@ -98,15 +98,18 @@ class JetStreamBroker(MessageBroker):
             except Exception:
                 logger.exception("event bus connection listener %r failed", listener)
 
-    async def start(self) -> None:
-        """Connect and create the stream if missing (within ``publish_timeout``); ``send_message`` does
-        this itself when needed."""
-        async with self._starting:
+    async def start(self, within: float | None = None) -> None:
+        """Connect and create the stream if missing, within ``within`` seconds (default
+        ``publish_timeout``), waiting for a concurrent start included, or raise
+        :class:`~cqrs.UnavailableError`; ``send_message`` does this itself when needed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.publish_timeout if within is None else within)
+        async with _nats.starting(self._starting, self.url, deadline):
             if self._js is not None:
                 return
             nc = await _nats.connect(
                 self.url,
-                self.publish_timeout,
+                deadline - loop.time(),
                 buffer_while_reconnecting=False,
                 on_disconnected=self._disconnected,
                 on_reconnected=self._reconnected,
@@ -144,7 +147,7 @@ class JetStreamBroker(MessageBroker):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout
         if self._js is None:
-            await self.start()
+            await self.start(deadline - loop.time())
         js = self._js
         assert js is not None
         subject = self.config.subject(message, self.key(message))

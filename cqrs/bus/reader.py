@@ -68,11 +68,13 @@ class BusReader:
         self._starting = asyncio.Lock()
 
     async def start(self) -> JetStreamContext:
-        """Connect (within ``connect_timeout``, else :class:`~cqrs.UnavailableError`) and make sure the
-        stream exists; the JetStream context."""
-        async with self._starting:
+        """Connect (within ``connect_timeout``, waiting for a concurrent start included, else
+        :class:`~cqrs.UnavailableError`) and make sure the stream exists; the JetStream context."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        async with _nats.starting(self._starting, self.url, deadline):
             if self._js is None:
-                nc = await _nats.connect(self.url, self.connect_timeout, buffer_while_reconnecting=False)
+                nc = await _nats.connect(self.url, deadline - loop.time(), buffer_while_reconnecting=False)
                 js = nc.jetstream(timeout=self.connect_timeout)
                 try:
                     await _nats.ensure_stream(js, self.config)

@@ -213,6 +213,14 @@ async def test_while_nats_is_down_a_send_waits_within_its_bound_then_raises_unav
     with pytest.raises(cqrs.UnavailableError):
         await never_connected.send_message(message(file_changed("f1", 3)))
     assert time.monotonic() - started < 2.0
+    # sends queued behind one connection attempt keep their own bound (not 10 x 0.3 s one after another)
+    started = time.monotonic()
+    failed = await asyncio.gather(
+        *(never_connected.send_message(message(file_changed("f1", n))) for n in range(10)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(f, cqrs.UnavailableError) for f in failed)
+    assert time.monotonic() - started < 2.0
 
 
 async def test_a_nats_restart_mid_stream_loses_nothing(

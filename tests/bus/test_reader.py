@@ -215,3 +215,21 @@ async def test_events_lost_in_flight_with_a_dropped_connection_are_fetched_again
     finally:
         await reader.close()
         proxy.server.close()
+
+
+async def test_follows_queued_behind_one_connection_attempt_each_fail_within_their_own_bound(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    nats_server.stop()
+    reader = BusReader(nats_server.url, event_types=[FileChanged], config=bus_config, connect_timeout=0.3)
+
+    async def follow() -> None:
+        async with reader.follow(["file_changed"]):
+            pass
+
+    started = asyncio.get_running_loop().time()
+    failed = await asyncio.gather(*(follow() for _ in range(10)), return_exceptions=True)
+    elapsed = asyncio.get_running_loop().time() - started
+    assert all(isinstance(f, cqrs.UnavailableError) for f in failed)
+    assert elapsed < 1.5  # not 10 x 0.3 s, one attempt after another
+    await reader.close()
