@@ -32,13 +32,15 @@ async def connect(
     buffer_while_reconnecting: bool,
     on_disconnected: Callable[[], Awaitable[None]] | None = None,
     on_reconnected: Callable[[], Awaitable[None]] | None = None,
+    on_closed: Callable[[], Awaitable[None]] | None = None,
 ) -> Client:
     """Connect, retrying until ``timeout`` seconds have passed, then raise :class:`~cqrs.UnavailableError`.
 
     Once connected the client reconnects forever. Without ``buffer_while_reconnecting`` a publish
     while disconnected fails at once (and is retried by the caller) instead of being sent later,
     perhaps after the caller was told it failed. ``on_disconnected`` / ``on_reconnected`` are awaited
-    when the connection is lost and when it is back."""
+    when the connection is lost and when it is back, ``on_closed`` once it is closed: by its owner, or
+    for good by nats-py itself after most server errors (see :func:`keep_trying`)."""
 
     async def report(exc: Exception) -> None:
         logger.debug("nats %s: %s", url, exc)
@@ -55,6 +57,8 @@ async def connect(
         options["disconnected_cb"] = on_disconnected
     if on_reconnected is not None:
         options["reconnected_cb"] = on_reconnected
+    if on_closed is not None:
+        options["closed_cb"] = on_closed
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     delay = 0.05
@@ -66,9 +70,11 @@ async def connect(
                 options["connect_timeout"] = max(0.1, min(2.0, deadline - loop.time()))
                 await nc.connect(url, **options)
             return nc
-        except (TimeoutError, OSError, nats.errors.Error) as exc:
+        except BaseException as exc:  # cancelled too: no half-open client is left behind
             with contextlib.suppress(Exception):
                 await nc.close()
+            if not isinstance(exc, TimeoutError | OSError | nats.errors.Error):
+                raise
             if loop.time() + delay >= deadline:
                 raise UnavailableError(
                     f"the event bus at {url} cannot be reached ({str(exc) or type(exc).__name__})",
@@ -76,6 +82,18 @@ async def connect(
                 ) from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+async def keep_trying(attempt: Callable[[], Awaitable[None]], what: str, pause: float = 1.0) -> None:
+    """Await ``attempt()`` until it returns, ``pause`` seconds after each failure (logged); cancel to
+    give up. What opens a new connection after nats-py closed one for good."""
+    while True:
+        try:
+            await attempt()
+            return
+        except Exception as exc:
+            logger.warning("%s failed (%s), trying again in %g s", what, exc, pause)
+        await asyncio.sleep(pause)
 
 
 @contextlib.asynccontextmanager

@@ -45,7 +45,8 @@ class JetStreamBroker(MessageBroker):
     While NATS is unreachable, ``send_message`` retries for at most ``publish_timeout`` seconds, then
     raises :class:`~cqrs.UnavailableError` (a gRPC server answers UNAVAILABLE): an event is stored or
     the send fails, never dropped. A retry after an unanswered attempt reuses the id, so JetStream
-    stores the event once. ``key`` picks the ordering key (default: a ``key`` field of the payload).
+    stores the event once. A connection nats-py closes for good (after a server error) is replaced in
+    the background. ``key`` picks the ordering key (default: a ``key`` field of the payload).
     """
 
     def __init__(
@@ -65,6 +66,7 @@ class JetStreamBroker(MessageBroker):
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._starting = asyncio.Lock()
+        self._reopening: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[bool], None]] = []
 
     @property
@@ -84,6 +86,19 @@ class JetStreamBroker(MessageBroker):
 
     async def _reconnected(self) -> None:
         self._tell(True)
+
+    async def _closed(self) -> None:
+        nc = self._nc
+        if nc is None or not nc.is_closed or self._reopening is not None:
+            return  # close() (which let it go first), a failed attempt, or being replaced already
+        logger.error("event bus %s: connection closed (%s), opening a new one", self.url, nc.last_error)
+        self._reopening = asyncio.create_task(self._reopen(), name="bus:broker:reopen")
+
+    async def _reopen(self) -> None:
+        try:
+            await _nats.keep_trying(self.start, f"reconnecting to the event bus at {self.url}")
+        finally:
+            self._reopening = None
 
     def _tell(self, connected: bool) -> None:
         if self._nc is None:  # a failed first attempt, or close(): nothing to report
@@ -105,7 +120,8 @@ class JetStreamBroker(MessageBroker):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.publish_timeout if within is None else within)
         async with _nats.starting(self._starting, self.url, deadline):
-            if self._js is not None:
+            replacing = self._nc
+            if replacing is not None and not replacing.is_closed:
                 return
             nc = await _nats.connect(
                 self.url,
@@ -113,6 +129,7 @@ class JetStreamBroker(MessageBroker):
                 buffer_while_reconnecting=False,
                 on_disconnected=self._disconnected,
                 on_reconnected=self._reconnected,
+                on_closed=self._closed,
             )
             js = nc.jetstream(timeout=self.ack_timeout)
             try:
@@ -127,10 +144,16 @@ class JetStreamBroker(MessageBroker):
                 await nc.close()
                 raise
             self._nc, self._js = nc, js
+            if replacing is not None:
+                self._tell(True)
 
     async def close(self) -> None:
         """Close the connection (nothing is buffered: each send has been acknowledged or has failed)."""
         nc, self._nc, self._js = self._nc, None, None
+        reopening, self._reopening = self._reopening, None
+        if reopening is not None:
+            reopening.cancel()
+            await asyncio.gather(reopening, return_exceptions=True)
         if nc is not None and not nc.is_closed:
             await nc.close()
 
@@ -146,14 +169,12 @@ class JetStreamBroker(MessageBroker):
         ``publish_timeout`` seconds of trying."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout
-        if self._js is None:
+        if self._nc is None or self._nc.is_closed:
             await self.start(deadline - loop.time())
-        js = self._js
-        assert js is not None
         subject = self.config.subject(message, self.key(message))
         headers = {MSG_ID_HEADER: str(message.message_id), EVENT_HEADER: message.message_name}
         data = _nats.encode(message.payload)
-        storing = self._store(js, message, subject, data, headers, deadline)
+        storing = self._store(message, subject, data, headers, deadline)
         watching = observe.observer
         if watching is None:
             await storing
@@ -162,7 +183,6 @@ class JetStreamBroker(MessageBroker):
 
     async def _store(
         self,
-        js: JetStreamContext,
         message: Message,
         subject: str,
         data: bytes,
@@ -175,7 +195,8 @@ class JetStreamBroker(MessageBroker):
         while True:
             remaining = deadline - loop.time()
             try:
-                if not self.connected:  # nats-py would keep a reply future per refused attempt
+                js = self._js
+                if js is None or not self.connected:  # nats-py would keep a reply future per refused attempt
                     raise nats.errors.ConnectionReconnectingError
                 ack = await js.publish(
                     subject, data, timeout=max(0.05, min(self.ack_timeout, remaining)), headers=headers

@@ -64,6 +64,8 @@ class BusConsumer:
     - A fetch waits at most ``fetch_wait`` seconds for messages (how late ``stop()`` may begin).
     - ``stop()`` stops fetching, lets the held messages finish (at most ``drain_timeout`` seconds, then
       cancels them: they are redelivered later) and closes the connection; no task is left behind.
+    - A connection nats-py closes for good (after a server error) is replaced: the consumer starts
+      again on a new one.
     """
 
     def __init__(
@@ -109,13 +111,16 @@ class BusConsumer:
         self._nc: Client | None = None
         self._fetchers: list[asyncio.Task[None]] = []
         self._keeper: asyncio.Task[None] | None = None
+        self._restarting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Connect, create the stream, the group's durables and bucket if missing, and start consuming."""
         if self._nc is not None:
             return
         self._stopping = False
-        nc = await _nats.connect(self.url, self.connect_timeout, buffer_while_reconnecting=True)
+        nc = await _nats.connect(
+            self.url, self.connect_timeout, buffer_while_reconnecting=True, on_closed=self._closed
+        )
         try:
             js = nc.jetstream()
             await _nats.ensure_stream(js, self.config)
@@ -147,6 +152,29 @@ class BusConsumer:
 
     async def stop(self) -> None:
         """Stop fetching, finish (or after ``drain_timeout`` cancel) held messages, close."""
+        restarting, self._restarting = self._restarting, None
+        if restarting is not None:
+            restarting.cancel()
+            await asyncio.gather(restarting, return_exceptions=True)
+        await self._halt()
+
+    async def _closed(self) -> None:
+        nc = self._nc
+        if nc is None or not nc.is_closed or self._stopping or self._restarting is not None:
+            return  # stop() (which let it go first), a failed start, or being restarted already
+        logger.error("bus group %s: connection closed (%s), starting again", self.group, nc.last_error)
+        self._restarting = asyncio.create_task(self._restart(), name=f"bus:{self.group}:restart")
+
+    async def _restart(self) -> None:
+        """Stop what ran on the closed connection, then start on a new one (held messages are
+        redelivered, and dropped by event id if they were handled)."""
+        try:
+            await self._halt()
+            await _nats.keep_trying(self.start, f"bus group {self.group}: starting again")
+        finally:
+            self._restarting = None
+
+    async def _halt(self) -> None:
         fetchers, self._fetchers = self._fetchers, []
         keeper, self._keeper = self._keeper, None
         # no new fetch is asked for; a fetch under way returns within fetch_wait, so no message

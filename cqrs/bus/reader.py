@@ -44,7 +44,8 @@ class BusReader:
 
     Each :meth:`follow` is an ordered, ephemeral consumer that yields ``(stream sequence, event)``
     in stream order, rebuilt as the class of ``event_types`` its ``Cqrs-Event`` header names
-    (events of other types are skipped). It connects on first use; :meth:`close` ends it.
+    (events of other types are skipped). It connects on first use, and again when nats-py has closed
+    the connection for good; :meth:`close` ends it.
     """
 
     def __init__(
@@ -73,7 +74,8 @@ class BusReader:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.connect_timeout
         async with _nats.starting(self._starting, self.url, deadline):
-            if self._js is None:
+            js = self._js
+            if js is None or self._nc is None or self._nc.is_closed:  # closed for good by nats-py too
                 nc = await _nats.connect(self.url, deadline - loop.time(), buffer_while_reconnecting=False)
                 js = nc.jetstream(timeout=self.connect_timeout)
                 try:
@@ -82,7 +84,7 @@ class BusReader:
                     await nc.close()
                     raise
                 self._nc, self._js = nc, js
-            return self._js
+            return js
 
     async def close(self) -> None:
         """Close the connection; a follow still open connects again when it next asks for events."""

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from nats.aio.client import Client
+
 import cqrs
 from cqrs.bus import BusConfig, BusConsumer, JetStreamBroker, field_key
 from cqrs.message_brokers import Message
@@ -75,3 +77,11 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str 
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not hold within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+async def close_for_good(nc: Client | None) -> None:
+    """Make nats-server end ``nc`` with a protocol error (a subject beyond its control line limit):
+    nats-py then closes the connection for good instead of reconnecting."""
+    assert nc is not None and nc.is_connected
+    await nc.publish("x." + "y" * 5000, b"")
+    await until(lambda: nc.is_closed, what="nats-py closed the connection")

@@ -23,6 +23,7 @@ from tests.bus.helpers import (
     FileChanged,
     Seen,
     broker,
+    close_for_good,
     consumer,
     failing_fast,
     file_changed,
@@ -221,6 +222,29 @@ async def test_while_nats_is_down_a_send_waits_within_its_bound_then_raises_unav
     )
     assert all(isinstance(f, cqrs.UnavailableError) for f in failed)
     assert time.monotonic() - started < 2.0
+
+
+async def test_a_connection_nats_py_closed_for_good_is_replaced_and_nothing_is_lost(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    seen: Seen = []
+    changes: list[bool] = []
+    group = consumer(nats_server.url, bus_config, recording_mediator(seen, "g"), "g")
+    await group.start()
+    try:
+        async with broker(nats_server.url, bus_config) as publisher:
+            publisher.on_connection_change(changes.append)
+            await publisher.send_message(message(file_changed("f1", 1)))
+            await until(lambda: len(seen) == 1, what="the first event handled")
+            for nc in (publisher._nc, group._nc):
+                await close_for_good(nc)
+            await until(lambda: changes == [False, True], what="the broker told it is connected again")
+            await publisher.send_message(message(file_changed("f1", 2)))
+            await until(lambda: len(seen) == 2, what="the consumer handled the second event")
+    finally:
+        await group.stop()
+    assert [n for _, _, n, _ in seen] == [1, 2]
+    assert not _bus_tasks()
 
 
 async def test_a_nats_restart_mid_stream_loses_nothing(

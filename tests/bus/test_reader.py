@@ -12,7 +12,7 @@ import pytest
 
 import cqrs
 from cqrs.bus import BusConfig, BusReader, Follow, NatsServer
-from tests.bus.helpers import FileChanged, broker, file_changed, message
+from tests.bus.helpers import FileChanged, broker, close_for_good, file_changed, message
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -233,3 +233,14 @@ async def test_follows_queued_behind_one_connection_attempt_each_fail_within_the
     assert all(isinstance(f, cqrs.UnavailableError) for f in failed)
     assert elapsed < 1.5  # not 10 x 0.3 s, one attempt after another
     await reader.close()
+
+
+async def test_a_follow_goes_on_after_nats_py_closed_the_connection_for_good(
+    nats_server: NatsServer, bus_config: BusConfig, reader: BusReader
+) -> None:
+    await _publish(nats_server.url, bus_config, [file_changed("a", 1)])
+    async with reader.follow(["file_changed"], after=0) as follow:
+        assert await _take(follow, 1) == [(1, 1)]
+        await close_for_good(reader._nc)
+        await _publish(nats_server.url, bus_config, [file_changed("a", 2)])
+        assert await _take(follow, 1) == [(2, 2)]
