@@ -101,7 +101,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="first replay the events after this sequence (0: from the first; default: from now on); "
-        "a drain or a worker restart is bridged by reconnecting, with no gap and no duplicate",
+        "a drain, a worker restart or a drop for falling behind is bridged by reconnecting, "
+        "with no gap and no duplicate",
     )
     watch.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)

@@ -7,6 +7,7 @@ import contextlib
 import datetime
 import decimal
 import enum
+import functools
 import json
 import logging
 import uuid
@@ -24,23 +25,27 @@ from cqrs.errors import UnavailableError
 
 logger = logging.getLogger("cqrs.bus")
 
+Callback = Callable[[Client], Awaitable[None]]
+"""A connection event's callback, given the client it happened to."""
+
 
 async def connect(
     url: str,
     timeout: float,
     *,
     buffer_while_reconnecting: bool,
-    on_disconnected: Callable[[], Awaitable[None]] | None = None,
-    on_reconnected: Callable[[], Awaitable[None]] | None = None,
-    on_closed: Callable[[], Awaitable[None]] | None = None,
+    on_disconnected: Callback | None = None,
+    on_reconnected: Callback | None = None,
+    on_closed: Callback | None = None,
 ) -> Client:
     """Connect, retrying until ``timeout`` seconds have passed, then raise :class:`~cqrs.UnavailableError`.
 
     Once connected the client reconnects forever. Without ``buffer_while_reconnecting`` a publish
     while disconnected fails at once (and is retried by the caller) instead of being sent later,
-    perhaps after the caller was told it failed. ``on_disconnected`` / ``on_reconnected`` are awaited
-    when the connection is lost and when it is back, ``on_closed`` once it is closed: by its owner, or
-    for good by nats-py itself after most server errors (see :func:`keep_trying`)."""
+    perhaps after the caller was told it failed. ``on_disconnected(client)`` / ``on_reconnected(client)``
+    are awaited when the connection is lost and when it is back, ``on_closed(client)`` once it is closed:
+    by its owner, for good by nats-py itself after most server errors (see :func:`keep_trying`), or as an
+    attempt that failed; each names its client, so a caller can ignore those it no longer uses."""
 
     async def report(exc: Exception) -> None:
         logger.debug("nats %s: %s", url, exc)
@@ -53,17 +58,15 @@ async def connect(
         "pending_size": 2 * 1024 * 1024 if buffer_while_reconnecting else 0,
         "error_cb": report,
     }
-    if on_disconnected is not None:
-        options["disconnected_cb"] = on_disconnected
-    if on_reconnected is not None:
-        options["reconnected_cb"] = on_reconnected
-    if on_closed is not None:
-        options["closed_cb"] = on_closed
+    callbacks = {"disconnected_cb": on_disconnected, "reconnected_cb": on_reconnected, "closed_cb": on_closed}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     delay = 0.05
     while True:
         nc = Client()
+        for name, callback in callbacks.items():
+            if callback is not None:
+                options[name] = functools.partial(callback, nc)
         try:
             # bounded from outside: with reconnects unlimited, a first connect could retry forever
             async with asyncio.timeout(max(0.1, deadline - loop.time())):

@@ -67,6 +67,7 @@ class JetStreamBroker(MessageBroker):
         self._js: JetStreamContext | None = None
         self._starting = asyncio.Lock()
         self._reopening: asyncio.Task[None] | None = None
+        self._closes = 0  # close() counts: a start under way when it ran gives its connection up
         self._listeners: list[Callable[[bool], None]] = []
 
     @property
@@ -81,15 +82,16 @@ class JetStreamBroker(MessageBroker):
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    async def _disconnected(self) -> None:
-        self._tell(False)
+    async def _disconnected(self, nc: Client) -> None:
+        if nc is self._nc:
+            self._tell(False)
 
-    async def _reconnected(self) -> None:
-        self._tell(True)
+    async def _reconnected(self, nc: Client) -> None:
+        if nc is self._nc:
+            self._tell(True)
 
-    async def _closed(self) -> None:
-        nc = self._nc
-        if nc is None or not nc.is_closed or self._reopening is not None:
+    async def _closed(self, nc: Client) -> None:
+        if nc is not self._nc or self._reopening is not None:
             return  # close() (which let it go first), a failed attempt, or being replaced already
         logger.error("event bus %s: connection closed (%s), opening a new one", self.url, nc.last_error)
         self._reopening = asyncio.create_task(self._reopen(), name="bus:broker:reopen")
@@ -101,8 +103,6 @@ class JetStreamBroker(MessageBroker):
             self._reopening = None
 
     def _tell(self, connected: bool) -> None:
-        if self._nc is None:  # a failed first attempt, or close(): nothing to report
-            return
         if connected:
             logger.info("event bus %s: reconnected", self.url)
         else:
@@ -119,6 +119,7 @@ class JetStreamBroker(MessageBroker):
         :class:`~cqrs.UnavailableError`; ``send_message`` does this itself when needed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.publish_timeout if within is None else within)
+        closes = self._closes
         async with _nats.starting(self._starting, self.url, deadline):
             replacing = self._nc
             if replacing is not None and not replacing.is_closed:
@@ -133,7 +134,10 @@ class JetStreamBroker(MessageBroker):
             )
             js = nc.jetstream(timeout=self.ack_timeout)
             try:
-                await _nats.ensure_stream(js, self.config)
+                async with asyncio.timeout_at(deadline):
+                    await _nats.ensure_stream(js, self.config)
+                if closes != self._closes:
+                    raise UnavailableError(f"the event bus at {self.url} was closed while connecting")
             except _RETRYABLE as exc:  # connected, but JetStream is not answering (yet)
                 await nc.close()
                 raise UnavailableError(
@@ -150,6 +154,7 @@ class JetStreamBroker(MessageBroker):
     async def close(self) -> None:
         """Close the connection (nothing is buffered: each send has been acknowledged or has failed)."""
         nc, self._nc, self._js = self._nc, None, None
+        self._closes += 1
         reopening, self._reopening = self._reopening, None
         if reopening is not None:
             reopening.cancel()

@@ -158,9 +158,8 @@ class BusConsumer:
             await asyncio.gather(restarting, return_exceptions=True)
         await self._halt()
 
-    async def _closed(self) -> None:
-        nc = self._nc
-        if nc is None or not nc.is_closed or self._stopping or self._restarting is not None:
+    async def _closed(self, nc: Client) -> None:
+        if nc is not self._nc or self._stopping or self._restarting is not None:
             return  # stop() (which let it go first), a failed start, or being restarted already
         logger.error("bus group %s: connection closed (%s), starting again", self.group, nc.last_error)
         self._restarting = asyncio.create_task(self._restart(), name=f"bus:{self.group}:restart")

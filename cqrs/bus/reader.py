@@ -79,9 +79,15 @@ class BusReader:
                 nc = await _nats.connect(self.url, deadline - loop.time(), buffer_while_reconnecting=False)
                 js = nc.jetstream(timeout=self.connect_timeout)
                 try:
-                    await _nats.ensure_stream(js, self.config)
-                except BaseException:
+                    async with asyncio.timeout_at(deadline):
+                        await _nats.ensure_stream(js, self.config)
+                except BaseException as exc:
                     await nc.close()
+                    if isinstance(exc, TimeoutError | nats.errors.Error | nats.js.errors.Error):
+                        raise UnavailableError(
+                            f"the event bus at {self.url} has no JetStream answering ({type(exc).__name__})",
+                            reason="EVENT_BUS_UNAVAILABLE",
+                        ) from exc
                     raise
                 self._nc, self._js = nc, js
             return js
@@ -212,7 +218,14 @@ class Follow:
                 if status not in (StatusCode.REQUEST_TIMEOUT, StatusCode.NO_MESSAGES):
                     raise _Lost(f"status {status} {headers.get(Header.DESCRIPTION, '')}")
                 self._asked = 0  # the request expired: ask again
-            except (_Lost, nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as exc:
+            except (
+                _Lost,
+                UnavailableError,
+                nats.errors.Error,
+                nats.js.errors.Error,
+                OSError,
+                TimeoutError,
+            ) as exc:
                 logger.debug("bus follow %s: %r; making the consumer again", self._filters, exc)
                 await self._drop()
                 await self._park(delay, True)  # the backoff, cut short by ``stop``

@@ -236,15 +236,33 @@ async def test_a_connection_nats_py_closed_for_good_is_replaced_and_nothing_is_l
             publisher.on_connection_change(changes.append)
             await publisher.send_message(message(file_changed("f1", 1)))
             await until(lambda: len(seen) == 1, what="the first event handled")
-            for nc in (publisher._nc, group._nc):
+            first = publisher._nc
+            for nc in (first, group._nc):
                 await close_for_good(nc)
             await until(lambda: changes == [False, True], what="the broker told it is connected again")
+            assert first is not None and first._disconnected_cb is not None
+            await first._disconnected_cb()  # late news of the old connection: not the current one's
+            assert changes == [False, True] and publisher.connected
             await publisher.send_message(message(file_changed("f1", 2)))
             await until(lambda: len(seen) == 2, what="the consumer handled the second event")
     finally:
         await group.stop()
     assert [n for _, _, n, _ in seen] == [1, 2]
     assert not _bus_tasks()
+
+
+async def test_a_broker_closed_while_it_connects_gives_the_connection_up(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    nats_server.stop()
+    publisher = broker(nats_server.url, bus_config, publish_timeout=10.0)
+    sending = asyncio.create_task(publisher.send_message(message(file_changed("f1", 1))))
+    await asyncio.sleep(0.3)  # the send is connecting, retrying
+    await publisher.close()
+    nats_server.start()
+    with pytest.raises(cqrs.UnavailableError):
+        await asyncio.wait_for(sending, 15)
+    assert publisher._nc is None  # no connection left open, reconnecting forever for a closed broker
 
 
 async def test_a_nats_restart_mid_stream_loses_nothing(

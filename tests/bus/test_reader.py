@@ -244,3 +244,25 @@ async def test_a_follow_goes_on_after_nats_py_closed_the_connection_for_good(
         await close_for_good(reader._nc)
         await _publish(nats_server.url, bus_config, [file_changed("a", 2)])
         assert await _take(follow, 1) == [(2, 2)]
+
+
+async def test_a_follow_waits_out_an_outage_that_began_with_its_connection_closed_for_good(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    reader = BusReader(
+        nats_server.url, event_types=[FileChanged], config=bus_config, fetch_wait=0.2, connect_timeout=0.3
+    )
+    await _publish(nats_server.url, bus_config, [file_changed("a", 1)])
+    try:
+        async with reader.follow(["file_changed"], after=0) as follow:
+            assert await _take(follow, 1) == [(1, 1)]
+            await close_for_good(reader._nc)
+            nats_server.stop()  # each new connection fails for longer than connect_timeout
+            waiting = asyncio.create_task(_take(follow, 1))
+            await asyncio.sleep(3.5)  # past fetch_wait + the grace before the loss is noticed, and a connect
+            assert not waiting.done()
+            nats_server.start()
+            await _publish(nats_server.url, bus_config, [file_changed("a", 2)])
+            assert await waiting == [(2, 2)]
+    finally:
+        await reader.close()
