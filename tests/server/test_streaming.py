@@ -311,7 +311,8 @@ async def test_deadline_ends_the_stream_and_closes_the_handler() -> None:
                 pass
         assert ended.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
         await asyncio.wait_for(probe.closed.wait(), 5)
-        assert probe.remaining is not None and 0 < probe.remaining <= 0.3
+        # the handler sees the client's deadline; grpc-timeout on the wire is rounded up, so allow 10 ms
+        assert probe.remaining is not None and 0 < probe.remaining <= 0.31
         assert probe.close_task is probe.start_task
 
 
