@@ -1,5 +1,5 @@
 // Drives the demo page in Debian's headless Chromium with playwright-core (from tools/node_modules).
-// Usage: node demo_page.mjs BASE_URL ARTIFACTS_DIR PROFILE_DIR [batch|resume]
+// Usage: node demo_page.mjs BASE_URL ARTIFACTS_DIR PROFILE_DIR [batch|resume|resume-empty]
 // PROFILE_DIR: an empty directory, Chromium's fresh --user-data-dir (the test's tmp_path).
 // Talks to the pytest test in JSON lines: it prints {"step": ...} when a step is done, and after
 // "paused" waits for one line on stdin, so the test can look at the server before the page goes on.
@@ -112,6 +112,18 @@ async function resumeFlow(page) {
   report("resumed", await readPage(page));
 }
 
+/** On an empty server, pause the feed before any event; once the test has uploaded a file, resume and
+ * show it (the feed started after sequence 0, which means "from the first event", not "from now"). */
+async function resumeEmptyFlow(page) {
+  await pause(page);
+  await nextCommand(); // the test uploaded a file while the feed was paused
+  await page.getByRole("button", { name: "Resume" }).click();
+  await feedHas(page, 1);
+  report("resumed", await readPage(page));
+}
+
+const FLOWS = { batch: batchFlow, resume: resumeFlow, "resume-empty": resumeEmptyFlow };
+
 async function main() {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: "/usr/bin/chromium",
@@ -138,7 +150,7 @@ async function main() {
     await page.goto(`${baseUrl}/`);
     await page.waitForSelector('#feed-state[data-state="live"]');
     report("live");
-    await (mode === "resume" ? resumeFlow(page) : batchFlow(page));
+    await FLOWS[mode](page);
     report("done", { pageErrors });
   } finally {
     lines.close();

@@ -192,3 +192,22 @@ async def test_a_paused_feed_resumes_after_its_last_event_and_misses_none(
     assert "uploaded first.txt" in page["feed"][1]["text"]
     assert sorted(file["name"] for file in page["files"]) == ["first.txt", "missed.txt"]
     await page_driver.finish()
+
+
+async def test_a_feed_paused_on_an_empty_server_resumes_from_the_first_event(
+    demo_http: tuple[ServerProcess, str], open_page: OpenPage
+) -> None:
+    server, _ = demo_http
+    page_driver = await open_page("resume-empty")
+    await page_driver.step("live")
+    await page_driver.step("paused")
+    await wait_for_log(server, WATCH_CLOSED)
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = files_pb2_grpc.FileServiceStub(channel)
+        await stub.UploadFile(files_pb2.UploadFileCommand(name="missed.txt", content=b"x"), timeout=10)
+
+    await page_driver.send("resume")
+    page = await page_driver.step("resumed")
+    assert [event["sequence"] for event in page["feed"]] == [1], page["feed"]
+    assert "uploaded missed.txt" in page["feed"][0]["text"]
+    await page_driver.finish()

@@ -15,7 +15,7 @@ export class EventFeed {
     this.state = root.querySelector("#feed-state");
     this.toggle = root.querySelector("#feed-toggle");
     this.error = root.querySelector("#feed-error");
-    this.lastSequence = 0;
+    this.lastSequence = null; // the sequence to resume after; null: nothing known yet (0: from the first)
     this.stream = null;
     this.backoff = 500;
     this.timer = null;
@@ -28,16 +28,17 @@ export class EventFeed {
     this.timer = null;
     this.setState("connecting", "Connecting…");
     this.stream = openStream("WatchFileEvents", {}, {
-      lastEventId: this.lastSequence || undefined,
+      lastEventId: this.lastSequence ?? undefined,
       resumable: true,
       onOpen: () => {
         this.backoff = 500;
         showError(this.error, null);
-        this.setState("live", "Live");
       },
       onRetry: () => this.setState("connecting", "Reconnecting…"),
       onStart: (id) => {
-        if (!this.lastSequence) this.lastSequence = Number(id) || 0; // nothing shown yet: resume from here
+        // nothing shown yet: resume from where the feed started (0 on an empty stream: from the first)
+        if (this.lastSequence === null && /^\d+$/.test(id || "")) this.lastSequence = Number(id);
+        this.setState("live", "Live");
       },
       onItem: (event, id) => this.add(event, Number(id || event.sequence || 0)),
       onEnd: (error) => this.ended(error),
@@ -67,7 +68,7 @@ export class EventFeed {
   }
 
   add(event, sequence) {
-    if (sequence && sequence <= this.lastSequence) return; // already shown (a resumed stream)
+    if (sequence && this.lastSequence !== null && sequence <= this.lastSequence) return; // shown already
     if (sequence) this.lastSequence = sequence;
     const item = document.createElement("li");
     item.dataset.kind = event.kind || "";

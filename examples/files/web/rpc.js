@@ -49,7 +49,7 @@ export async function callUnary(method, request) {
 export function openStream(method, request, options = {}) {
   const { onItem, onEnd, onOpen, onRetry, onStart, lastEventId, resumable = false } = options;
   const params = new URLSearchParams({ message: JSON.stringify(request) });
-  if (lastEventId) params.set("lastEventId", String(lastEventId));
+  if (lastEventId !== undefined && lastEventId !== null) params.set("lastEventId", String(lastEventId));
   const source = new EventSource(`${SERVICE}/${method}?${params}`);
   let ended = false;
   const finish = (error) => {
