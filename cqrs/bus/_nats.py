@@ -25,6 +25,21 @@ from cqrs.errors import UnavailableError
 
 logger = logging.getLogger("cqrs.bus")
 
+RETRYABLE = (
+    asyncio.TimeoutError,
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    nats.errors.UnexpectedEOF,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.ServerError,
+)
+"""Failures that say nothing about the request itself: the bus is down, restarting or slow."""
+
 Callback = Callable[[Client], Awaitable[None]]
 """A connection event's callback, given the client it happened to."""
 

@@ -22,21 +22,6 @@ __all__ = ["JetStreamBroker"]
 
 logger = logging.getLogger("cqrs.bus")
 
-# failures that say nothing about the message itself: the bus is down, restarting or slow
-_RETRYABLE = (
-    asyncio.TimeoutError,
-    nats.errors.TimeoutError,
-    nats.errors.NoRespondersError,
-    nats.errors.OutboundBufferLimitError,
-    nats.errors.ConnectionClosedError,
-    nats.errors.ConnectionReconnectingError,
-    nats.errors.StaleConnectionError,
-    nats.errors.UnexpectedEOF,
-    nats.js.errors.NoStreamResponseError,
-    nats.js.errors.ServiceUnavailableError,
-    nats.js.errors.ServerError,
-)
-
 
 class JetStreamBroker(MessageBroker):
     """Publishes each message to ``<prefix>.<topic or event name>.<key>`` with ``Nats-Msg-Id`` = the
@@ -137,8 +122,11 @@ class JetStreamBroker(MessageBroker):
                 async with asyncio.timeout_at(deadline):
                     await _nats.ensure_stream(js, self.config)
                 if closes != self._closes:
-                    raise UnavailableError(f"the event bus at {self.url} was closed while connecting")
-            except _RETRYABLE as exc:  # connected, but JetStream is not answering (yet)
+                    raise UnavailableError(
+                        f"the event bus at {self.url} was closed while connecting",
+                        reason="EVENT_BUS_UNAVAILABLE",
+                    )
+            except _nats.RETRYABLE as exc:  # connected, but JetStream is not answering (yet)
                 await nc.close()
                 raise UnavailableError(
                     f"the event bus at {self.url} has no JetStream answering ({type(exc).__name__})",
@@ -206,7 +194,7 @@ class JetStreamBroker(MessageBroker):
                 ack = await js.publish(
                     subject, data, timeout=max(0.05, min(self.ack_timeout, remaining)), headers=headers
                 )
-            except _RETRYABLE as exc:
+            except _nats.RETRYABLE as exc:
                 if loop.time() + delay >= deadline:
                     raise UnavailableError(
                         f"the event bus did not store {message.message_name} {message.message_id} "

@@ -65,7 +65,7 @@ class BusConsumer:
     - ``stop()`` stops fetching, lets the held messages finish (at most ``drain_timeout`` seconds, then
       cancels them: they are redelivered later) and closes the connection; no task is left behind.
     - A connection nats-py closes for good (after a server error) is replaced: the consumer starts
-      again on a new one.
+      again on a new one (what it held comes back after ``ack_wait``, at least once).
     """
 
     def __init__(
@@ -153,10 +153,12 @@ class BusConsumer:
     async def stop(self) -> None:
         """Stop fetching, finish (or after ``drain_timeout`` cancel) held messages, close."""
         restarting, self._restarting = self._restarting, None
-        if restarting is not None:
-            restarting.cancel()
-            await asyncio.gather(restarting, return_exceptions=True)
-        await self._halt()
+        try:
+            if restarting is not None:
+                restarting.cancel()
+                await asyncio.gather(restarting, return_exceptions=True)
+        finally:  # cut short too: what the restart left running is stopped
+            await self._halt()
 
     async def _closed(self, nc: Client) -> None:
         if nc is not self._nc or self._stopping or self._restarting is not None:
@@ -165,8 +167,9 @@ class BusConsumer:
         self._restarting = asyncio.create_task(self._restart(), name=f"bus:{self.group}:restart")
 
     async def _restart(self) -> None:
-        """Stop what ran on the closed connection, then start on a new one (held messages are
-        redelivered, and dropped by event id if they were handled)."""
+        """Stop what ran on the closed connection, then start on a new one. A held message comes
+        back after ``ack_wait``; one whose handler finished meanwhile could not be recorded or acked
+        on the closed connection, so it is handled again (at least once)."""
         try:
             await self._halt()
             await _nats.keep_trying(self.start, f"bus group {self.group}: starting again")
@@ -283,7 +286,8 @@ class BusConsumer:
                 await msg.ack_sync(timeout=max(0.05, min(1.0, deadline - loop.time())))
                 return
             except Exception as exc:
-                if loop.time() >= deadline or self._nc is None or self._nc.is_closed:
+                closed = isinstance(exc, nats.errors.ConnectionClosedError)  # its connection is gone for good
+                if closed or loop.time() >= deadline or self._nc is None or self._nc.is_closed:
                     logger.debug("bus group %s: ack not confirmed (%r); redelivered later", self.group, exc)
                     return
                 await asyncio.sleep(0.05)

@@ -102,8 +102,8 @@ class HandledRecord:
                 async with asyncio.timeout(max(0.05, min(1.0, deadline - loop.time()))):
                     await call()
                 return
-            except nats.js.errors.KeyNotFoundError:
-                raise
+            except (nats.js.errors.KeyNotFoundError, nats.errors.ConnectionClosedError):
+                raise  # an answer, or a connection that will not come back (the consumer starts again)
             except (TimeoutError, nats.errors.Error, OSError):
                 if loop.time() >= deadline:
                     raise

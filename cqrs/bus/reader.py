@@ -67,12 +67,14 @@ class BusReader:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._starting = asyncio.Lock()
+        self._closes = 0  # close() counts: a start under way when it ran gives its connection up
 
     async def start(self) -> JetStreamContext:
         """Connect (within ``connect_timeout``, waiting for a concurrent start included, else
         :class:`~cqrs.UnavailableError`) and make sure the stream exists; the JetStream context."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.connect_timeout
+        closes = self._closes
         async with _nats.starting(self._starting, self.url, deadline):
             js = self._js
             if js is None or self._nc is None or self._nc.is_closed:  # closed for good by nats-py too
@@ -81,9 +83,14 @@ class BusReader:
                 try:
                     async with asyncio.timeout_at(deadline):
                         await _nats.ensure_stream(js, self.config)
+                    if closes != self._closes:
+                        raise UnavailableError(
+                            f"the event bus at {self.url} was closed while connecting",
+                            reason="EVENT_BUS_UNAVAILABLE",
+                        )
                 except BaseException as exc:
                     await nc.close()
-                    if isinstance(exc, TimeoutError | nats.errors.Error | nats.js.errors.Error):
+                    if isinstance(exc, _nats.RETRYABLE):
                         raise UnavailableError(
                             f"the event bus at {self.url} has no JetStream answering ({type(exc).__name__})",
                             reason="EVENT_BUS_UNAVAILABLE",
@@ -95,6 +102,7 @@ class BusReader:
     async def close(self) -> None:
         """Close the connection; a follow still open connects again when it next asks for events."""
         nc, self._nc, self._js = self._nc, None, None
+        self._closes += 1
         if nc is not None and not nc.is_closed:
             await nc.close()
 
@@ -152,11 +160,13 @@ class Follow:
             else:
                 self._next = self._after + 1
             await self._open(js)
-        except (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as exc:
+        except BaseException as exc:  # cancelled too: no subscription or consumer is left behind
             await self._drop()
-            raise UnavailableError(
-                f"the event bus cannot be read ({type(exc).__name__})", reason="EVENT_BUS_UNAVAILABLE"
-            ) from exc
+            if isinstance(exc, nats.errors.Error | nats.js.errors.Error | OSError | TimeoutError):
+                raise UnavailableError(
+                    f"the event bus cannot be read ({type(exc).__name__})", reason="EVENT_BUS_UNAVAILABLE"
+                ) from exc
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -251,6 +251,39 @@ async def test_a_connection_nats_py_closed_for_good_is_replaced_and_nothing_is_l
     assert not _bus_tasks()
 
 
+async def test_a_consumer_whose_connection_is_closed_mid_event_starts_again_without_stalling(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    """The held event's record and ack fail at once on the closed connection (not after retrying
+    for a third of ack_wait), so the other partitions go on with the new connection."""
+    seen: Seen = []
+    gate = asyncio.Event()
+    group = consumer(
+        nats_server.url,
+        bus_config,
+        recording_mediator(seen, "g", gate=gate),
+        "g",
+        ack_wait=30.0,
+        drain_timeout=10.0,
+    )
+    other = next(
+        key
+        for key in (f"k{n}" for n in range(100))
+        if bus_config.partition(key) != bus_config.partition("f1")
+    )
+    await group.start()
+    try:
+        async with broker(nats_server.url, bus_config) as publisher:
+            await publisher.send_message(message(file_changed("f1", 1)))
+            await until(lambda: len(group._held) == 1, what="the first event held")
+            await close_for_good(group._nc)
+            gate.set()  # its handler finishes on the closed connection
+            await publisher.send_message(message(file_changed(other, 2)))
+            await until(lambda: any(n == 2 for _, _, n, _ in seen), timeout=6, what="the next event handled")
+    finally:
+        await group.stop()
+
+
 async def test_a_broker_closed_while_it_connects_gives_the_connection_up(
     nats_server: NatsServer, bus_config: BusConfig
 ) -> None:

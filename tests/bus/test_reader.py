@@ -27,11 +27,11 @@ async def _publish(url: str, config: BusConfig, events: list[cqrs.NotificationEv
             await publisher.send_message(message(event))  # type: ignore[arg-type]
 
 
-async def _take(events: Follow, count: int) -> list[tuple[int, int]]:
-    """``(sequence, n)`` of the next ``count`` events, within 10 s."""
+async def _take(events: Follow, count: int, within: float = 10.0) -> list[tuple[int, int]]:
+    """``(sequence, n)`` of the next ``count`` events, within ``within`` seconds."""
     taken: list[tuple[int, int]] = []
     iterator = aiter(events)
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(within):
         while len(taken) < count:
             sequence, event = await anext(iterator)
             assert isinstance(event, FileChanged) and event.payload is not None
@@ -228,11 +228,13 @@ async def test_follows_queued_behind_one_connection_attempt_each_fail_within_the
             pass
 
     started = asyncio.get_running_loop().time()
-    failed = await asyncio.gather(*(follow() for _ in range(10)), return_exceptions=True)
+    try:
+        failed = await asyncio.gather(*(follow() for _ in range(10)), return_exceptions=True)
+    finally:
+        await reader.close()
     elapsed = asyncio.get_running_loop().time() - started
     assert all(isinstance(f, cqrs.UnavailableError) for f in failed)
     assert elapsed < 1.5  # not 10 x 0.3 s, one attempt after another
-    await reader.close()
 
 
 async def test_a_follow_goes_on_after_nats_py_closed_the_connection_for_good(
@@ -258,7 +260,7 @@ async def test_a_follow_waits_out_an_outage_that_began_with_its_connection_close
             assert await _take(follow, 1) == [(1, 1)]
             await close_for_good(reader._nc)
             nats_server.stop()  # each new connection fails for longer than connect_timeout
-            waiting = asyncio.create_task(_take(follow, 1))
+            waiting = asyncio.create_task(_take(follow, 1, within=25))
             await asyncio.sleep(3.5)  # past fetch_wait + the grace before the loss is noticed, and a connect
             assert not waiting.done()
             nats_server.start()
@@ -266,3 +268,22 @@ async def test_a_follow_waits_out_an_outage_that_began_with_its_connection_close
             assert await waiting == [(2, 2)]
     finally:
         await reader.close()
+
+
+async def test_a_reader_closed_while_it_connects_gives_the_connection_up(
+    nats_server: NatsServer, bus_config: BusConfig
+) -> None:
+    nats_server.stop()
+    reader = BusReader(nats_server.url, event_types=[FileChanged], config=bus_config, connect_timeout=10.0)
+
+    async def follow() -> None:
+        async with reader.follow(["file_changed"]):
+            pass
+
+    opening = asyncio.create_task(follow())
+    await asyncio.sleep(0.3)  # the follow's start is connecting, retrying
+    await reader.close()
+    nats_server.start()
+    with pytest.raises(cqrs.UnavailableError):
+        await asyncio.wait_for(opening, 15)
+    assert reader._nc is None  # no connection left open for a closed reader
