@@ -5,6 +5,7 @@ and leaving a follow deletes its consumer and leaves no task."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 import cqrs
 from cqrs.bus import BusConfig, BusReader, Follow, NatsServer
-from tests.bus.helpers import FileChanged, broker, close_for_good, file_changed, message
+from tests.bus.helpers import FileChanged, broker, close_for_good, file_changed, message, until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -147,13 +148,14 @@ async def test_leaving_a_follow_deletes_its_consumer_and_leaves_no_task(
 
 
 class _Proxy:
-    """A TCP relay to NATS: ``flowing.clear()`` holds the server's bytes back, ``cut`` drops them and
-    both sockets."""
+    """A TCP relay to NATS: ``flowing.clear()`` holds the server's bytes back (``held``: what it holds),
+    ``cut`` drops them and both sockets."""
 
     def __init__(self, port: int) -> None:
         self.port, self.flowing = port, asyncio.Event()
         self.flowing.set()
         self.pairs: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
+        self.held = bytearray()
 
     async def start(self) -> str:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -166,7 +168,8 @@ class _Proxy:
         async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter, down: bool) -> None:
             try:
                 while data := await r.read(65536):
-                    if down:
+                    if down and not self.flowing.is_set():
+                        self.held += data
                         await self.flowing.wait()
                     if w.is_closing():
                         return
@@ -188,8 +191,9 @@ class _Proxy:
 
 
 async def test_events_lost_in_flight_with_a_dropped_connection_are_fetched_again(
-    nats_server: NatsServer, bus_config: BusConfig
+    nats_server: NatsServer, bus_config: BusConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="cqrs.bus")
     proxy = _Proxy(int(nats_server.url.rsplit(":", 1)[1]))
     reader = BusReader(await proxy.start(), event_types=[FileChanged], config=bus_config, fetch_wait=1.0)
     try:
@@ -200,8 +204,8 @@ async def test_events_lost_in_flight_with_a_dropped_connection_are_fetched_again
             waiting = asyncio.ensure_future(anext(events))
             proxy.flowing.clear()
             await _publish(nats_server.url, bus_config, [file_changed("a", 2), file_changed("a", 3)])
-            await asyncio.sleep(0.05)
-            proxy.cut()  # #2 and #3 were delivered to a connection that is gone
+            await until(lambda: b"HMSG" in proxy.held, what="#2 held in flight")
+            proxy.cut()  # #2 (and #3, if sent) went to a connection that is gone
             for _ in range(100):
                 await asyncio.sleep(0.05)
                 if reader._nc is not None and reader._nc.is_connected:
@@ -212,6 +216,7 @@ async def test_events_lost_in_flight_with_a_dropped_connection_are_fetched_again
             got.append((await asyncio.wait_for(anext(events), 5))[0])
             got.append((await asyncio.wait_for(anext(events), 5))[0])
             assert got == [2, 3, 4]
+            assert "came after" in caplog.text  # the hole was seen, not a lucky late delivery
     finally:
         await reader.close()
         proxy.server.close()

@@ -128,8 +128,10 @@ async def test_the_sdk_watch_dropped_for_falling_behind_resumes_with_no_gap(serv
                     for n in range(10)
                 ]
                 sequences = [await append_audit(served.demo.store, event) for event in uploads]
+                (watching,) = served.demo.fanout._subscribers
                 for event, sequence in zip(uploads, sequences, strict=True):  # a burst: the watch is dropped
                     served.demo.fanout.publish(file_event(event, sequence))
+                assert watching.dropped
                 seen = []
                 async with asyncio.timeout(10):
                     async for event in watch:
