@@ -102,6 +102,37 @@ async def connect(
             delay = min(delay * 2, 1.0)
 
 
+async def with_stream(
+    nc: Client,
+    config: BusConfig,
+    *,
+    deadline: float,
+    request_timeout: float,
+    wanted: Callable[[], bool],
+) -> JetStreamContext:
+    """``nc``'s JetStream context once the stream exists (see :func:`ensure_stream`), by ``deadline``
+    (loop time). Else ``nc`` is closed and :class:`~cqrs.UnavailableError` raised; also when its owner
+    no longer ``wanted()`` it (it was closed meanwhile)."""
+    url = nc.connected_url.geturl() if nc.connected_url is not None else "?"
+    js = nc.jetstream(timeout=request_timeout)
+    try:
+        async with asyncio.timeout_at(deadline):
+            await ensure_stream(js, config)
+        if not wanted():
+            raise UnavailableError(
+                f"the event bus at {url} was closed while connecting", reason="EVENT_BUS_UNAVAILABLE"
+            )
+    except BaseException as exc:
+        await nc.close()
+        if isinstance(exc, RETRYABLE):  # connected, but JetStream is not answering (yet)
+            raise UnavailableError(
+                f"the event bus at {url} has no JetStream answering ({type(exc).__name__})",
+                reason="EVENT_BUS_UNAVAILABLE",
+            ) from exc
+        raise
+    return js
+
+
 async def keep_trying(attempt: Callable[[], Awaitable[None]], what: str, pause: float = 1.0) -> None:
     """Await ``attempt()`` until it returns, ``pause`` seconds after each failure (logged); cancel to
     give up. What opens a new connection after nats-py closed one for good."""

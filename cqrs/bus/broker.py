@@ -117,24 +117,13 @@ class JetStreamBroker(MessageBroker):
                 on_reconnected=self._reconnected,
                 on_closed=self._closed,
             )
-            js = nc.jetstream(timeout=self.ack_timeout)
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await _nats.ensure_stream(js, self.config)
-                if closes != self._closes:
-                    raise UnavailableError(
-                        f"the event bus at {self.url} was closed while connecting",
-                        reason="EVENT_BUS_UNAVAILABLE",
-                    )
-            except _nats.RETRYABLE as exc:  # connected, but JetStream is not answering (yet)
-                await nc.close()
-                raise UnavailableError(
-                    f"the event bus at {self.url} has no JetStream answering ({type(exc).__name__})",
-                    reason="EVENT_BUS_UNAVAILABLE",
-                ) from exc
-            except BaseException:
-                await nc.close()
-                raise
+            js = await _nats.with_stream(
+                nc,
+                self.config,
+                deadline=deadline,
+                request_timeout=self.ack_timeout,
+                wanted=lambda: closes == self._closes,
+            )
             self._nc, self._js = nc, js
             if replacing is not None:
                 self._tell(True)

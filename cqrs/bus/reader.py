@@ -79,23 +79,13 @@ class BusReader:
             js = self._js
             if js is None or self._nc is None or self._nc.is_closed:  # closed for good by nats-py too
                 nc = await _nats.connect(self.url, deadline - loop.time(), buffer_while_reconnecting=False)
-                js = nc.jetstream(timeout=self.connect_timeout)
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        await _nats.ensure_stream(js, self.config)
-                    if closes != self._closes:
-                        raise UnavailableError(
-                            f"the event bus at {self.url} was closed while connecting",
-                            reason="EVENT_BUS_UNAVAILABLE",
-                        )
-                except BaseException as exc:
-                    await nc.close()
-                    if isinstance(exc, _nats.RETRYABLE):
-                        raise UnavailableError(
-                            f"the event bus at {self.url} has no JetStream answering ({type(exc).__name__})",
-                            reason="EVENT_BUS_UNAVAILABLE",
-                        ) from exc
-                    raise
+                js = await _nats.with_stream(
+                    nc,
+                    self.config,
+                    deadline=deadline,
+                    request_timeout=self.connect_timeout,
+                    wanted=lambda: closes == self._closes,
+                )
                 self._nc, self._js = nc, js
             return js
 

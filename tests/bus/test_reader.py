@@ -222,19 +222,28 @@ async def test_events_lost_in_flight_with_a_dropped_connection_are_fetched_again
         proxy.server.close()
 
 
+def _reader_of_a_stopped_server(
+    nats_server: NatsServer, config: BusConfig, connect_timeout: float
+) -> BusReader:
+    nats_server.stop()
+    return BusReader(
+        nats_server.url, event_types=[FileChanged], config=config, connect_timeout=connect_timeout
+    )
+
+
+async def _open_a_follow(reader: BusReader) -> None:
+    async with reader.follow(["file_changed"]):
+        pass
+
+
 async def test_follows_queued_behind_one_connection_attempt_each_fail_within_their_own_bound(
     nats_server: NatsServer, bus_config: BusConfig
 ) -> None:
-    nats_server.stop()
-    reader = BusReader(nats_server.url, event_types=[FileChanged], config=bus_config, connect_timeout=0.3)
-
-    async def follow() -> None:
-        async with reader.follow(["file_changed"]):
-            pass
+    reader = _reader_of_a_stopped_server(nats_server, bus_config, connect_timeout=0.3)
 
     started = asyncio.get_running_loop().time()
     try:
-        failed = await asyncio.gather(*(follow() for _ in range(10)), return_exceptions=True)
+        failed = await asyncio.gather(*(_open_a_follow(reader) for _ in range(10)), return_exceptions=True)
     finally:
         await reader.close()
     elapsed = asyncio.get_running_loop().time() - started
@@ -278,14 +287,9 @@ async def test_a_follow_waits_out_an_outage_that_began_with_its_connection_close
 async def test_a_reader_closed_while_it_connects_gives_the_connection_up(
     nats_server: NatsServer, bus_config: BusConfig
 ) -> None:
-    nats_server.stop()
-    reader = BusReader(nats_server.url, event_types=[FileChanged], config=bus_config, connect_timeout=10.0)
+    reader = _reader_of_a_stopped_server(nats_server, bus_config, connect_timeout=10.0)
 
-    async def follow() -> None:
-        async with reader.follow(["file_changed"]):
-            pass
-
-    opening = asyncio.create_task(follow())
+    opening = asyncio.create_task(_open_a_follow(reader))
     await asyncio.sleep(0.3)  # the follow's start is connecting, retrying
     await reader.close()
     nats_server.start()

@@ -172,20 +172,27 @@ async def test_the_page_uploads_two_files_processes_them_and_lists_the_events(
     assert "Traceback" not in "".join(server.log)
 
 
-async def test_a_paused_feed_resumes_after_its_last_event_and_misses_none(
-    demo_http: tuple[ServerProcess, str], open_page: OpenPage
-) -> None:
+async def _resumed_after_a_missed_upload(
+    demo_http: tuple[ServerProcess, str], open_page: OpenPage, mode: str
+) -> tuple[PageDriver, dict[str, Any]]:
+    """The page in ``mode`` pauses its feed; once the server ended the watch, ``missed.txt`` is
+    uploaded over gRPC; then the page resumes. The driver and the page as it was then."""
     server, _ = demo_http
-    page_driver = await open_page("resume")
+    page_driver = await open_page(mode)
     await page_driver.step("live")
     await page_driver.step("paused")
     await wait_for_log(server, WATCH_CLOSED)
     async with grpc.aio.insecure_channel(server.address) as channel:
         stub = files_pb2_grpc.FileServiceStub(channel)
         await stub.UploadFile(files_pb2.UploadFileCommand(name="missed.txt", content=b"x"), timeout=10)
-
     await page_driver.send("resume")
-    page = await page_driver.step("resumed")
+    return page_driver, await page_driver.step("resumed")
+
+
+async def test_a_paused_feed_resumes_after_its_last_event_and_misses_none(
+    demo_http: tuple[ServerProcess, str], open_page: OpenPage
+) -> None:
+    page_driver, page = await _resumed_after_a_missed_upload(demo_http, open_page, "resume")
     sequences = [event["sequence"] for event in page["feed"]]
     assert sorted(sequences) == sequences[::-1] and len(set(sequences)) == 2, page["feed"]
     assert "uploaded missed.txt" in page["feed"][0]["text"]
@@ -197,17 +204,7 @@ async def test_a_paused_feed_resumes_after_its_last_event_and_misses_none(
 async def test_a_feed_paused_on_an_empty_server_resumes_from_the_first_event(
     demo_http: tuple[ServerProcess, str], open_page: OpenPage
 ) -> None:
-    server, _ = demo_http
-    page_driver = await open_page("resume-empty")
-    await page_driver.step("live")
-    await page_driver.step("paused")
-    await wait_for_log(server, WATCH_CLOSED)
-    async with grpc.aio.insecure_channel(server.address) as channel:
-        stub = files_pb2_grpc.FileServiceStub(channel)
-        await stub.UploadFile(files_pb2.UploadFileCommand(name="missed.txt", content=b"x"), timeout=10)
-
-    await page_driver.send("resume")
-    page = await page_driver.step("resumed")
+    page_driver, page = await _resumed_after_a_missed_upload(demo_http, open_page, "resume-empty")
     assert [event["sequence"] for event in page["feed"]] == [1], page["feed"]
     assert "uploaded missed.txt" in page["feed"][0]["text"]
     await page_driver.finish()
