@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cqrs
 from cqrs.requests import bootstrap
+from cqrs.settings import EventFailurePolicy
 from demo.files.v1 import files_pb2
 from examples.files.domain import (
     FileEventNotice,
@@ -38,14 +39,17 @@ from examples.files.handlers import (
 from examples.files.processing import DEFAULT_CHUNK_BYTES, ReadChunk, read_chunk
 from examples.files.reactions import (
     AuditAndBroadcastFileEvents,
-    AuditFileEvents,
-    PublishFileEvents,
+    EventOutbox,
+    RecordFileEvent,
     RecordFileStatus,
 )
 from examples.files.store import FileStore
 from examples.files.watch import BusWatchSource, LocalWatchSource, WatchSource
 from server.app import App
 from server.settings import ServerSettings
+
+if typing.TYPE_CHECKING:
+    from cqrs.bus import JetStreamBroker
 
 DEFAULT_DATA_DIR = "data"
 # The demo reads its own settings; the generic CLI knows nothing of them.
@@ -78,39 +82,50 @@ def build_demo(
     subscriber_queue_size: int = DEFAULT_QUEUE_SIZE,
     read: ReadChunk = read_chunk,
     nats_url: str | None = None,
+    broker: JetStreamBroker | None = None,
 ) -> Demo:
     """The demo over ``data_dir`` (created if missing); the store closes when the App's server stops.
 
-    With ``nats_url`` its events go to the bus there and WatchFileEvents reads them back from it
-    (every process's events); without, both stay in this process (docs/bus.md)."""
+    With ``nats_url`` (or a ``broker``) each event commits with its state change in an outbox that is
+    relayed to the bus, and WatchFileEvents reads them back from it (every process's events); without,
+    both stay in this process (docs/bus.md)."""
     if max_upload_bytes < 1:
         raise ValueError(f"max_upload_bytes must be positive, got {max_upload_bytes}")
     settings = DemoSettings(max_upload_bytes=max_upload_bytes, chunk_bytes=chunk_bytes, read_chunk=read)
-    store = FileStore(Path(data_dir))
     fanout = EventFanout(subscriber_queue_size)
     container = cqrs.Container()
-    container.register_instance(FileStore, store)
     container.register_instance(EventFanout, fanout)
     container.register_instance(DemoSettings, settings)
-    broker = None
-    if nats_url is None:
+    outbox = None
+    if nats_url is None and broker is None:
+        store = FileStore(Path(data_dir))
         source: WatchSource = LocalWatchSource(store, fanout)
-        reactions: tuple[type[cqrs.EventHandler[typing.Any]], ...] = (AuditAndBroadcastFileEvents,)
+        policy: EventFailurePolicy = "isolate"
+
+        def bind_events(mapper: cqrs.EventMap) -> None:
+            for event_type in (FileUploaded, FileProcessed):
+                if event_type is FileProcessed:
+                    mapper.bind(event_type, RecordFileStatus)
+                mapper.bind(event_type, AuditAndBroadcastFileEvents)
+
     else:
         from cqrs.bus import BusReader, JetStreamBroker, field_key
+        from examples.files.local_outbox import LocalOutbox, OutboxFileStore
 
-        broker = JetStreamBroker(nats_url, key=field_key("file_id"))
-        reader = BusReader(nats_url, event_types=[FileEventNotice])
-        source = BusWatchSource(reader)
-        reactions = (AuditFileEvents, PublishFileEvents)
+        if broker is None:
+            broker = JetStreamBroker(typing.cast(str, nats_url), key=field_key("file_id"))
+        store = OutboxFileStore(Path(data_dir))
+        outbox = LocalOutbox(store, broker, within=broker.publish_timeout)
+        container.register_instance(EventOutbox, outbox)  # type: ignore[type-abstract]
+        source = BusWatchSource(BusReader(broker.url, config=broker.config, event_types=[FileEventNotice]))
+        policy = "fail"  # the event commits the state change: a failed commit fails the RPC
+
+        def bind_events(mapper: cqrs.EventMap) -> None:
+            for event_type in (FileUploaded, FileProcessed):
+                mapper.bind(event_type, RecordFileEvent)
+
+    container.register_instance(FileStore, store)
     container.register_instance(WatchSource, source)  # type: ignore[type-abstract]
-
-    def bind_events(mapper: cqrs.EventMap) -> None:
-        for event_type in (FileUploaded, FileProcessed):
-            if event_type is FileProcessed:
-                mapper.bind(event_type, RecordFileStatus)
-            for reaction in reactions:
-                mapper.bind(event_type, reaction)
 
     def bind_streams(mapper: cqrs.RequestMap) -> None:
         mapper.bind(ProcessFilesCommand, ProcessFilesCommandHandler)
@@ -126,13 +141,13 @@ def build_demo(
         di_container=container,
         commands_mapper=bind_streams,
         domain_events_mapper=bind_events,
-        message_broker=broker,
+        event_failure_policy=policy,
     )
     mediator = bootstrap.bootstrap(
         di_container=container,
         commands_mapper=bind_unary,
         domain_events_mapper=bind_events,
-        message_broker=broker,
+        event_failure_policy=policy,
     )
     receive_limit = max(ServerSettings().max_receive_message_bytes, max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
     app = App(
@@ -145,6 +160,13 @@ def build_demo(
     app.on_shutdown(
         store.close
     )  # after the drain: the last audit rows are written, then the WAL is checkpointed
+    if outbox is not None:
+
+        @app.on_startup
+        async def start_relay() -> None:
+            outbox.start()
+
+        app.on_shutdown(outbox.stop)  # callbacks run in reverse: before the store closes
     if isinstance(source, BusWatchSource):
         app.on_shutdown(source.close)
     return Demo(app=app, store=store, fanout=fanout, settings=settings)

@@ -21,13 +21,9 @@ import os
 
 import cqrs
 from cqrs.bus import BusReader, JetStreamBroker, field_key
-from cqrs.message_brokers.protocol import message_of
 from cqrs.requests import bootstrap
 from demo.files.v1 import files_pb2
 from examples.files.domain import (
-    FILE_EVENTS_TOPIC,
-    KIND_PROCESSED,
-    KIND_UPLOADED,
     FileEventNotice,
     FileProcessed,
     FileUploaded,
@@ -50,7 +46,7 @@ from examples.files.handlers import (
 )
 from examples.files.outbox import OutboxRelay
 from examples.files.pgstore import PgFileStore
-from examples.files.reactions import file_event
+from examples.files.reactions import EventOutbox, RecordFileEvent
 from examples.files.store import FileStore
 from examples.files.watch import BusWatchSource, WatchSource
 from server.app import App
@@ -58,21 +54,6 @@ from server.settings import ServerSettings
 
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
-
-
-class RecordFileEvent(cqrs.EventHandler[FileUploaded | FileProcessed]):
-    """Commits the event's state change, audit row and outbox row (its FileEventNotice, as the bus
-    carries it) in one transaction."""
-
-    def __init__(self, store: PgFileStore) -> None:
-        self._store = store
-
-    async def handle(self, event: FileUploaded | FileProcessed) -> None:
-        payload = file_event(event).to_dict()
-        del payload["sequence"]  # the stream sequence numbers it
-        kind = KIND_UPLOADED if isinstance(event, FileUploaded) else KIND_PROCESSED
-        notice = FileEventNotice(event_name=kind, topic=FILE_EVENTS_TOPIC, payload=payload)
-        await self._store.record_event(event, message_of(notice))
 
 
 def build_replica_demo(
@@ -94,7 +75,7 @@ def build_replica_demo(
     settings = DemoSettings(max_upload_bytes=max_upload_bytes)
     container = cqrs.Container()
     container.register_instance(FileStore, store)
-    container.register_instance(PgFileStore, store)
+    container.register_instance(EventOutbox, store)  # type: ignore[type-abstract]
     container.register_instance(WatchSource, source)  # type: ignore[type-abstract]
     container.register_instance(DemoSettings, settings)
 

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
-import secrets
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +33,6 @@ from psycopg.types.json import Jsonb
 import cqrs
 from cqrs.message_brokers.protocol import Message
 from examples.files.domain import (
-    KIND_PROCESSED,
-    KIND_UPLOADED,
     NOT_FOUND,
     UPLOADED,
     FileInfo,
@@ -46,7 +42,7 @@ from examples.files.domain import (
 )
 from examples.files.pgschema import OUTBOX_CHANNEL, migrate
 from examples.files.processing import DEFAULT_CHUNK_BYTES, Digest, ReadChunk, digest_chunks, read_chunk
-from examples.files.store import AuditRow, BlobUpload, FileStore
+from examples.files.store import AuditRow, BlobUpload, FileStore, audit_fields, new_file_info, plain
 
 __all__ = ["DatabaseProblem", "PgFileStore", "check_database_url"]
 
@@ -211,9 +207,7 @@ class PgFileStore(FileStore):
 
     async def _record(self, name: str, size: int, sha256: str) -> FileInfo:
         # The row itself is written by the FileUploaded event, with its audit and outbox rows.
-        return FileInfo(
-            file_id="f_" + secrets.token_hex(16), name=name, size=size, sha256=sha256, uploaded_at=_now()
-        )
+        return new_file_info(name, size, sha256)
 
     async def get(self, file_id: str) -> FileInfo | None:
         if not _ID.fullmatch(file_id):
@@ -281,7 +275,7 @@ class PgFileStore(FileStore):
             )
             await conn.execute(
                 "INSERT INTO outbox (event_id, message_name, topic, payload) VALUES (%s, %s, %s, %s)",
-                (message.message_id, message.message_name, message.topic, Jsonb(_plain(message.payload))),
+                (message.message_id, message.message_name, message.topic, Jsonb(plain(message.payload))),
             )
             await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
         return message
@@ -339,28 +333,3 @@ class PgBlobUpload(BlobUpload):
 def domain_message(event: FileUploaded | FileProcessed) -> Message:
     """The event itself as a bus message (its class name, its fields), under a new id."""
     return Message(message_name=type(event).__name__, topic=None, payload=event.to_dict())
-
-
-def audit_fields(event: FileUploaded | FileProcessed) -> tuple[str, str, datetime, dict[str, Any]]:
-    """The audit row of ``event``: kind, status, when, and the rest of its fields as detail."""
-    detail: dict[str, Any] = dict(_plain(event.to_dict()))
-    for key in ("file_id", "status", "uploaded_at", "processed_at"):
-        detail.pop(key, None)
-    if isinstance(event, FileUploaded):
-        return KIND_UPLOADED, UPLOADED, event.uploaded_at, detail
-    return KIND_PROCESSED, event.status, event.processed_at, detail
-
-
-def _plain(data: Any) -> Any:
-    """``data`` as JSON can hold it: datetimes in ISO 8601, UUIDs as strings."""
-    return json.loads(json.dumps(data, default=_iso))
-
-
-def _iso(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

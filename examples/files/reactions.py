@@ -2,16 +2,17 @@
 
 For each event: the audit log (a committed SQLite row) and the status GetFileStatus reads; then the
 watchers are told. Without a bus the audit row's number is the event's sequence and the in-process
-fan-out tells this process's watchers; with one, PublishFileEvents records a FileEventNotice that the
-mediator's broker stores in JetStream before the stream moves on, and every process's watchers read it
-there (docs/bus.md).
+fan-out tells this process's watchers; with one, RecordFileEvent commits the state change, the audit
+row and the event's FileEventNotice in one transaction (an outbox), a relay stores the notice in
+JetStream, and every process's watchers read it there (docs/bus.md).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
 import cqrs
+from cqrs.message_brokers.protocol import Message, message_of
 from examples.files.domain import (
     FILE_EVENTS_TOPIC,
     KIND_PROCESSED,
@@ -23,7 +24,7 @@ from examples.files.domain import (
     FileUploaded,
 )
 from examples.files.fanout import EventFanout
-from examples.files.store import FileStore
+from examples.files.store import FileStore, audit_fields
 
 
 def _kind(event: FileUploaded | FileProcessed) -> str:
@@ -57,26 +58,34 @@ def file_event(event: FileUploaded | FileProcessed, sequence: int = 0) -> FileEv
 
 async def append_audit(store: FileStore, event: FileUploaded | FileProcessed) -> int:
     """One committed audit row for ``event``; its sequence number."""
-    detail: dict[str, Any] = event.to_dict()
-    if isinstance(event, FileUploaded):
-        status, occurred_at = "uploaded", event.uploaded_at
-    else:
-        status, occurred_at = event.status, event.processed_at
-    for key in ("file_id", "status", "uploaded_at", "processed_at"):
-        detail.pop(key, None)
+    kind, status, occurred_at, detail = audit_fields(event)
     return await store.append_audit(
-        kind=_kind(event), file_id=event.file_id, status=status, occurred_at=occurred_at, detail=detail
+        kind=kind, file_id=event.file_id, status=status, occurred_at=occurred_at, detail=detail
     )
 
 
-class AuditFileEvents(cqrs.EventHandler[FileUploaded | FileProcessed]):
-    """One audit row per event, committed before the stream moves on (the bus numbers the events)."""
+def notice_message(event: FileUploaded | FileProcessed) -> Message:
+    """``event`` as the bus carries it: its FileEventNotice (topic ``files``, the file id as key)."""
+    payload = file_event(event).to_dict()
+    del payload["sequence"]  # the stream sequence numbers it
+    return message_of(FileEventNotice(event_name=_kind(event), topic=FILE_EVENTS_TOPIC, payload=payload))
 
-    def __init__(self, store: FileStore) -> None:
-        self._store = store
+
+class EventOutbox(Protocol):
+    """Commits an event's state change, audit row and outbox row in one transaction."""
+
+    async def record_event(self, event: FileUploaded | FileProcessed, message: Message) -> object: ...
+
+
+class RecordFileEvent(cqrs.EventHandler[FileUploaded | FileProcessed]):
+    """With a bus: the event's state change, audit row and FileEventNotice commit together in the
+    outbox, which a relay moves to the bus (docs/bus.md)."""
+
+    def __init__(self, outbox: EventOutbox) -> None:
+        self._outbox = outbox
 
     async def handle(self, event: FileUploaded | FileProcessed) -> None:
-        await append_audit(self._store, event)
+        await self._outbox.record_event(event, notice_message(event))
 
 
 class AuditAndBroadcastFileEvents(cqrs.EventHandler[FileUploaded | FileProcessed]):
@@ -90,15 +99,6 @@ class AuditAndBroadcastFileEvents(cqrs.EventHandler[FileUploaded | FileProcessed
     async def handle(self, event: FileUploaded | FileProcessed) -> None:
         sequence = await append_audit(self._store, event)
         self._fanout.publish(file_event(event, sequence))
-
-
-class PublishFileEvents(cqrs.EventHandler[FileUploaded | FileProcessed]):
-    """With a bus: records the event's FileEventNotice, which the mediator sends to its broker."""
-
-    async def handle(self, event: FileUploaded | FileProcessed) -> None:
-        payload = file_event(event).to_dict()
-        del payload["sequence"]
-        self.add_event(FileEventNotice(event_name=_kind(event), topic=FILE_EVENTS_TOPIC, payload=payload))
 
 
 class RecordFileStatus(cqrs.EventHandler[FileProcessed]):

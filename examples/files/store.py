@@ -34,7 +34,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from examples.files.domain import UPLOADED, FileInfo, FileStatus
+from examples.files.domain import (
+    KIND_PROCESSED,
+    KIND_UPLOADED,
+    UPLOADED,
+    FileInfo,
+    FileProcessed,
+    FileStatus,
+    FileUploaded,
+)
 from examples.files.processing import DEFAULT_CHUNK_BYTES, Digest, ReadChunk, digest_file, read_chunk
 
 T = TypeVar("T")
@@ -76,8 +84,42 @@ class AuditRow:
     detail: dict[str, Any]
 
 
+def audit_fields(event: FileUploaded | FileProcessed) -> tuple[str, str, datetime, dict[str, Any]]:
+    """The audit row of ``event``: kind, status, when, and the rest of its fields as detail."""
+    detail: dict[str, Any] = dict(plain(event.to_dict()))
+    for key in ("file_id", "status", "uploaded_at", "processed_at"):
+        detail.pop(key, None)
+    if isinstance(event, FileUploaded):
+        return KIND_UPLOADED, UPLOADED, event.uploaded_at, detail
+    return KIND_PROCESSED, event.status, event.processed_at, detail
+
+
+def plain(data: Any) -> Any:
+    """``data`` as JSON can hold it: datetimes in ISO 8601, UUIDs as strings."""
+    return json.loads(json.dumps(data, default=_iso))
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def new_file_info(name: str, size: int, sha256: str) -> FileInfo:
+    """A file under a new opaque id, uploaded now."""
+    return FileInfo(
+        file_id="f_" + secrets.token_hex(16),
+        name=name,
+        size=size,
+        sha256=sha256,
+        uploaded_at=datetime.now(UTC),
+    )
+
+
 class FileStore:
     """Files, their last status and the audit log of one data directory (created if missing)."""
+
+    EXTRA_SCHEMA = ""  # tables a subclass adds
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.root = Path(data_dir).resolve()
@@ -103,7 +145,7 @@ class FileStore:
                 time.sleep(0.05)
         # NORMAL in WAL mode: a committed row survives a process crash; power loss may lose the last ones.
         db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
+        db.executescript(_SCHEMA + self.EXTRA_SCHEMA)
         return db
 
     async def _sql(self, fn: Callable[..., T], *args: Any) -> T:
@@ -133,13 +175,7 @@ class FileStore:
         return BlobUpload(self, self._tmp)
 
     async def _record(self, name: str, size: int, sha256: str) -> FileInfo:
-        info = FileInfo(
-            file_id="f_" + secrets.token_hex(16),
-            name=name,
-            size=size,
-            sha256=sha256,
-            uploaded_at=datetime.now(UTC),
-        )
+        info = new_file_info(name, size, sha256)
         await self._sql(self._insert_file, info)
         return info
 
@@ -214,14 +250,16 @@ class FileStore:
     ) -> int:
         """Append one row, committed before this returns; its sequence number."""
 
-        def insert() -> int:
-            cursor = self._db.execute(
-                "INSERT INTO audit (kind, file_id, status, occurred_at, detail) VALUES (?, ?, ?, ?, ?)",
-                (kind, file_id, status, occurred_at.isoformat(), json.dumps(detail, sort_keys=True)),
-            )
-            return int(cursor.lastrowid or 0)
+        return await self._sql(self._insert_audit, kind, file_id, status, occurred_at, detail)
 
-        return await self._sql(insert)
+    def _insert_audit(
+        self, kind: str, file_id: str, status: str, occurred_at: datetime, detail: dict[str, Any]
+    ) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO audit (kind, file_id, status, occurred_at, detail) VALUES (?, ?, ?, ?, ?)",
+            (kind, file_id, status, occurred_at.isoformat(), json.dumps(detail, sort_keys=True)),
+        )
+        return int(cursor.lastrowid or 0)
 
     async def last_audit_seq(self) -> int:
         """The sequence number of the last audit row (0: none)."""

@@ -1,0 +1,249 @@
+"""The embedded demo's outbox (SQLite, with a bus): each event commits with its state change, and a
+relay in every worker moves it to NATS.
+
+A relay publishes every pending row in id order (SQLite's one writer makes id order the commit order,
+so each file's events keep theirs) while it holds an exclusive ``flock`` on ``outbox.lock`` in the data
+dir: one worker at a time, and the lock of a killed worker is released by the OS. A row is deleted once
+JetStream stored it; a crash in between publishes it again under the same ``Nats-Msg-Id`` (the event
+id), and JetStream drops the copy. Rows a dead worker left are published by any worker's next round
+(one runs every ``poll_interval``).
+
+An RPC waits, at most ``within`` seconds, until its event is on the bus, so a client holding the reply
+knows its events are in JetStream. If the bus stays away longer the reply goes out anyway: the event is
+committed, and published once the bus is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import uuid
+
+import cqrs
+from cqrs.message_brokers.protocol import Message, MessageBroker
+from examples.files.domain import NOT_FOUND, FileInfo, FileProcessed, FileUploaded
+from examples.files.store import FileStore, audit_fields, new_file_info, plain
+
+__all__ = ["LocalOutbox", "OutboxFileStore"]
+
+logger = logging.getLogger("examples.files.outbox")
+
+LOCK_FILE = "outbox.lock"
+
+
+class OutboxFileStore(FileStore):
+    """A :class:`FileStore` whose state changes commit with their audit and outbox rows
+    (``record_event``): an upload's file row is written by its FileUploaded event."""
+
+    EXTRA_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    message_name TEXT NOT NULL,
+    topic TEXT,
+    payload TEXT NOT NULL
+);
+"""
+
+    async def _record(self, name: str, size: int, sha256: str) -> FileInfo:
+        return new_file_info(name, size, sha256)
+
+    async def record_event(self, event: FileUploaded | FileProcessed, message: Message) -> int:
+        """Commit the event's state change, audit row and outbox row (``message``) together; the
+        outbox row's id."""
+        kind, status, occurred_at, detail = audit_fields(event)
+
+        def commit() -> int:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if isinstance(event, FileUploaded):
+                    info = FileInfo(
+                        file_id=event.file_id,
+                        name=event.name,
+                        size=event.size,
+                        sha256=event.sha256,
+                        uploaded_at=event.uploaded_at,
+                    )
+                    self._insert_file(info)
+                elif event.status != NOT_FOUND:
+                    db.execute(
+                        "UPDATE files SET status = ?, processed_at = ? WHERE file_id = ?",
+                        (event.status, event.processed_at.isoformat(), event.file_id),
+                    )
+                self._insert_audit(kind, event.file_id, status, occurred_at, detail)
+                row = db.execute(
+                    "INSERT INTO outbox (event_id, message_name, topic, payload) VALUES (?, ?, ?, ?)",
+                    (
+                        str(message.message_id),
+                        message.message_name,
+                        message.topic,
+                        json.dumps(plain(message.payload)),
+                    ),
+                ).lastrowid
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return int(row or 0)
+
+        return await self._sql(commit)
+
+    async def pending(self, limit: int) -> list[tuple[int, Message]]:
+        """The oldest ``limit`` rows not yet on the bus, in id order."""
+        rows = await self._sql(
+            lambda: self._db.execute(
+                "SELECT id, event_id, message_name, topic, payload FROM outbox ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+        )
+        return [
+            (
+                row_id,
+                Message(
+                    message_name=name,
+                    topic=topic,
+                    payload=json.loads(payload),
+                    message_id=uuid.UUID(event_id),
+                ),
+            )
+            for row_id, event_id, name, topic, payload in rows
+        ]
+
+    async def delete_pending(self, ids: list[int]) -> None:
+        await self._sql(lambda: self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids]))
+
+    async def first_pending(self) -> int | None:
+        """The id of the oldest row not yet on the bus (None: every row is)."""
+        row = await self._sql(lambda: self._db.execute("SELECT MIN(id) FROM outbox").fetchone())
+        return None if row is None or row[0] is None else int(row[0])
+
+
+class LocalOutbox:
+    """Records events in ``store``'s outbox and relays them to ``broker``; ``start`` / ``stop`` it."""
+
+    def __init__(
+        self,
+        store: OutboxFileStore,
+        broker: MessageBroker,
+        *,
+        within: float = 5.0,
+        batch: int = 100,
+        poll_interval: float = 0.5,
+        busy_poll: float = 0.005,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.within = within
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.busy_poll = busy_poll  # how soon to look again while a waiting row is another worker's to send
+        self.relayed = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._lock_fd: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def record_event(self, event: FileUploaded | FileProcessed, message: Message) -> int:
+        """Commit the event with its state change, then wait (at most ``within`` s) until it is on the
+        bus; the outbox row's id."""
+        row = await self.store.record_event(event, message)
+        if not await self.published(row):
+            logger.warning(
+                "event %s is committed but not yet on the event bus; it is published once the bus is back",
+                message.message_id,
+            )
+        return row
+
+    async def published(self, row: int) -> bool:
+        """Wait until outbox row ``row`` is on the bus: True, or False after ``within`` seconds."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append((row, future))
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self.within)
+        except TimeoutError:
+            return False
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove((row, future))
+        return True
+
+    def start(self) -> None:
+        if self._task is None:
+            path = self.store.root / LOCK_FILE
+            self._lock_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Stop relaying; what is left stays in the outbox for the next start."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock too
+            self._lock_fd = None
+
+    async def _run(self) -> None:
+        delay = self.poll_interval
+        while True:
+            try:
+                await self._relay()
+                await self._settle()
+                delay = self.poll_interval
+            except cqrs.UnavailableError as exc:
+                logger.warning("outbox relay: %s; retrying in %.1f s", exc, delay)
+                delay = min(delay * 2, 5.0)
+            except Exception:  # logged and retried: the rows stay in the outbox
+                logger.exception("outbox relay failed; retrying in %.1f s", delay)
+                delay = min(delay * 2, 5.0)
+            wait = self.busy_poll if self._waiters and delay == self.poll_interval else delay
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+            self._wake.clear()
+
+    async def _relay(self) -> None:
+        """Publish every pending row in id order, deleting each batch once stored, if this worker can
+        take the lock (else another worker is doing it)."""
+        if not self._try_lock():
+            return
+        try:
+            while rows := await self.store.pending(self.batch):
+                sent: list[int] = []
+                try:
+                    for row_id, message in rows:
+                        await self.broker.send_message(message)
+                        sent.append(row_id)
+                finally:
+                    if sent:
+                        await self.store.delete_pending(sent)
+                        self.relayed += len(sent)
+        finally:
+            self._unlock()
+
+    async def _settle(self) -> None:
+        """Tell the waiters whose rows are on the bus."""
+        if not self._waiters:
+            return
+        first = await self.store.first_pending()
+        for row, future in list(self._waiters):
+            if (first is None or row < first) and not future.done():
+                future.set_result(None)
+
+    def _try_lock(self) -> bool:
+        if self._lock_fd is None:
+            return False
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
