@@ -10,6 +10,8 @@ With no ``--nats-url`` (nor :envvar:`CQRS_GRPC_NATS_URL`) the supervisor first s
 ``nats-server -js`` (store in ``--nats-store``, default ``data/nats``, kept across restarts) on a free
 loopback port, gives its URL to every worker in :envvar:`CQRS_GRPC_NATS_URL`, and stops it after the
 last worker has exited: an App with a broker publishes to one bus whichever worker serves the RPC.
+If that nats-server dies, it is started again on the same port and store (its workers reconnect);
+if it cannot be, or keeps dying, the workers are stopped and the supervisor exits 1.
 Without a ``nats-server`` binary it warns and the workers run without one.
 
 With ``--metrics-address`` the workers write their metrics to one directory (prometheus-client's
@@ -33,6 +35,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cqrs.bus.server import NatsServer
 
 logger = logging.getLogger("server")
 
@@ -63,7 +69,7 @@ def supervise(
     port = int(port_text)
     with (
         _reserved_port(host, port) as port,
-        _local_bus(nats_url, nats_store) as bus_env,
+        _local_bus(nats_url, nats_store) as (bus_env, bus),
         _metrics(metrics_address) as metrics_env,
     ):
         worker_address = f"{host}:{port}"
@@ -97,7 +103,12 @@ def supervise(
                 ",".join(str(c.pid) for c in children),
                 worker_address,
             )
-            return _wait(children, lambda: stopping, on_exit=lambda pid: _worker_exited(pid, metrics_env))
+            return _wait(
+                children,
+                lambda: stopping,
+                on_exit=lambda pid: _worker_exited(pid, metrics_env),
+                check=_KeepBusUp(bus) if bus is not None else lambda: True,
+            )
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -107,10 +118,18 @@ def _wait(
     children: list[subprocess.Popen[bytes]],
     stopping: Callable[[], bool],
     on_exit: Callable[[int], None] = lambda _pid: None,
+    check: Callable[[], bool] = lambda: True,
 ) -> int:
-    """Wait for every child; stop the rest when one exits before a signal asked them to."""
+    """Wait for every child; stop the rest when one exits before a signal asked them to, or when
+    ``check()`` turns False (then the exit code is 1 at least)."""
     codes: dict[int, int] = {}
+    failed_check = False
     while len(codes) < len(children):
+        if not failed_check and not check():
+            failed_check = True
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
         for child in children:
             code = child.poll()
             if code is None or child.pid in codes:
@@ -125,15 +144,50 @@ def _wait(
                         other.send_signal(signal.SIGTERM)
         time.sleep(0.05)
     failed = [code for code in codes.values() if code != 0]
-    return failed[0] if failed else 0
+    return failed[0] if failed else int(failed_check)
+
+
+MAX_BUS_RESTARTS = 3
+BUS_RESTART_WINDOW = 60.0
+
+
+class _KeepBusUp:
+    """A ``check`` of :func:`_wait`: starts the workers' nats-server again (same port, same store) when
+    it died; False when it cannot, or when it died more than ``MAX_BUS_RESTARTS`` times within
+    ``BUS_RESTART_WINDOW`` seconds."""
+
+    def __init__(self, bus: NatsServer) -> None:
+        self.bus = bus
+        self.restarts: list[float] = []
+
+    def __call__(self) -> bool:
+        if self.bus.running:
+            return True
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < BUS_RESTART_WINDOW] + [now]
+        logger.error("event bus nats-server exited on its own (code %s)", self.bus.returncode)
+        if len(self.restarts) > MAX_BUS_RESTARTS:
+            logger.error("event bus nats-server keeps exiting: stopping the workers")
+            return False
+        try:
+            self.bus.start()
+        except (OSError, RuntimeError) as exc:
+            logger.error("cannot start the workers' event bus again: %s; stopping the workers", exc)
+            return False
+        _log_bus(self.bus)
+        return True
+
+
+def _log_bus(bus: NatsServer) -> None:
+    logger.info("event bus nats-server pid=%s url=%s store=%s", bus.pid, bus.url, bus.store_dir)
 
 
 @contextlib.contextmanager
-def _local_bus(nats_url: str | None, store: str) -> Iterator[dict[str, str]]:
-    """The workers' environment for the bus: nothing when a URL is configured, else the URL of a
-    nats-server started here and stopped when the block ends."""
+def _local_bus(nats_url: str | None, store: str) -> Iterator[tuple[dict[str, str], NatsServer | None]]:
+    """The workers' environment for the bus and the nats-server started here (stopped when the block
+    ends); nothing when a URL is configured."""
     if nats_url is not None:
-        yield {}
+        yield {}, None
         return
     from cqrs.bus.server import NatsServer  # the bus extra: imported only when it is used
 
@@ -141,16 +195,16 @@ def _local_bus(nats_url: str | None, store: str) -> Iterator[dict[str, str]]:
         server = NatsServer(Path(store))
     except FileNotFoundError as exc:
         logger.warning("no event bus for the workers: %s", exc)
-        yield {}
+        yield {}, None
         return
     try:
         server.start()
     except (OSError, RuntimeError) as exc:  # TimeoutError is an OSError
         logger.error("cannot start the workers' event bus: %s", exc)
         raise SystemExit(2) from None
-    logger.info("event bus nats-server pid=%s url=%s store=%s", server.pid, server.url, server.store_dir)
+    _log_bus(server)
     try:
-        yield {NATS_URL_ENV: server.url}
+        yield {NATS_URL_ENV: server.url}, server
     finally:
         server.stop()
         logger.info("event bus nats-server stopped url=%s", server.url)

@@ -64,6 +64,11 @@ class NatsServer:
         return None if self._process is None else self._process.pid
 
     @property
+    def returncode(self) -> int | None:
+        """The exit code of the last process started, once it has exited (None while it runs)."""
+        return None if self._process is None else self._process.poll()
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
