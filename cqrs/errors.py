@@ -93,6 +93,12 @@ class FailedPreconditionError(DomainError):
     default_reason = "FAILED_PRECONDITION"
 
 
+class OutOfRangeError(DomainError):
+    """The request points past the valid range (a position beyond the end); it may be valid later."""
+
+    default_reason = "OUT_OF_RANGE"
+
+
 class ResourceExhaustedError(DomainError):
     """A quota or size limit was hit."""
 
@@ -111,6 +117,7 @@ __all__ = [
     "FailedPreconditionError",
     "FieldViolation",
     "NotFoundError",
+    "OutOfRangeError",
     "PermissionDeniedError",
     "ResourceExhaustedError",
     "UnauthenticatedError",

@@ -43,6 +43,7 @@ DEFAULT_ERROR_CODES: Mapping[type[BaseException], grpc.StatusCode] = {
     domain.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     domain.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
     domain.ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    domain.OutOfRangeError: grpc.StatusCode.OUT_OF_RANGE,
     domain.UnavailableError: grpc.StatusCode.UNAVAILABLE,
     domain.DomainError: grpc.StatusCode.FAILED_PRECONDITION,
 }

@@ -25,7 +25,7 @@ from nats.js.api import DEFAULT_PREFIX, AckPolicy, ConsumerConfig, DeliverPolicy
 
 from cqrs.bus import _nats
 from cqrs.bus.config import EVENT_HEADER, BusConfig
-from cqrs.errors import UnavailableError
+from cqrs.errors import OutOfRangeError, UnavailableError
 from cqrs.events.event import Event
 
 __all__ = ["BusReader", "Follow"]
@@ -105,12 +105,23 @@ class BusReader:
     def follow(self, topics: Sequence[str], *, after: int | None = None) -> Follow:
         """The events of ``topics`` (topics or event names) after sequence ``after``; ``None``: only
         those published from now on. Use as ``async with reader.follow(...) as events``: on entry
-        the consumer exists, so nothing published afterwards is missed."""
+        the consumer exists, so nothing published afterwards is missed. Entering raises
+        :class:`~cqrs.OutOfRangeError` when ``after`` is past the stream's last sequence."""
         if not topics:
             raise ValueError("follow needs at least one topic")
         if after is not None and after < 0:
             raise ValueError(f"after must be 0 or more, got {after}")
         return Follow(self, [self.config.topic_filter(topic) for topic in topics], after)
+
+
+def past_the_end(after: int, last: int) -> OutOfRangeError:
+    """The answer to a start after sequence ``after`` when the last one stored is ``last``: following
+    from there would skip, unseen, the events numbered up to ``after`` once they exist."""
+    return OutOfRangeError(
+        f"sequence {after} is past the last event ({last}); start after {last} or less",
+        reason="SEQUENCE_OUT_OF_RANGE",
+        metadata={"last_sequence": str(last)},
+    )
 
 
 class Follow:
@@ -145,10 +156,10 @@ class Follow:
     async def __aenter__(self) -> Follow:
         try:
             js = await self._reader.start()
-            if self._after is None:
-                self._next = await self._reader.last_sequence() + 1
-            else:
-                self._next = self._after + 1
+            last = await self._reader.last_sequence()
+            if self._after is not None and self._after > last:
+                raise past_the_end(self._after, last)
+            self._next = (last if self._after is None else self._after) + 1
             await self._open(js)
         except BaseException as exc:  # cancelled too: no subscription or consumer is left behind
             await self._drop()

@@ -3,7 +3,8 @@
 Both number events by one sequence a client resumes with (``after_sequence``): the JetStream stream
 sequence on the bus, the audit log's row number without it. ``open(after)`` returns once the feed is
 live, so nothing published afterwards is missed; iterating replays what came after ``after`` (``None``:
-nothing), then goes live, in sequence order, with no gap and no duplicate.
+nothing), then goes live, in sequence order, with no gap and no duplicate. An ``after`` past the last
+event is refused (``cqrs.OutOfRangeError``): the events numbered up to it would be skipped unseen.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+import cqrs
 from examples.files.domain import FILE_EVENTS_TOPIC, FileEvent, FileEventNotice
 from examples.files.fanout import EventFanout, Subscription
 from examples.files.store import AuditRow, FileStore
@@ -81,8 +83,15 @@ class LocalWatchSource:
     @contextlib.asynccontextmanager
     async def open(self, after: int | None) -> AsyncIterator[Feed]:
         with self._fanout.subscribe() as subscription:  # first: nothing falls between replay and live
+            last = await self._store.last_audit_seq()
             if after is None:
-                yield _LocalFeed(subscription, [], await self._store.last_audit_seq())
+                yield _LocalFeed(subscription, [], last)
+            elif after > last:
+                raise cqrs.OutOfRangeError(
+                    f"sequence {after} is past the last event ({last}); start after {last} or less",
+                    reason="SEQUENCE_OUT_OF_RANGE",
+                    metadata={"last_sequence": str(last)},
+                )
             else:
                 yield _LocalFeed(subscription, await self._store.audit_rows(after), after)
 

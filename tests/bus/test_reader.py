@@ -296,3 +296,16 @@ async def test_a_reader_closed_while_it_connects_gives_the_connection_up(
     with pytest.raises(cqrs.UnavailableError):
         await asyncio.wait_for(opening, 15)
     assert reader._nc is None  # no connection left open for a closed reader
+
+
+async def test_a_follow_after_the_last_sequence_is_out_of_range_and_at_it_is_live(
+    nats_server: NatsServer, bus_config: BusConfig, reader: BusReader
+) -> None:
+    await _publish(nats_server.url, bus_config, [file_changed("a", 1), file_changed("a", 2)])
+    with pytest.raises(cqrs.OutOfRangeError) as refused:
+        async with reader.follow(["file_changed"], after=3):
+            pass
+    assert refused.value.metadata == {"last_sequence": "2"}
+    async with reader.follow(["file_changed"], after=2) as follow:
+        await _publish(nats_server.url, bus_config, [file_changed("a", 3)])
+        assert await _take(follow, 1) == [(3, 3)]

@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from clients.python import AsyncFileClient, Resume
+from clients.python.models import FileServiceError
 from demo.files.v1 import files_pb2
 from examples.files.domain import FileEvent, FileUploaded
 from examples.files.fanout import EventFanout, SubscriberFellBehind
@@ -195,3 +196,28 @@ def test_a_fanout_subscription_stops_once_its_stop_is_done_waiting_or_not() -> N
             assert (await subscription.next()).file_id == "late"  # without a stop it is still there
 
     asyncio.run(scenario())
+
+
+async def test_an_after_sequence_past_the_last_event_is_out_of_range_not_a_silent_skip(
+    served: Served,
+) -> None:
+    await served.upload("a.txt", b"a")  # audit row 1: the last event
+    at_the_end = served.stub.WatchFileEvents(files_pb2.WatchFileEventsQuery(after_sequence=1))
+    assert ("x-subscribed", "true") in tuple(await at_the_end.initial_metadata())
+    at_the_end.cancel()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        async for _ in served.stub.WatchFileEvents(files_pb2.WatchFileEventsQuery(after_sequence=2)):
+            pass
+    assert refused.value.code() is grpc.StatusCode.OUT_OF_RANGE
+    assert refused.value.details() == "sequence 2 is past the last event (1); start after 1 or less"
+    info = error_info(rich_status(refused.value))
+    assert (info.reason, dict(info.metadata)) == ("SEQUENCE_OUT_OF_RANGE", {"last_sequence": "1"})
+    sdk = AsyncFileClient(served.served.address)
+    try:  # the SDK does not retry it: waiting would not help, resuming from elsewhere is the caller's call
+        with pytest.raises(FileServiceError) as surfaced:
+            async with asyncio.timeout(5), sdk.watch(after_sequence=5) as watch:
+                async for _ in watch:
+                    pass
+        assert surfaced.value.code is grpc.StatusCode.OUT_OF_RANGE
+    finally:
+        await sdk.close()
