@@ -164,12 +164,12 @@ async def starting(lock: asyncio.Lock, url: str, deadline: float) -> AsyncIterat
         lock.release()
 
 
-async def ensure_stream(js: JetStreamContext, config: BusConfig) -> None:
-    """Create the stream if it does not exist (file storage, de-duplication window); an existing one
-    is used as it is."""
+async def ensure_stream(js: JetStreamContext, config: BusConfig) -> bool:
+    """Create the stream if it does not exist (file storage, de-duplication window): True if it did;
+    an existing one is used as it is."""
     try:
         await js.stream_info(config.stream)
-        return
+        return False
     except nats.js.errors.NotFoundError:
         pass
     await js.add_stream(
@@ -181,6 +181,7 @@ async def ensure_stream(js: JetStreamContext, config: BusConfig) -> None:
             max_age=config.max_age or None,
         )
     )
+    return True
 
 
 def encode(payload: Any) -> bytes:

@@ -176,6 +176,7 @@ class JetStreamBroker(MessageBroker):
         delay = 0.05
         while True:
             remaining = deadline - loop.time()
+            failure: Exception
             try:
                 js = self._js
                 if js is None or not self.connected:  # nats-py would keep a reply future per refused attempt
@@ -183,17 +184,40 @@ class JetStreamBroker(MessageBroker):
                 ack = await js.publish(
                     subject, data, timeout=max(0.05, min(self.ack_timeout, remaining)), headers=headers
                 )
+            except nats.js.errors.NoStreamResponseError as exc:
+                # no stream took it: JetStream is starting, or the stream is gone (a NATS with a new store)
+                failure = exc
+                await self._recreate_stream(js, remaining)
             except _nats.RETRYABLE as exc:
-                if loop.time() + delay >= deadline:
-                    raise UnavailableError(
-                        f"the event bus did not store {message.message_name} {message.message_id} "
-                        f"within {self.publish_timeout:g} s ({type(exc).__name__})",
-                        reason="EVENT_BUS_UNAVAILABLE",
-                        metadata={"event_id": str(message.message_id), "subject": subject},
-                    ) from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.5)
-                continue
-            if ack.duplicate:
-                logger.debug("event %s was stored already (seq %s)", message.message_id, ack.seq)
+                failure = exc
+            else:
+                if ack.duplicate:
+                    logger.debug("event %s was stored already (seq %s)", message.message_id, ack.seq)
+                return
+            if loop.time() + delay >= deadline:
+                logger.warning(
+                    "event bus %s: %s %s not stored within %g s (%r)",
+                    self.url,
+                    message.message_name,
+                    message.message_id,
+                    self.publish_timeout,
+                    failure,
+                )
+                raise UnavailableError(
+                    "the event bus did not store the event in time", reason="EVENT_BUS_UNAVAILABLE"
+                ) from failure
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    async def _recreate_stream(self, js: JetStreamContext | None, within: float) -> None:
+        """Create the stream again if it is missing (a failure is left to the caller's retry)."""
+        if js is None:
             return
+        try:
+            async with asyncio.timeout(max(0.05, min(self.ack_timeout, within))):
+                created = await _nats.ensure_stream(js, self.config)
+        except (TimeoutError, nats.errors.Error) as exc:
+            logger.debug("event bus %s: stream %s not checked (%r)", self.url, self.config.stream, exc)
+            return
+        if created:
+            logger.warning("event bus %s: stream %s was missing, created again", self.url, self.config.stream)

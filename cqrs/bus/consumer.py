@@ -163,7 +163,13 @@ class BusConsumer:
     async def _closed(self, nc: Client) -> None:
         if nc is not self._nc or self._stopping or self._restarting is not None:
             return  # stop() (which let it go first), a failed start, or being restarted already
-        logger.error("bus group %s: connection closed (%s), starting again", self.group, nc.last_error)
+        self._start_again(f"connection closed ({nc.last_error})")
+
+    def _start_again(self, why: str) -> None:
+        """Start on a new connection (once at a time, never while stopping)."""
+        if self._stopping or self._restarting is not None:
+            return
+        logger.error("bus group %s: %s, starting again", self.group, why)
         self._restarting = asyncio.create_task(self._restart(), name=f"bus:{self.group}:restart")
 
     async def _restart(self) -> None:
@@ -216,6 +222,9 @@ class BusConsumer:
                 continue  # nothing new within the timeout (or another replica holds the partition)
             except (nats.errors.Error, OSError) as exc:  # NATS down or restarting: try again
                 logger.debug("bus group %s: fetch failed (%r), retrying", self.group, exc)
+                if delay >= 1.0 and await self._durable_gone(partition):
+                    self._start_again("its durable is gone (the stream was deleted or NATS lost its store)")
+                    return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
@@ -229,6 +238,20 @@ class BusConsumer:
                     raise
                 finally:
                     self._held.pop(partition, None)
+
+    async def _durable_gone(self, partition: int) -> bool:
+        """True when JetStream answers that the partition's durable (or its stream) does not exist."""
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            return False
+        try:
+            js = nc.jetstream(timeout=self.fetch_wait)
+            await js.consumer_info(self.config.stream, durable_name(self.group, partition))
+        except nats.js.errors.NotFoundError:
+            return True
+        except (nats.errors.Error, OSError, TimeoutError):
+            pass
+        return False
 
     async def _handle(self, msg: Msg) -> None:
         headers = msg.headers or {}

@@ -21,7 +21,15 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import DEFAULT_PREFIX, AckPolicy, ConsumerConfig, DeliverPolicy, Header, StatusCode
+from nats.js.api import (
+    DEFAULT_PREFIX,
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    Header,
+    StatusCode,
+    StreamInfo,
+)
 
 from cqrs.bus import _nats
 from cqrs.bus.config import EVENT_HEADER, BusConfig
@@ -98,9 +106,16 @@ class BusReader:
 
     async def last_sequence(self) -> int:
         """The stream's last sequence (0 while it is empty)."""
-        js = await self.start()
-        info = await js.stream_info(self.config.stream)
+        info = await self.stream_info(await self.start())
         return int(info.state.last_seq)
+
+    async def stream_info(self, js: JetStreamContext) -> StreamInfo:
+        """The stream's info, creating the stream first if it is missing (a NATS with a new store)."""
+        try:
+            return await js.stream_info(self.config.stream)
+        except nats.js.errors.NotFoundError:
+            await _nats.ensure_stream(js, self.config)
+            return await js.stream_info(self.config.stream)
 
     def follow(self, topics: Sequence[str], *, after: int | None = None) -> Follow:
         """The events of ``topics`` (topics or event names) after sequence ``after``; ``None``: only
@@ -114,11 +129,17 @@ class BusReader:
         return Follow(self, [self.config.topic_filter(topic) for topic in topics], after)
 
 
-def past_the_end(after: int, last: int) -> OutOfRangeError:
+def past_the_end(after: int, last: int, *, reset: bool = False) -> OutOfRangeError:
     """The answer to a start after sequence ``after`` when the last one stored is ``last``: following
-    from there would skip, unseen, the events numbered up to ``after`` once they exist."""
+    from there would skip, unseen, the events numbered up to ``after`` once they exist. ``reset``:
+    the stream was made anew under a follow, so its sequences name other events."""
+    text = (
+        f"the event stream was reset after sequence {after}; it now ends at {last}: start again"
+        if reset
+        else f"sequence {after} is past the last event ({last}); start after {last} or less"
+    )
     return OutOfRangeError(
-        f"sequence {after} is past the last event ({last}); start after {last} or less",
+        text,
         reason="SEQUENCE_OUT_OF_RANGE",
         metadata={"last_sequence": str(last)},
     )
@@ -141,6 +162,7 @@ class Follow:
         self._filters = filters
         self._after = after
         self._next = 0
+        self._created: object = None  # when the stream was made: a reset stream has another time
         self._sub: Subscription | None = None
         self._consumer: str | None = None
         self._asked = 0  # events the open pull request may still bring (0: none is open)
@@ -156,10 +178,12 @@ class Follow:
     async def __aenter__(self) -> Follow:
         try:
             js = await self._reader.start()
-            last = await self._reader.last_sequence()
+            info = await self._reader.stream_info(js)
+            last = int(info.state.last_seq)
             if self._after is not None and self._after > last:
                 raise past_the_end(self._after, last)
             self._next = (last if self._after is None else self._after) + 1
+            self._created = info.created
             await self._open(js)
         except BaseException as exc:  # cancelled too: no subscription or consumer is left behind
             await self._drop()
@@ -209,7 +233,7 @@ class Follow:
                 if stop is not None and stop.done():
                     return None
                 if self._sub is None:
-                    await self._open(await self._reader.start())
+                    await self._reopen(await self._reader.start())
                 if self._asked == 0:
                     await self._ask()
                 if not self._arrived:
@@ -279,6 +303,16 @@ class Follow:
         subject = f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{self._reader.config.stream}.{self._consumer}"
         await nc.publish(subject, json.dumps(request).encode(), reply=sub.subject)
         self._asked = self._reader.batch
+
+    async def _reopen(self, js: JetStreamContext) -> None:
+        """Make the consumer again after the last event yielded, unless the stream is not the one the
+        follow began on (deleted and made anew): its sequences name other events, so the follow ends
+        with :class:`~cqrs.OutOfRangeError`."""
+        info = await self._reader.stream_info(js)
+        last = int(info.state.last_seq)
+        if info.created != self._created or last < self.last_sequence:
+            raise past_the_end(self.last_sequence, last, reset=True)
+        await self._open(js)
 
     async def _open(self, js: JetStreamContext) -> None:
         nc = self._reader._nc

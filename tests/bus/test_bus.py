@@ -531,3 +531,32 @@ async def test_messages_without_an_event_id_are_each_handled(
     async with runner:
         await until(lambda: len(seen) == 3, what="the event and both id-less messages were handled")
     assert sorted(file_id for _, file_id, _, _ in seen) == ["f1", "f2", "f3"]
+
+
+async def test_a_stream_lost_with_the_nats_store_is_made_again_and_publishers_and_groups_go_on(
+    nats_server: NatsServer, bus_config: BusConfig, tmp_path: Path
+) -> None:
+    seen: Seen = []
+    stores = iter(["first-reset", "second-reset"])
+
+    def reset(server: NatsServer) -> NatsServer:
+        """The same port, nothing stored: a NATS that lost its store."""
+        server.stop()
+        fresh = NatsServer(tmp_path / next(stores), port=nats_server.port)
+        fresh.start()
+        return fresh
+
+    server = nats_server
+    async with broker(nats_server.url, bus_config, publish_timeout=5.0) as publisher:
+        try:
+            await publisher.send_message(message(file_changed("f1", 1)))
+            server = reset(server)
+            await publisher.send_message(message(file_changed("f1", 2)))  # the publisher makes the stream
+            async with consumer(nats_server.url, bus_config, recording_mediator(seen, "g"), "g"):
+                await until(lambda: len(seen) == 1, what="the group handles the new stream's event")
+                server = reset(server)
+                await publisher.send_message(message(file_changed("f1", 3)))
+                await until(lambda: len(seen) == 2, what="the group's durables are made again")
+        finally:
+            server.stop()
+    assert [n for _, _, n, _ in seen] == [2, 3]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -309,3 +310,23 @@ async def test_a_follow_after_the_last_sequence_is_out_of_range_and_at_it_is_liv
     async with reader.follow(["file_changed"], after=2) as follow:
         await _publish(nats_server.url, bus_config, [file_changed("a", 3)])
         assert await _take(follow, 1) == [(3, 3)]
+
+
+async def test_a_follow_whose_stream_is_made_anew_ends_out_of_range_and_a_new_one_reads_it(
+    nats_server: NatsServer, bus_config: BusConfig, reader: BusReader, tmp_path: Path
+) -> None:
+    await _publish(nats_server.url, bus_config, [file_changed("a", 1), file_changed("a", 2)])
+    fresh = NatsServer(tmp_path / "fresh-store", port=nats_server.port)  # same port, nothing stored
+    try:
+        async with reader.follow(["file_changed"], after=0) as follow:
+            assert await _take(follow, 2) == [(1, 1), (2, 2)]
+            nats_server.stop()
+            fresh.start()
+            await _publish(nats_server.url, bus_config, [file_changed("b", n) for n in range(3, 6)])
+            with pytest.raises(cqrs.OutOfRangeError) as reset:
+                await _take(follow, 1)
+        assert reset.value.message.startswith("the event stream was reset after sequence 2")
+        async with reader.follow(["file_changed"], after=0) as again:
+            assert await _take(again, 3) == [(1, 3), (2, 4), (3, 5)]
+    finally:
+        fresh.stop()
