@@ -40,6 +40,12 @@ RETRYABLE = (
 )
 """Failures that say nothing about the request itself: the bus is down, restarting or slow."""
 
+
+def unavailable(message: str) -> UnavailableError:
+    """What a caller is told when the bus fails it: no address, no exception name (those are logged)."""
+    return UnavailableError(message, reason="EVENT_BUS_UNAVAILABLE")
+
+
 Callback = Callable[[Client], Awaitable[None]]
 """A connection event's callback, given the client it happened to."""
 

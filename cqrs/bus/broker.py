@@ -152,7 +152,11 @@ class JetStreamBroker(MessageBroker):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout
         if self._nc is None or self._nc.is_closed:
-            await self.start(deadline - loop.time())
+            try:
+                await self.start(deadline - loop.time())
+            except UnavailableError as exc:
+                logger.warning("event bus %s: %s not stored (%s)", self.url, message.message_id, exc)
+                raise _nats.unavailable("the event bus did not store the event in time") from exc
         subject = self.config.subject(message, self.key(message))
         headers = {MSG_ID_HEADER: str(message.message_id), EVENT_HEADER: message.message_name}
         data = _nats.encode(message.payload)
@@ -203,9 +207,7 @@ class JetStreamBroker(MessageBroker):
                     self.publish_timeout,
                     failure,
                 )
-                raise UnavailableError(
-                    "the event bus did not store the event in time", reason="EVENT_BUS_UNAVAILABLE"
-                ) from failure
+                raise _nats.unavailable("the event bus did not store the event in time") from failure
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
 

@@ -129,6 +129,10 @@ class BusReader:
         return Follow(self, [self.config.topic_filter(topic) for topic in topics], after)
 
 
+_UNREADABLE = (UnavailableError, nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError)
+"""What keeps a follow from starting: the bus is down, restarting or slow."""
+
+
 def past_the_end(after: int, last: int, *, reset: bool = False) -> OutOfRangeError:
     """The answer to a start after sequence ``after`` when the last one stored is ``last``: following
     from there would skip, unseen, the events numbered up to ``after`` once they exist. ``reset``:
@@ -187,10 +191,11 @@ class Follow:
             await self._open(js)
         except BaseException as exc:  # cancelled too: no subscription or consumer is left behind
             await self._drop()
-            if isinstance(exc, nats.errors.Error | nats.js.errors.Error | OSError | TimeoutError):
-                raise UnavailableError(
-                    f"the event bus cannot be read ({type(exc).__name__})", reason="EVENT_BUS_UNAVAILABLE"
-                ) from exc
+            if isinstance(
+                exc, UnavailableError | nats.errors.Error | nats.js.errors.Error | OSError | TimeoutError
+            ):
+                logger.warning("bus follow %s: cannot start (%r)", self._filters, exc)
+                raise _nats.unavailable("the event bus cannot be read now") from exc
             raise
         return self
 

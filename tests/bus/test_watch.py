@@ -179,6 +179,7 @@ async def test_a_watch_opened_while_nats_is_down_is_unavailable_not_internal(
             nats_server.start()
     assert failed.value.code() is grpc.StatusCode.UNAVAILABLE  # so the SDK's watch retries
     assert error_info(rich_status(failed.value)).reason == "EVENT_BUS_UNAVAILABLE"
+    assert failed.value.details() == "the event bus cannot be read now"  # no address, no exception name
 
 
 async def test_a_watch_begun_on_an_empty_stream_resumes_from_the_first_event_after_a_drain(
