@@ -201,14 +201,28 @@ class AsyncEventStream:
     def last_sequence(self) -> int | None:
         return self._place.last_sequence
 
+    @property
+    def subscribed(self) -> bool:
+        """True while the server has confirmed the current call's subscription."""
+        return self._place.subscribed
+
     async def __aenter__(self) -> AsyncEventStream:
-        try:
-            headers = await self._call.initial_metadata()
-        except grpc.RpcError as error:
-            raise FileServiceError.from_rpc_error(error) from None
-        if not self._place.started(headers) and self._call.done():  # refused: say so now
-            await self._raise_status()
-        return self
+        """Return once the server confirms the subscription, reconnecting as ``resume`` allows."""
+        while True:
+            try:
+                headers = await self._call.initial_metadata()
+            except grpc.RpcError as error:
+                raise FileServiceError.from_rpc_error(error) from None
+            if self._place.started(headers) or not self._call.done():
+                return self
+            failure = await self._failure()
+            if failure is None:
+                return self
+            delay = self._place.reconnect(failure)
+            if delay is None:
+                raise failure
+            await asyncio.sleep(delay)
+            self._call = self._open(self._place.last_sequence)
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.cancel()
@@ -217,10 +231,15 @@ class AsyncEventStream:
         self._cancelled = True
         self._call.cancel()
 
-    async def _raise_status(self) -> None:
+    async def _failure(self) -> FileServiceError | None:
+        """The error the ended call carries (None: it ended OK or was cancelled)."""
         code = await self._call.code()
-        if code is not grpc.StatusCode.OK and code is not grpc.StatusCode.CANCELLED:
-            raise FileServiceError(code, await self._call.details() or "")
+        if code is grpc.StatusCode.OK or code is grpc.StatusCode.CANCELLED:
+            return None
+        details, trailers = await self._call.details(), await self._call.trailing_metadata()
+        return FileServiceError.from_rpc_error(
+            grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, details, None)
+        )
 
     def __aiter__(self) -> AsyncIterator[FileEvent]:
         return self._events()

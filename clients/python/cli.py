@@ -208,7 +208,8 @@ def _line(result: ProcessResult) -> str:
 def _watch(client: FileClient, args: argparse.Namespace, out: Console, err: Console) -> int:
     seen = 0
     with client.watch(after_sequence=args.after_sequence) as events:
-        err.print(f"watching {args.address} (subscribed; Ctrl-C to stop)")
+        state = "subscribed" if events.subscribed else "the server did not confirm a subscription"
+        err.print(f"watching {args.address} ({state}; Ctrl-C to stop)")
         for event in events:
             if args.json:
                 print(json.dumps(as_json(event)), flush=True)

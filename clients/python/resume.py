@@ -9,7 +9,8 @@ or below that sequence are dropped, so the user sees no gap and no duplicate.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import time
+from collections.abc import Callable
 
 import grpc
 
@@ -29,21 +30,12 @@ FELL_BEHIND = "SUBSCRIBER_FELL_BEHIND"
 @dataclasses.dataclass(frozen=True)
 class Resume:
     """Reconnect after UNAVAILABLE or falling behind, waiting ``first_delay`` seconds then twice as
-    long each time (at most ``max_delay``); give up (raise the error) after ``give_up_after`` seconds
-    without a reconnection that lasts."""
+    long each time (at most ``max_delay``); give up (raise the error) once ``give_up_after`` seconds
+    have passed, by the clock, since the first failure without a subscription since."""
 
     first_delay: float = 0.1
     max_delay: float = 2.0
     give_up_after: float = 30.0
-
-    def delays(self) -> list[float]:
-        """The waits before each attempt, within ``give_up_after`` in total."""
-        waits, delay, total = [], self.first_delay, 0.0
-        while total + delay <= self.give_up_after:
-            waits.append(delay)
-            total += delay
-            delay = min(delay * 2, self.max_delay)
-        return waits
 
 
 def watch_query(after_sequence: int | None) -> files_pb2.WatchFileEventsQuery:
@@ -86,19 +78,24 @@ class Place:
     """Where one watch is and how much reconnecting it has left: the decisions of the sync and the async
     stream, which only differ in how they wait."""
 
-    def __init__(self, after_sequence: int | None, resume: Resume | None) -> None:
+    def __init__(
+        self, after_sequence: int | None, resume: Resume | None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.last_sequence = after_sequence
+        self.subscribed = False
         self._resume = resume
-        self._delays: Iterator[float] | None = None
+        self._clock = clock
+        self._failing_since: float | None = None
+        self._delay = 0.0
 
     def started(self, headers: object) -> bool:
         """Take a (re)opened watch's response headers; True when its feed is live (``x-subscribed``),
         which also gives a later failure the whole reconnection budget again."""
         self.last_sequence = started_after(self.last_sequence, headers)
-        subscribed = SUBSCRIBED in dict(headers or ())  # type: ignore[call-overload]
-        if subscribed:
-            self._delays = None
-        return subscribed
+        self.subscribed = SUBSCRIBED in dict(headers or ())  # type: ignore[call-overload]
+        if self.subscribed:
+            self._failing_since = None
+        return self.subscribed
 
     def fresh(self, event: FileEvent) -> bool:
         """True for an event after the last one seen, which it becomes (a replay may repeat some)."""
@@ -110,15 +107,18 @@ class Place:
     def reconnect(self, failure: FileServiceError) -> float | None:
         """The wait before reopening after ``failure``, with ``last_sequence`` set to where to resume
         after; None: give up and raise ``failure``."""
+        self.subscribed = False
         if self._resume is None or not resumable(failure):
             return None
-        if self._delays is None:
-            self._delays = iter(self._resume.delays())
-        delay = next(self._delays, None)
-        if delay is None:
+        now = self._clock()
+        if self._failing_since is None:
+            self._failing_since, self._delay = now, self._resume.first_delay
+        else:
+            self._delay = min(self._delay * 2, self._resume.max_delay)
+        if now + self._delay - self._failing_since > self._resume.give_up_after:
             return None
         self.last_sequence = resume_after(self.last_sequence, failure)
-        return delay
+        return self._delay
 
 
 RESUME = Resume()

@@ -161,13 +161,28 @@ class EventStream:
     def last_sequence(self) -> int | None:
         return self._place.last_sequence
 
+    @property
+    def subscribed(self) -> bool:
+        """True while the server has confirmed the current call's subscription."""
+        return self._place.subscribed
+
     def __enter__(self) -> EventStream:
-        try:
-            headers = self._call.initial_metadata()
-        except grpc.RpcError as error:
-            raise FileServiceError.from_rpc_error(error) from None
-        self._place.started(headers)
-        return self
+        """Return once the server confirms the subscription, reconnecting as ``resume`` allows."""
+        while True:
+            try:
+                headers = self._call.initial_metadata()
+            except grpc.RpcError as error:
+                raise FileServiceError.from_rpc_error(error) from None
+            if self._place.started(headers) or not self._call.done():
+                return self
+            if self._call.code() in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+                return self
+            failure = FileServiceError.from_rpc_error(self._call)
+            delay = self._place.reconnect(failure)
+            if delay is None:
+                raise failure from None
+            time.sleep(delay)
+            self._call = self._open(self._place.last_sequence)
 
     def __exit__(self, *exc_info: object) -> None:
         self.cancel()

@@ -14,7 +14,7 @@ import grpc
 import nats
 import pytest
 
-from clients.python import AsyncFileClient
+from clients.python import AsyncFileClient, FileClient, Resume
 from clients.python.models import FileEvent as SdkEvent
 from clients.python.resume import watch_query
 from cqrs.bus import BusConfig, NatsServer
@@ -211,3 +211,39 @@ async def test_a_watch_begun_on_an_empty_stream_resumes_from_the_first_event_aft
             await first.stop(grace=1)
             await sdk.close()
     assert seen == [1, 2]
+
+
+async def test_an_sdk_watch_opened_while_nats_is_down_enters_only_once_subscribed(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Both SDKs (the CLI uses the sync one): entering retries the UNAVAILABLE answers and returns
+    once the server confirms the subscription, so "subscribed" is never said early."""
+    resume = Resume(first_delay=0.05, max_delay=0.2, give_up_after=20)
+    async with _serving(nats_server.url, tmp_path / "a") as a:
+        nats_server.stop()
+        sdk, sync_sdk = AsyncFileClient(a.address), FileClient(a.address)
+
+        def sync_watch() -> bool:
+            with sync_sdk.watch(after_sequence=0, resume=resume) as events:
+                return events.subscribed
+
+        async def bring_nats_back() -> None:
+            async with grpc.aio.insecure_channel(a.address) as channel:  # until a watch was refused
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    async for _ in _stub(channel).WatchFileEvents(watch_query(0)):
+                        pass
+            nats_server.start()
+
+        try:
+            back = asyncio.create_task(bring_nats_back())
+            sync_entered = asyncio.create_task(asyncio.to_thread(sync_watch))
+            async with asyncio.timeout(25), sdk.watch(after_sequence=0, resume=resume) as watch:
+                assert watch.subscribed and back.done()
+                file_id = await _upload(a.address, "after.txt")
+                event = await anext(aiter(watch))
+                assert (event.sequence, event.file_id) == (1, file_id)
+            assert await sync_entered
+        finally:
+            await sdk.close()
+            sync_sdk.close()
+            nats_server.start()

@@ -40,9 +40,22 @@ def test_a_watch_dropped_for_falling_behind_resumes_but_other_resource_exhausted
     assert Place(5, Resume()).reconnect(shed) is None
 
 
-def test_the_budget_runs_out_then_comes_back_once_the_feed_is_live() -> None:
-    place = Place(7, Resume(first_delay=1.0, max_delay=2.0, give_up_after=3.0))
-    assert [place.reconnect(UNAVAILABLE) for _ in range(3)] == [1.0, 2.0, None]
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_budget_is_wall_clock_time_attempts_included_and_comes_back_once_the_feed_is_live() -> None:
+    clock = Clock()
+    place = Place(7, Resume(first_delay=1.0, max_delay=2.0, give_up_after=10.0), clock=clock)
+    waits = []
+    while (delay := place.reconnect(UNAVAILABLE)) is not None:
+        waits.append(delay)
+        clock.now += delay + 2.5  # the wait, then an attempt that takes 2.5 s to fail
+    assert waits == [1.0, 2.0, 2.0]  # the last attempt begins 10 s after the first failure, not 20 s
     assert place.last_sequence == 7
     assert not place.started(())  # refused before its feed went live: the budget stays spent
     assert place.reconnect(UNAVAILABLE) is None
