@@ -122,7 +122,9 @@ class App:
 
         For resources the handlers share (a database, a thread pool): closing them earlier would
         fail the RPCs still draining. Callbacks run in reverse order of registration; one that
-        raises is logged and the others still run. Usable as a decorator.
+        raises is logged and the others still run. They also run when ``start`` fails once the
+        startup callbacks have begun, so they must cope with what was never opened. Usable as a
+        decorator.
         """
         self._shutdown_callbacks.append(callback)
         return callback
@@ -179,6 +181,7 @@ class App:
                 await callback()
             return await self._start(address)
         except BaseException:
+            await run_callbacks(reversed(self._shutdown_callbacks))  # undo what the startup began
             if self.broker is not None:
                 await self.broker.close()
             raise
@@ -373,6 +376,17 @@ def _metrics_shown(telemetry: Telemetry | None) -> str:
     return "supervisor" if exposition is None else f"{exposition.host}:{exposition.port}"
 
 
+async def run_callbacks(callbacks: Iterable[ShutdownCallback]) -> None:
+    """Call each (awaiting what it returns) in order; one that raises is logged, the rest still run."""
+    for callback in callbacks:
+        try:
+            result = callback()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("shutdown callback %r failed", callback)
+
+
 class RunningServer:
     """A started server: its port, and a graceful ``stop``.
 
@@ -447,13 +461,7 @@ class RunningServer:
             await self.server.stop(grace)
         else:
             await asyncio.gather(self.server.stop(grace), self.web.stop(grace))
-        for callback in self._on_stopped:
-            try:
-                result = callback()
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                logger.exception("shutdown callback %r failed", callback)
+        await run_callbacks(self._on_stopped)
         logger.info("stopped address=%s", self.address)
 
     async def wait_for_termination(self) -> None:

@@ -3,14 +3,14 @@ relay in every worker moves it to NATS.
 
 A relay publishes every pending row in id order (SQLite's one writer makes id order the commit order,
 so each file's events keep theirs) while it holds an exclusive ``flock`` on ``outbox.lock`` in the data
-dir: one worker at a time, and the lock of a killed worker is released by the OS. A row is deleted once
-JetStream stored it; a crash in between publishes it again under the same ``Nats-Msg-Id`` (the event
-id), and JetStream drops the copy. Rows a dead worker left are published by any worker's next round
-(one runs every ``poll_interval``).
+dir: one worker at a time, and the lock of a killed worker is released by the OS. A row is deleted as
+soon as JetStream stored it; a crash in between publishes that one row again under the same
+``Nats-Msg-Id`` (the event id), and JetStream drops the copy within its duplicate window (120 s). Rows a
+dead worker left are published by any worker's next round (one runs every ``poll_interval``).
 
 An RPC waits, at most ``within`` seconds, until its event is on the bus, so a client holding the reply
 knows its events are in JetStream. If the bus stays away longer the reply goes out anyway: the event is
-committed, and published once the bus is back.
+committed, and published once the bus is back. While the relay's last attempt failed, RPCs do not wait.
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ CREATE TABLE IF NOT EXISTS outbox (
             for row_id, event_id, name, topic, payload in rows
         ]
 
-    async def delete_pending(self, ids: list[int]) -> None:
-        await self._sql(lambda: self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids]))
+    async def delete_pending(self, row_id: int) -> None:
+        await self._sql(lambda: self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,)))
 
     async def first_pending(self) -> int | None:
         """The id of the oldest row not yet on the bus (None: every row is)."""
@@ -142,16 +142,19 @@ class LocalOutbox:
         self.poll_interval = poll_interval
         self.busy_poll = busy_poll  # how soon to look again while a waiting row is another worker's to send
         self.relayed = 0
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.bus_down = False  # the last relay attempt could not publish: RPCs do not wait for it
+        self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
         self._wake = asyncio.Event()
         self._lock_fd: int | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def record_event(self, event: FileUploaded | FileProcessed, message: Message) -> int:
         """Commit the event with its state change, then wait (at most ``within`` s) until it is on the
-        bus; the outbox row's id."""
+        bus, unless the relay's last attempt found the bus down; the outbox row's id."""
         row = await self.store.record_event(event, message)
-        if not await self.published(row):
+        if self.bus_down:
+            self._wake.set()
+        elif not await self.published(row):
             logger.warning(
                 "event %s is committed but not yet on the event bus; it is published once the bus is back",
                 message.message_id,
@@ -159,18 +162,18 @@ class LocalOutbox:
         return row
 
     async def published(self, row: int) -> bool:
-        """Wait until outbox row ``row`` is on the bus: True, or False after ``within`` seconds."""
-        future = asyncio.get_running_loop().create_future()
+        """Wait until outbox row ``row`` is on the bus: True; False after ``within`` seconds, or as soon
+        as a relay attempt finds the bus down."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiters.append((row, future))
         self._wake.set()
         try:
-            await asyncio.wait_for(asyncio.shield(future), self.within)
+            return await asyncio.wait_for(asyncio.shield(future), self.within)
         except TimeoutError:
             return False
         finally:
             with contextlib.suppress(ValueError):
                 self._waiters.remove((row, future))
-        return True
 
     def start(self) -> None:
         if self._task is None:
@@ -190,50 +193,61 @@ class LocalOutbox:
             self._lock_fd = None
 
     async def _run(self) -> None:
-        delay = self.poll_interval
+        delay, busy = self.poll_interval, self.busy_poll
         while True:
+            held = False
             try:
-                await self._relay()
-                await self._settle()
+                held = await self._relay()
+                self.bus_down = self.bus_down and not held
                 delay = self.poll_interval
             except cqrs.UnavailableError as exc:
+                self.bus_down = True
+                self._release(None, published=False)
                 logger.warning("outbox relay: %s; retrying in %.1f s", exc, delay)
                 delay = min(delay * 2, 5.0)
             except Exception:  # logged and retried: the rows stay in the outbox
                 logger.exception("outbox relay failed; retrying in %.1f s", delay)
                 delay = min(delay * 2, 5.0)
-            wait = self.busy_poll if self._waiters and delay == self.poll_interval else delay
+            try:
+                await self._settle()
+            except Exception:
+                logger.exception("outbox relay: cannot read the outbox")
+            # while another worker holds the lock, look again soon, then less often
+            busy = self.busy_poll if held else min(busy * 2, 0.1)
+            wait = busy if self._waiters and delay == self.poll_interval else delay
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
 
-    async def _relay(self) -> None:
-        """Publish every pending row in id order, deleting each batch once stored, if this worker can
-        take the lock (else another worker is doing it)."""
+    async def _relay(self) -> bool:
+        """Publish every pending row in id order, each deleted as soon as JetStream stored it, if this
+        worker can take the lock (False: another worker holds it)."""
         if not self._try_lock():
-            return
+            return False
         try:
             while rows := await self.store.pending(self.batch):
-                sent: list[int] = []
-                try:
-                    for row_id, message in rows:
-                        await self.broker.send_message(message)
-                        sent.append(row_id)
-                finally:
-                    if sent:
-                        await self.store.delete_pending(sent)
-                        self.relayed += len(sent)
+                for row_id, message in rows:
+                    await self.broker.send_message(message)
+                    await self.store.delete_pending(row_id)
+                    self.relayed += 1
+                    self._release(row_id)
         finally:
             self._unlock()
+        return True
+
+    def _release(self, through: int | None, *, published: bool = True) -> None:
+        """Tell the waiters of rows up to ``through`` (None: all) whether theirs are published (rows go
+        out in id order) or not to wait any longer."""
+        for row, future in self._waiters:
+            if (through is None or row <= through) and not future.done():
+                future.set_result(published)
 
     async def _settle(self) -> None:
-        """Tell the waiters whose rows are on the bus."""
+        """Tell the waiters whose rows are on the bus, sent by this worker or another."""
         if not self._waiters:
             return
         first = await self.store.first_pending()
-        for row, future in list(self._waiters):
-            if (first is None or row < first) and not future.done():
-                future.set_result(None)
+        self._release(None if first is None else first - 1)
 
     def _try_lock(self) -> bool:
         if self._lock_fd is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -32,6 +34,24 @@ async def test_a_failing_startup_callback_stops_the_start() -> None:
 
     with pytest.raises(OSError, match="unreachable"):
         await app.start("127.0.0.1:0")
+
+
+async def test_a_start_that_fails_after_the_startup_callbacks_runs_the_shutdown_callbacks() -> None:
+    app = create_app()
+    events: list[str] = []
+
+    @app.on_startup
+    async def start_relay() -> None:
+        events.append("relay started")
+
+    app.on_shutdown(lambda: events.append("pool closed"))
+    app.on_shutdown(lambda: events.append("relay stopped"))
+    with socket.socket() as taken:  # the port is bound already: the start fails after the callbacks
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(Exception):  # noqa: B017 - grpc's own error for a port in use
+            await app.start(f"127.0.0.1:{taken.getsockname()[1]}")
+    assert events == ["relay started", "relay stopped", "pool closed"]
 
 
 async def test_a_health_check_gates_the_whole_server() -> None:
