@@ -3,10 +3,11 @@ relay in every worker moves it to NATS.
 
 A relay publishes every pending row in id order (SQLite's one writer makes id order the commit order,
 so each file's events keep theirs) while it holds an exclusive ``flock`` on ``outbox.lock`` in the data
-dir: one worker at a time, and the lock of a killed worker is released by the OS. A row is deleted as
-soon as JetStream stored it; a crash in between publishes that one row again under the same
-``Nats-Msg-Id`` (the event id), and JetStream drops the copy within its duplicate window (120 s). Rows a
-dead worker left are published by any worker's next round (one runs every ``poll_interval``).
+dir: one worker at a time, and the lock of a killed worker is released by the OS. Rows are deleted as
+soon as JetStream stored them (while the next ones are sent); a crash in between publishes those few
+again under the same ``Nats-Msg-Id`` (the event id), and JetStream drops the copies within its duplicate
+window (120 s). Rows a dead worker left are published by any worker's next round (one runs every
+``poll_interval``).
 
 An RPC waits, at most ``within`` seconds, until its event is on the bus, so a client holding the reply
 knows its events are in JetStream. If the bus stays away longer the reply goes out anyway: the event is
@@ -113,8 +114,8 @@ CREATE TABLE IF NOT EXISTS outbox (
             for row_id, event_id, name, topic, payload in rows
         ]
 
-    async def delete_pending(self, row_id: int) -> None:
-        await self._sql(lambda: self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,)))
+    async def delete_pending(self, ids: list[int]) -> None:
+        await self._sql(lambda: self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids]))
 
     async def first_pending(self) -> int | None:
         """The id of the oldest row not yet on the bus (None: every row is)."""
@@ -220,20 +221,37 @@ class LocalOutbox:
             self._wake.clear()
 
     async def _relay(self) -> bool:
-        """Publish every pending row in id order, each deleted as soon as JetStream stored it, if this
-        worker can take the lock (False: another worker holds it)."""
+        """Publish every pending row in id order, if this worker can take the lock (False: another
+        worker holds it). Stored rows are deleted while the next ones are sent: one statement for
+        those stored since the last one began."""
         if not self._try_lock():
             return False
         try:
             while rows := await self.store.pending(self.batch):
-                for row_id, message in rows:
-                    await self.broker.send_message(message)
-                    await self.store.delete_pending(row_id)
-                    self.relayed += 1
-                    self._release(row_id)
+                stored: list[int] = []
+                deleting: asyncio.Task[None] | None = None
+                try:
+                    for row_id, message in rows:
+                        await self.broker.send_message(message)
+                        stored.append(row_id)
+                        self._release(row_id)
+                        if deleting is None or deleting.done():
+                            deleting = asyncio.ensure_future(self._delete(stored))
+                finally:
+                    await self._delete(stored, after=deleting)
         finally:
             self._unlock()
         return True
+
+    async def _delete(self, stored: list[int], after: asyncio.Task[None] | None = None) -> None:
+        """Delete the rows in ``stored`` (emptying it), once ``after`` has finished."""
+        if after is not None:
+            await after
+        while stored:
+            ids = stored[:]
+            del stored[: len(ids)]
+            await self.store.delete_pending(ids)
+            self.relayed += len(ids)
 
     def _release(self, through: int | None, *, published: bool = True) -> None:
         """Tell the waiters of rows up to ``through`` (None: all) whether theirs are published (rows go

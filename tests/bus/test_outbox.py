@@ -138,6 +138,7 @@ async def test_each_row_is_deleted_as_soon_as_it_is_stored_not_with_its_batch(tm
     outbox.start()
     try:
         await until(lambda: len(broker.sent) == 2, what="two rows sent, the third held")
+        await until(lambda: outbox.relayed == 2, what="the two deleted while the third is held")
         assert [row for row, _ in await store.pending(10)] == rows[2:]  # a crash now resends none of them
         broker.gate.set()
         await until(lambda: len(broker.sent) == 5, what="the rest sent")
