@@ -47,6 +47,7 @@ from examples.files.store import FileStore
 from examples.files.watch import BusWatchSource, LocalWatchSource, WatchSource
 from server.app import App
 from server.settings import ServerSettings
+from server.workers import is_worker
 
 if typing.TYPE_CHECKING:
     from cqrs.bus import JetStreamBroker
@@ -185,6 +186,8 @@ def create_app(
     none); tests pass them directly. With ``--http-address``, the demo page is served at ``/`` of that port.
     ``database`` (``--database`` / ``CQRS_GRPC_DATABASE``): a ``postgresql://`` URL makes this one of
     N replicas sharing that database and the NATS bus (``examples/files/pgapp.py``); None is SQLite.
+    A worker of ``--workers N > 1`` without a bus refuses to start: its watchers would miss the others'
+    events.
     """
     if data_dir is None:
         data_dir = os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
@@ -192,6 +195,11 @@ def create_app(
         max_upload_bytes = _int_from_env(MAX_UPLOAD_BYTES_ENV, DEFAULT_MAX_UPLOAD_BYTES)
     if nats_url is None:
         nats_url = os.environ.get(NATS_URL_ENV) or None
+    if nats_url is None and database is None and is_worker():
+        raise SystemExit(
+            "the demo under --workers N > 1 needs the event bus (each worker would see only its own "
+            "events): install nats-server (`make install` does) or pass --nats-url"
+        )
     if database is not None:
         from examples.files.pgapp import build_replica_demo  # psycopg is needed only here
 

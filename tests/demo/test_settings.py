@@ -56,6 +56,15 @@ async def test_the_environment_sets_the_data_dir_and_the_upload_limit(
     assert not (tmp_path / "data").exists()
 
 
+def test_a_worker_of_several_without_a_bus_refuses_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CQRS_GRPC_WORKER_INDEX", "0")  # what the supervisor of --workers 2 sets
+    monkeypatch.delenv("CQRS_GRPC_NATS_URL", raising=False)  # no nats-server was found to start
+    with pytest.raises(SystemExit, match="needs the event bus"):
+        create_app(data_dir=tmp_path)
+
+
 async def test_parameters_win_over_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FILES_DATA_DIR", str(tmp_path / "from-env"))
     monkeypatch.setenv("FILES_MAX_UPLOAD_BYTES", "1024")
