@@ -236,6 +236,8 @@ class LocalOutbox:
                         stored.append(row_id)
                         self._release(row_id)
                         if deleting is None or deleting.done():
+                            if deleting is not None:
+                                deleting.result()  # a failed delete ends the round (the rows go again)
                             deleting = asyncio.ensure_future(self._delete(stored))
                 finally:
                     await self._delete(stored, after=deleting)
