@@ -161,9 +161,8 @@ class BusConsumer:
             await self._halt()
 
     async def _closed(self, nc: Client) -> None:
-        if nc is not self._nc or self._stopping or self._restarting is not None:
-            return  # stop() (which let it go first), a failed start, or being restarted already
-        self._start_again(f"connection closed ({nc.last_error})")
+        if nc is self._nc:  # not one stop() let go first, nor a failed start
+            self._start_again(f"connection closed ({nc.last_error})")
 
     def _start_again(self, why: str) -> None:
         """Start on a new connection (once at a time, never while stopping)."""

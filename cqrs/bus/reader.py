@@ -191,9 +191,7 @@ class Follow:
             await self._open(js)
         except BaseException as exc:  # cancelled too: no subscription or consumer is left behind
             await self._drop()
-            if isinstance(
-                exc, UnavailableError | nats.errors.Error | nats.js.errors.Error | OSError | TimeoutError
-            ):
+            if isinstance(exc, _UNREADABLE):
                 logger.warning("bus follow %s: cannot start (%r)", self._filters, exc)
                 raise _nats.unavailable("the event bus cannot be read now") from exc
             raise

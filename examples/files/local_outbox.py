@@ -169,7 +169,7 @@ class LocalOutbox:
         self._waiters.append((row, future))
         self._wake.set()
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.within)
+            return await asyncio.wait_for(future, self.within)
         except TimeoutError:
             return False
         finally:
@@ -250,8 +250,7 @@ class LocalOutbox:
         if after is not None:
             await after
         while stored:
-            ids = stored[:]
-            del stored[: len(ids)]
+            ids, stored[:] = stored[:], []
             await self.store.delete_pending(ids)
             self.relayed += len(ids)
 
